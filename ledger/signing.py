@@ -1,0 +1,125 @@
+"""The one signature module: Ed25519 keys, statement signatures and key ids.
+
+The rest of the code calls `sign_statement` / `verify_statement` (and the note module calls `sign_raw` /
+`verify_raw`); nothing else touches a signature primitive.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.errors import EncodingError, SignatureError
+from ledger.hashing import sha256_hex
+
+PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+
+STATEMENT_CONTEXT = b"chainproof/statement/v1\n"
+"""Prefixed to a statement's canonical bytes before signing, so that an actor's signature over a statement can
+never be replayed as a signature over anything else (a note, another protocol's message), and vice versa."""
+
+__all__ = [
+    "PUBLIC_KEY_SIZE",
+    "SIGNATURE_SIZE",
+    "Ed25519PrivateKey",
+    "Ed25519PublicKey",
+    "generate_private_key",
+    "key_id_for",
+    "load_private_key_pem",
+    "load_public_key",
+    "load_public_key_pem",
+    "private_key_pem",
+    "public_key_bytes",
+    "public_key_pem",
+    "sign_raw",
+    "sign_statement",
+    "verify_raw",
+    "verify_statement",
+    "write_private_key",
+]
+
+
+def generate_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def load_public_key(raw: bytes) -> Ed25519PublicKey:
+    if len(raw) != PUBLIC_KEY_SIZE:
+        raise SignatureError(f"an Ed25519 public key is {PUBLIC_KEY_SIZE} bytes, got {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def key_id_for(public_key: bytes) -> str:
+    """A key's id: the first 16 hex digits of SHA-256 of its raw bytes, so anyone can check id and key agree."""
+    return sha256_hex(public_key)[:16]
+
+
+def sign_raw(key: Ed25519PrivateKey, message: bytes) -> bytes:
+    return key.sign(message)
+
+
+def verify_raw(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    if len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def sign_statement(key: Ed25519PrivateKey, statement_bytes: bytes) -> bytes:
+    """Sign a statement's canonical bytes (see `ledger.canonical.canonical_json`)."""
+    return key.sign(STATEMENT_CONTEXT + statement_bytes)
+
+
+def verify_statement(public_key: Ed25519PublicKey, signature: bytes, statement_bytes: bytes) -> bool:
+    return verify_raw(public_key, signature, STATEMENT_CONTEXT + statement_bytes)
+
+
+def private_key_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_private_key_pem(data: bytes) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise EncodingError(f"not an unencrypted PEM private key: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise EncodingError("the private key is not an Ed25519 key")
+    return key
+
+
+def load_public_key_pem(data: bytes) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise EncodingError(f"not a PEM public key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise EncodingError("the public key is not an Ed25519 key")
+    return key
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write a private key PEM with mode 0600, refusing to overwrite an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_key_pem(key))
