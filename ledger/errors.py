@@ -32,7 +32,7 @@ class ValidationError(LedgerError):
     """An event that is well-formed bytes but not a valid event (missing field, bad GTIN, unknown type...)."""
 
 
-class RuleViolation(LedgerError):
+class RuleError(LedgerError):
     """An event that is valid on its own but not allowed where it would go (role, custody, chain rules).
 
     `kind` lets the API choose a status: "forbidden" (role or ownership), "conflict" (chain order), "invalid".

@@ -1,0 +1,247 @@
+"""What the ledger records: signed statements about a batch (SKU + lot), and the fields of each event type.
+
+A statement is the JSON object an actor signs. Its canonical bytes (RFC 8785) prefixed with the statement
+context are what the Ed25519 signature covers (see `ledger.signing`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import pycountry
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from ledger.errors import ValidationError
+
+STATEMENT_VERSION = 1
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_SHA256_HEX_RE = r"^[0-9a-f]{64}$"
+_IDENT_RE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+
+
+class EventType(StrEnum):
+    ORIGIN = "origin"
+    INSPECTION = "inspection"
+    SHIPMENT = "shipment"
+    HANDOFF = "handoff"
+    DELIVERY = "delivery"
+    RECALL = "recall"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MERCHANT = "merchant"
+    INSPECTOR = "inspector"
+    CARRIER = "carrier"
+    AUDITOR = "auditor"
+
+
+def parse_time(value: str, what: str = "time") -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC."""
+    if not isinstance(value, str) or not _RFC3339_RE.fullmatch(value):
+        raise ValidationError(f"{what} must be an RFC 3339 time with an offset, like 2026-11-20T08:00:00Z")
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    fraction = re.search(r"\.(\d+)", text)
+    if fraction and len(fraction.group(1)) > 6:  # datetime keeps microseconds; nanoseconds are rounded down
+        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError as exc:
+        raise ValidationError(f"{what} {value!r} is not a real date and time: {exc}") from exc
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, microseconds, 'Z': the form the server writes (e.g. logged_at)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def gtin_check_digit(body: str) -> int:
+    """GS1 check digit over the digits before it: weights 3,1,3,... from the right."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
+def validate_gtin(gtin: str) -> str:
+    """GTIN-8/12/13/14 with a correct GS1 check digit; returned as given."""
+    if not re.fullmatch(r"\d{8}|\d{12}|\d{13}|\d{14}", gtin):
+        raise ValueError("a GTIN is 8, 12, 13 or 14 digits")
+    expected = gtin_check_digit(gtin[:-1])
+    if int(gtin[-1]) != expected:
+        raise ValueError(f"GTIN check digit is {gtin[-1]}, expected {expected}")
+    return gtin
+
+
+def _rfc3339(value: str) -> str:
+    try:
+        parse_time(value)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    Field(description="RFC 3339 time with an offset, e.g. 2026-11-20T08:00:00Z", examples=["2026-11-20T08:00:00Z"]),
+]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+Ident = Annotated[str, Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : / -")]
+
+
+class _Strict(BaseModel):
+    # strict: "1200" is not a number and 1 is not a string; what is signed is exactly what is checked.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Document(_Strict):
+    """A document kept outside the ledger: only its SHA-256 (and what helps find and check it) is recorded."""
+
+    sha256: str = Field(pattern=_SHA256_HEX_RE, description="SHA-256 of the document bytes, lowercase hex")
+    media_type: str | None = Field(default=None, max_length=200, description="e.g. application/pdf")
+    size: int | None = Field(default=None, ge=0, description="document size in bytes")
+    url: str | None = Field(default=None, max_length=2000, description="where the document may be fetched")
+    name: str | None = Field(default=None, max_length=200, description="file name or title")
+
+
+class OriginData(_Strict):
+    product: Text = Field(description="product name")
+    country: str = Field(description="origin country, ISO 3166-1 alpha-2")
+    region: Text | None = Field(default=None, description="region of origin")
+    facility: Text | None = Field(default=None, description="production facility")
+    produced_at: Timestamp
+    quantity: float = Field(gt=0, description="quantity produced in this batch")
+    unit: Text = Field(max_length=32, description="unit of the quantity, e.g. kg, pcs")
+    gtin: str | None = Field(default=None, description="GTIN-8/12/13/14 with a valid GS1 check digit")
+    documents: list[Document] = Field(default_factory=list, max_length=50)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", value) or pycountry.countries.get(alpha_2=value) is None:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+        return value
+
+    @field_validator("gtin")
+    @classmethod
+    def _gtin(cls, value: str | None) -> str | None:
+        return None if value is None else validate_gtin(value)
+
+    _time = field_validator("produced_at")(_rfc3339)
+
+
+class Measurement(_Strict):
+    name: Text = Field(max_length=100)
+    value: float | str
+    unit: str | None = Field(default=None, max_length=32)
+
+
+class InspectionData(_Strict):
+    standard: Text = Field(description="standard or scheme inspected against, e.g. ISO 22000")
+    result: Literal["pass", "fail", "conditional"]
+    inspected_at: Timestamp
+    report: Document = Field(description="the inspection report (its SHA-256, never the document itself)")
+    measurements: list[Measurement] = Field(default_factory=list, max_length=100)
+
+    _time = field_validator("inspected_at")(_rfc3339)
+
+
+class ShipmentData(_Strict):
+    shipment_id: Ident = Field(description="the merchant's id for this order, unique within the batch")
+    destination: Text = Field(description="destination region or address")
+    placed_at: Timestamp
+    promised_by: Timestamp = Field(description="promised delivery deadline (the SLA promise)")
+
+    _times = field_validator("placed_at", "promised_by")(_rfc3339)
+
+
+class Condition(_Strict):
+    temperature_c: float | None = Field(default=None, ge=-273.15, le=1000, description="temperature in Celsius")
+    humidity_pct: float | None = Field(default=None, ge=0, le=100, description="relative humidity, percent")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class HandoffData(_Strict):
+    from_actor: str = Field(alias="from", description="actor id handing custody over (the current custodian)")
+    to: str = Field(description="actor id receiving custody")
+    place: Text
+    at: Timestamp
+    shipment_id: Ident | None = Field(default=None, description="the shipment this handoff belongs to")
+    condition: Condition | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    _time = field_validator("at")(_rfc3339)
+
+
+class DeliveryData(_Strict):
+    shipment_id: Ident
+    delivered_at: Timestamp
+    place: Text | None = None
+
+    _time = field_validator("delivered_at")(_rfc3339)
+
+
+class RecallData(_Strict):
+    reason: Text = Field(max_length=2000, description="why the batch is recalled")
+
+
+DATA_MODELS: dict[EventType, type[_Strict]] = {
+    EventType.ORIGIN: OriginData,
+    EventType.INSPECTION: InspectionData,
+    EventType.SHIPMENT: ShipmentData,
+    EventType.HANDOFF: HandoffData,
+    EventType.DELIVERY: DeliveryData,
+    EventType.RECALL: RecallData,
+}
+
+
+class Statement(_Strict):
+    """What an actor signs. `data` holds the type's fields (see the *Data models)."""
+
+    v: Literal[1] = Field(description="statement format version")
+    type: Literal["origin", "inspection", "shipment", "handoff", "delivery", "recall"]
+    sku: Ident = Field(description="stock keeping unit of the batch")
+    lot: Ident = Field(description="lot or batch number")
+    actor: str = Field(min_length=1, max_length=64, description="id of the recording actor")
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="id of the actor's key that signed")
+    signed_at: Timestamp
+    data: dict[str, Any]
+
+    _time = field_validator("signed_at")(_rfc3339)
+
+
+_STATEMENT_ADAPTER = TypeAdapter(Statement)
+
+
+def _describe(exc: PydanticValidationError, prefix: str) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "")
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def validate_statement(raw: Any) -> tuple[Statement, BaseModel]:
+    """Check a statement (as parsed JSON) and its type's data; return both as models.
+
+    Raises ValidationError naming the field and what is wrong.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationError("statement must be a JSON object")
+    try:
+        statement = _STATEMENT_ADAPTER.validate_python(raw)
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc, "statement")) from exc
+    model = DATA_MODELS[EventType(statement.type)]
+    try:
+        data = model.model_validate(statement.data)
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc, "statement.data")) from exc
+    return statement, data
+
+
+def batch_key(sku: str, lot: str) -> str:
+    return f"{sku}/{lot}"

@@ -1,0 +1,173 @@
+"""Who may record what, and in what order: the rules of a batch, shared by the API (before an append) and the
+verifier (after the fact). Pure: state in, verdict out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from ledger.errors import RuleError
+from ledger.events import (
+    DeliveryData,
+    EventType,
+    HandoffData,
+    Role,
+    ShipmentData,
+    Statement,
+    parse_time,
+)
+from ledger.signing import key_id_for
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class ActorKey:
+    key_id: str
+    actor_id: str
+    public_key: bytes
+    valid_from: datetime
+    revoked_at: datetime | None = None
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Actors and their keys, as published (GET /v1/actors/... or a bundle) or stored."""
+
+    actors: Mapping[str, Actor]
+    keys: Mapping[str, ActorKey]
+
+    def check_signer(self, statement: Statement, at: datetime) -> tuple[Actor, ActorKey]:
+        """The statement's actor and key, if the key is that actor's and valid at `at` (when it was logged)."""
+        actor = self.actors.get(statement.actor)
+        if actor is None:
+            raise RuleError(f"actor {statement.actor!r} is not registered", "unauthorized")
+        key = self.keys.get(statement.key_id)
+        if key is None:
+            raise RuleError(f"key {statement.key_id} is not registered", "unauthorized")
+        if key.actor_id != actor.id:
+            raise RuleError(f"key {key.key_id} belongs to {key.actor_id!r}, not to {actor.id!r}", "forbidden")
+        if key_id_for(key.public_key) != key.key_id:
+            raise RuleError(f"key id {key.key_id} does not match its public key", "invalid")
+        if not key.valid_at(at):
+            if key.revoked_at is not None and at >= key.revoked_at:
+                raise RuleError(f"key {key.key_id} was revoked at {key.revoked_at.isoformat()}", "forbidden")
+            raise RuleError(f"key {key.key_id} is not valid before {key.valid_from.isoformat()}", "forbidden")
+        return actor, key
+
+
+ALLOWED: dict[Role, frozenset[EventType]] = {
+    Role.ADMIN: frozenset(EventType),
+    Role.MERCHANT: frozenset({EventType.ORIGIN, EventType.SHIPMENT, EventType.HANDOFF, EventType.RECALL}),
+    Role.INSPECTOR: frozenset({EventType.INSPECTION}),
+    Role.CARRIER: frozenset({EventType.HANDOFF, EventType.DELIVERY}),
+    Role.AUDITOR: frozenset(),
+}
+
+
+@dataclass(slots=True)
+class ShipmentState:
+    custodian: str
+    promised_by: str
+    delivered: bool = False
+
+
+@dataclass(slots=True)
+class BatchState:
+    """What a batch's chain says so far: its owner, last entry hash, custody and recall."""
+
+    sku: str
+    lot: str
+    owner: str | None = None
+    last_hash: bytes | None = None
+    last_index: int | None = None
+    length: int = 0
+    custodian: str | None = None
+    recalled_at: str | None = None
+    recall_reason: str | None = None
+    shipments: dict[str, ShipmentState] = field(default_factory=dict)
+
+    def check(self, statement: Statement, data: BaseModel, actor: Actor, actors: Mapping[str, Actor]) -> None:
+        """Raise RuleError if `actor` may not record this event on this batch now."""
+        kind = EventType(statement.type)
+        if kind not in ALLOWED[actor.role]:
+            raise RuleError(f"role {actor.role} may not record {kind} events", "forbidden")
+        if kind is EventType.ORIGIN:
+            if self.length:
+                raise RuleError(f"batch {self.sku}/{self.lot} already has its origin", "conflict")
+            return
+        if not self.length:
+            raise RuleError(
+                f"batch {self.sku}/{self.lot} has no origin yet: its first event must be origin", "conflict"
+            )
+        if actor.role is Role.MERCHANT and actor.id != self.owner:
+            raise RuleError(f"batch {self.sku}/{self.lot} belongs to another merchant", "forbidden")
+        if kind is EventType.SHIPMENT:
+            assert isinstance(data, ShipmentData)
+            if self.recalled_at is not None:
+                raise RuleError(f"batch {self.sku}/{self.lot} is recalled: no new shipments", "conflict")
+            if data.shipment_id in self.shipments:
+                raise RuleError(f"shipment {data.shipment_id} already exists in this batch", "conflict")
+            if parse_time(data.promised_by) < parse_time(data.placed_at):
+                raise RuleError("promised_by is before placed_at", "invalid")
+        elif kind is EventType.HANDOFF:
+            assert isinstance(data, HandoffData)
+            self._check_custody(data.shipment_id, data.from_actor, actor)
+            if data.to not in actors:
+                raise RuleError(f"handoff recipient {data.to!r} is not a registered actor", "invalid")
+            if data.to == data.from_actor:
+                raise RuleError("a handoff needs two different parties", "invalid")
+        elif kind is EventType.DELIVERY:
+            assert isinstance(data, DeliveryData)
+            self._check_custody(data.shipment_id, actor.id, actor)
+        elif kind is EventType.RECALL and self.recalled_at is not None:
+            raise RuleError(f"batch {self.sku}/{self.lot} is already recalled", "conflict")
+
+    def _check_custody(self, shipment_id: str | None, sender: str, actor: Actor) -> None:
+        if shipment_id is not None:
+            shipment = self.shipments.get(shipment_id)
+            if shipment is None:
+                raise RuleError(f"shipment {shipment_id} does not exist in this batch", "conflict")
+            if shipment.delivered:
+                raise RuleError(f"shipment {shipment_id} is already delivered", "conflict")
+            custodian = shipment.custodian
+        else:
+            custodian = self.custodian or ""
+        if sender != custodian:
+            raise RuleError(f"{sender!r} is not the current custodian ({custodian!r})", "forbidden")
+        if actor.role is not Role.ADMIN and actor.id != custodian:
+            raise RuleError(f"only the current custodian ({custodian!r}) may hand this on", "forbidden")
+
+    def apply(self, statement: Statement, data: BaseModel, entry_hash: bytes, index: int, logged_at: str) -> None:
+        """Advance the state past an entry (checked or not: the verifier records problems and carries on)."""
+        kind = EventType(statement.type)
+        if kind is EventType.ORIGIN and self.owner is None:
+            self.owner = statement.actor
+            self.custodian = statement.actor
+        elif isinstance(data, ShipmentData) and data.shipment_id not in self.shipments:
+            self.shipments[data.shipment_id] = ShipmentState(self.owner or statement.actor, data.promised_by)
+        elif isinstance(data, HandoffData):
+            if data.shipment_id is None:
+                self.custodian = data.to
+            elif data.shipment_id in self.shipments:
+                self.shipments[data.shipment_id].custodian = data.to
+        elif isinstance(data, DeliveryData) and data.shipment_id in self.shipments:
+            self.shipments[data.shipment_id].delivered = True
+        elif kind is EventType.RECALL and self.recalled_at is None:
+            self.recalled_at = logged_at
+            self.recall_reason = str(getattr(data, "reason", ""))
+        self.last_hash = entry_hash
+        self.last_index = index
+        self.length += 1

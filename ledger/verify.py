@@ -1,0 +1,289 @@
+"""The pure verifier: entries, actor keys and checkpoints in, every problem out.
+
+No IO and no clock: the caller hands over bytes and trusted keys (the CLI reads them from a server, a database or
+a bundle). It does not stop at the first problem, and it never reports success on empty input: a report is `ok`
+only if at least one entry was checked and a checkpoint signed by the log key covered it.
+Signatures are checked on a small thread pool (Ed25519 verification releases the GIL), the rest in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+
+from ledger.entry import ParsedEntry, parse_leaf
+from ledger.errors import LedgerError, ProofError
+from ledger.events import parse_time, validate_statement
+from ledger.hashing import b64encode, leaf_hash
+from ledger.merkle import CompactRange, verify_consistency
+from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
+from ledger.rules import BatchState, Directory
+from ledger.signing import Ed25519PublicKey, load_public_key, verify_statement
+
+CHUNK = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry as a source holds it: the leaf bytes, and what the source recorded beside them (if anything)."""
+
+    leaf: bytes
+    stored_index: int | None = None
+    recorded_hash: bytes | None = None
+    recorded_batch: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    index: int | None
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "log" if self.index is None else f"index {self.index}"
+        return f"{where}: {self.message} [{self.code}]"
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    entries: int = 0
+    batches: int = 0
+    actors: int = 0
+    tree_size: int | None = None
+    root: bytes | None = None
+    checkpoint_verified: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.entries > 0 and self.checkpoint_verified
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "batches": self.batches,
+            "actors": self.actors,
+            "tree_size": self.tree_size,
+            "root": None if self.root is None else b64encode(self.root),
+            "problems": [{"index": p.index, "code": p.code, "message": p.message} for p in self.problems],
+        }
+
+
+def _verify_slice(tasks: Sequence[tuple[int, Ed25519PublicKey, bytes, bytes]]) -> list[int]:
+    return [pos for pos, key, sig, message in tasks if not verify_statement(key, sig, message)]
+
+
+class LedgerVerifier:
+    """Streaming verifier: `add()` entries in log order (any number of calls), then `finish()`.
+
+    Memory grows with the number of batches and actors, not with the number of entries.
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        log_key: NoteVerifier,
+        checkpoint: str | bytes | None,
+        *,
+        origin: str | None = None,
+        older_checkpoint: str | bytes | None = None,
+        workers: int = 2,
+    ) -> None:
+        self._directory = directory
+        self._problems: list[Problem] = []
+        self._tree = CompactRange()
+        self._batches: dict[tuple[str, str], BatchState] = {}
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(self._workers) if self._workers > 1 else None
+        self._checkpoint = self._open(checkpoint, log_key, origin, "checkpoint")
+        self._older = self._open(older_checkpoint, log_key, origin, "older checkpoint") if older_checkpoint else None
+        self._root_at: dict[int, bytes] = {}
+        self._wanted_sizes = {c.checkpoint.size for c in (self._checkpoint, self._older) if c is not None}
+        if 0 in self._wanted_sizes:
+            self._root_at[0] = self._tree.root()
+
+    def _open(
+        self, note: str | bytes | None, key: NoteVerifier, origin: str | None, what: str
+    ) -> SignedCheckpoint | None:
+        if note is None:
+            self._problem(None, "no-checkpoint", f"no {what} to verify against")
+            return None
+        try:
+            return open_checkpoint(note, key, origin)
+        except LedgerError as exc:
+            self._problem(None, "checkpoint-signature", f"{what} does not verify with log key {key}: {exc}")
+            return None
+
+    def _problem(self, index: int | None, code: str, message: str) -> None:
+        self._problems.append(Problem(index, code, message))
+
+    def _public_key(self, key_id: str, raw: bytes) -> Ed25519PublicKey:
+        key = self._keys.get(key_id)
+        if key is None:
+            key = self._keys[key_id] = load_public_key(raw)
+        return key
+
+    def add(self, entries: Iterable[LogEntry]) -> None:
+        iterator = iter(entries)
+        while chunk := list(islice(iterator, CHUNK)):
+            self._add_chunk(chunk)
+
+    def _add_chunk(self, chunk: list[LogEntry]) -> None:
+        tasks: list[tuple[int, Ed25519PublicKey, bytes, bytes]] = []
+        for entry in chunk:
+            task = self._check_entry(self._tree.size, entry)
+            if task is not None:
+                tasks.append(task)
+            self._tree.append(leaf_hash(entry.leaf))
+            if self._tree.size in self._wanted_sizes:
+                self._root_at[self._tree.size] = self._tree.root()
+        if self._pool is not None and len(tasks) > 64:
+            step = -(-len(tasks) // self._workers)
+            results = self._pool.map(_verify_slice, [tasks[i : i + step] for i in range(0, len(tasks), step)])
+            failed = [pos for part in results for pos in part]
+        else:
+            failed = _verify_slice(tasks)
+        for pos in failed:
+            self._problem(pos, "bad-signature", "statement signature does not verify with the signer's key")
+
+    def _check_entry(self, pos: int, entry: LogEntry) -> tuple[int, Ed25519PublicKey, bytes, bytes] | None:
+        if entry.stored_index is not None and entry.stored_index != pos:
+            self._problem(pos, "position", f"stored as index {entry.stored_index} but is entry number {pos}")
+        if entry.recorded_hash is not None and entry.recorded_hash != leaf_hash(entry.leaf):
+            self._problem(pos, "leaf-hash", "leaf bytes do not match the leaf hash recorded for them")
+        try:
+            parsed = parse_leaf(entry.leaf)
+        except LedgerError as exc:
+            self._problem(pos, "malformed-leaf", f"leaf cannot be read: {exc}")
+            return None
+        if parsed.index != pos:
+            self._problem(pos, "index", f"leaf says index {parsed.index}: entries were deleted, inserted or reordered")
+        try:
+            statement, data = validate_statement(parsed.statement)
+            logged_at = parse_time(parsed.logged_at, "logged_at")
+        except LedgerError as exc:
+            self._problem(pos, "invalid-statement", str(exc))
+            return None
+        batch_id = (statement.sku, statement.lot)
+        if entry.recorded_batch is not None and entry.recorded_batch != batch_id:
+            self._problem(
+                pos,
+                "batch-column",
+                f"stored under batch {'/'.join(entry.recorded_batch)} but signed for {statement.sku}/{statement.lot}",
+            )
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            batch = self._batches[batch_id] = BatchState(statement.sku, statement.lot)
+        self._check_link(pos, parsed, batch)
+        task = None
+        try:
+            actor, key = self._directory.check_signer(statement, logged_at)
+            task = (pos, self._public_key(key.key_id, key.public_key), parsed.signature, parsed.statement_bytes)
+            batch.check(statement, data, actor, self._directory.actors)
+        except LedgerError as exc:
+            self._problem(pos, "rule", str(exc))
+        batch.apply(statement, data, parsed.hash, pos, parsed.logged_at)
+        return task
+
+    def _check_link(self, pos: int, parsed: ParsedEntry, batch: BatchState) -> None:
+        if parsed.prev == batch.last_hash:
+            return
+        if batch.last_hash is None:
+            self._problem(pos, "chain", "first entry of its batch, but links to a previous entry")
+        elif parsed.prev is None:
+            self._problem(pos, "chain", f"links to nothing, but its batch's previous entry is index {batch.last_index}")
+        else:
+            self._problem(
+                pos, "chain", f"prev hash does not match the batch's previous entry (index {batch.last_index})"
+            )
+
+    def finish(self) -> Report:
+        if self._pool is not None:
+            self._pool.shutdown()
+        size = self._tree.size
+        if size == 0:
+            self._problem(None, "empty", "no entries to verify: an empty log proves nothing")
+        for label, signed in (("checkpoint", self._checkpoint), ("older checkpoint", self._older)):
+            if signed is None:
+                continue
+            cp = signed.checkpoint
+            if cp.size > size:
+                self._problem(size, "truncated", f"{label} covers {cp.size} entries but only {size} were found")
+            elif self._root_at.get(cp.size) != cp.root_hash:
+                self._problem(
+                    None,
+                    "root-mismatch",
+                    f"root of the first {cp.size} entries is {b64encode(self._root_at.get(cp.size, b''))}, "
+                    f"but the {label} says {b64encode(cp.root_hash)}",
+                )
+        if self._older and self._checkpoint and self._older.checkpoint.size > self._checkpoint.checkpoint.size:
+            self._problem(None, "rollback", "the older checkpoint is larger than the latest one: the log shrank")
+        self._problems.sort(key=lambda p: -1 if p.index is None else p.index)
+        covered = self._checkpoint is not None and self._checkpoint.checkpoint.size == size
+        return Report(
+            problems=self._problems,
+            entries=size,
+            batches=len(self._batches),
+            actors=len(self._directory.actors),
+            tree_size=size,
+            root=self._tree.root(),
+            checkpoint_verified=covered,
+        )
+
+
+def verify_ledger(
+    entries: Iterable[LogEntry],
+    directory: Directory,
+    log_key: NoteVerifier,
+    checkpoint: str | bytes | None,
+    *,
+    origin: str | None = None,
+    older_checkpoint: str | bytes | None = None,
+    workers: int = 2,
+) -> Report:
+    """Verify a whole log in one call (see LedgerVerifier)."""
+    verifier = LedgerVerifier(
+        directory, log_key, checkpoint, origin=origin, older_checkpoint=older_checkpoint, workers=workers
+    )
+    verifier.add(entries)
+    return verifier.finish()
+
+
+def check_consistency(
+    older_note: str | bytes,
+    newer_note: str | bytes,
+    proof: Sequence[bytes],
+    log_key: NoteVerifier,
+    origin: str | None = None,
+) -> list[Problem]:
+    """Check that a newer checkpoint extends an older one the caller saw (a monitor's check, without leaves)."""
+    problems: list[Problem] = []
+    opened: list[SignedCheckpoint] = []
+    for label, note in (("older checkpoint", older_note), ("checkpoint", newer_note)):
+        try:
+            opened.append(open_checkpoint(note, log_key, origin))
+        except LedgerError as exc:
+            problems.append(Problem(None, "checkpoint-signature", f"{label} does not verify: {exc}"))
+    if problems:
+        return problems
+    old, new = opened[0].checkpoint, opened[1].checkpoint
+    if new.size < old.size:
+        return [Problem(old.size, "rollback", f"log shrank from {old.size} to {new.size} entries")]
+    if old.size == 0:
+        return []
+    try:
+        verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+    except ProofError as exc:
+        return [
+            Problem(
+                None,
+                "inconsistent",
+                f"checkpoint of size {new.size} is not an extension of the one of size {old.size} seen before "
+                f"(history rewritten or a split view): {exc}",
+            )
+        ]
+    return []
