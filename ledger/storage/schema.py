@@ -1,0 +1,81 @@
+"""Tables. Every ledger table is append-only, enforced by database triggers (see the migrations).
+
+Times are stored as RFC 3339 UTC strings ("...Z"): the same text on SQLite and PostgreSQL, and the form they
+take in signed statements.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, SmallInteger, String, Text
+from sqlmodel import Field, SQLModel
+
+
+class ActorRow(SQLModel, table=True):
+    __tablename__ = "actors"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    role: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class ActorKeyRow(SQLModel, table=True):
+    __tablename__ = "actor_keys"
+
+    key_id: str = Field(sa_column=Column(String(16), primary_key=True))
+    actor_id: str = Field(sa_column=Column(String(64), ForeignKey("actors.id"), nullable=False, index=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    valid_from: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class KeyRevocationRow(SQLModel, table=True):
+    """A key's revocation is a row of its own, so that actor_keys stays append-only like everything else."""
+
+    __tablename__ = "key_revocations"
+
+    key_id: str = Field(sa_column=Column(String(16), ForeignKey("actor_keys.key_id"), primary_key=True))
+    revoked_at: str = Field(sa_column=Column(String(40), nullable=False))
+    reason: str = Field(sa_column=Column(String(500), nullable=False, server_default=""))
+
+
+class EntryRow(SQLModel, table=True):
+    """One log entry. `leaf` is the exact Merkle leaf; sku and lot are copies kept for lookups only."""
+
+    __tablename__ = "entries"
+    __table_args__ = (Index("ix_entries_batch", "sku", "lot", "idx"),)
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    sku: str = Field(sa_column=Column(String(64), nullable=False))
+    lot: str = Field(sa_column=Column(String(64), nullable=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class MerkleNodeRow(SQLModel, table=True):
+    """Hash of the perfect subtree covering leaves [idx * 2**level, (idx + 1) * 2**level); level 0 are leaves."""
+
+    __tablename__ = "merkle_nodes"
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """Every checkpoint the log has issued, exactly as signed."""
+
+    __tablename__ = "checkpoints"
+
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+APPEND_ONLY_TABLES = ("actors", "actor_keys", "key_revocations", "entries", "merkle_nodes", "checkpoints")
+
+actors = ActorRow.__table__  # type: ignore[attr-defined]
+actor_keys = ActorKeyRow.__table__  # type: ignore[attr-defined]
+key_revocations = KeyRevocationRow.__table__  # type: ignore[attr-defined]
+entries = EntryRow.__table__  # type: ignore[attr-defined]
+merkle_nodes = MerkleNodeRow.__table__  # type: ignore[attr-defined]
+checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,359 @@
+"""The ledger store: actors and keys, atomic appends, entries, proofs and checkpoints.
+
+Contract of `append`: the whole list is checked (schema, signature, key validity, batch rules) and then written in
+one transaction together with its Merkle nodes; it is durable once it returns, and nothing of it is written if it
+raises. Appenders are serialized (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), and the entries'
+primary key on the index would reject a second writer at the same position even without the lock.
+Hot paths use SQLAlchemy Core, never per-row ORM objects.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, text, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ledger.canonical import canonical_json
+from ledger.entry import build_leaf, parse_leaf
+from ledger.errors import ConflictError, NotFoundError, ProofError, RuleError, SignatureError, ValidationError
+from ledger.events import Role, Statement, format_time, parse_time, validate_statement
+from ledger.hashing import leaf_hash
+from ledger.merkle import (
+    CompactRange,
+    NodeKey,
+    build_consistency_proof,
+    build_inclusion_proof,
+    root_from_nodes,
+    root_keys,
+)
+from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.rules import Actor, ActorKey, BatchState, Directory
+from ledger.signing import key_id_for, load_public_key, verify_statement
+from ledger.storage.db import WRITE_OPTION
+from ledger.storage.schema import actor_keys, actors, checkpoints, entries, key_revocations, merkle_nodes
+from ledger.verify import LogEntry
+
+_PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A statement as a client sent it (parsed JSON) and its signature."""
+
+    statement: dict[str, Any]
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    index: int
+    entry_hash: bytes
+    sku: str
+    lot: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    statement: Statement
+    data: Any
+    statement_bytes: bytes
+    signature: bytes
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LedgerStore:
+    def __init__(self, engine: Engine, signer: NoteSigner, origin: str | None = None) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.origin = origin or signer.name
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- transactions -------------------------------------------------------------------------------------------
+
+    def _write(self) -> Connection:
+        return self.engine.connect().execution_options(**{WRITE_OPTION: True})
+
+    def _lock_appends(self, conn: Connection) -> None:
+        if self._postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_APPEND_LOCK})
+
+    # -- actors and keys ----------------------------------------------------------------------------------------
+
+    def add_actor(
+        self,
+        name: str,
+        role: Role | str,
+        public_key: bytes,
+        *,
+        actor_id: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Actor, ActorKey]:
+        role = Role(role)
+        load_public_key(public_key)
+        moment = format_time(now or utc_now())
+        actor = Actor(actor_id or "act_" + secrets.token_hex(8), name, role)
+        key = ActorKey(key_id_for(public_key), actor.id, public_key, parse_time(moment))
+        with self._write() as conn, conn.begin():
+            try:
+                conn.execute(insert(actors).values(id=actor.id, name=name, role=role.value, created_at=moment))
+                conn.execute(
+                    insert(actor_keys).values(
+                        key_id=key.key_id, actor_id=actor.id, public_key=public_key, valid_from=moment
+                    )
+                )
+            except IntegrityError as exc:
+                raise ConflictError("an actor with that id, or that public key, is already registered") from exc
+        return actor, key
+
+    def add_key(self, actor_id: str, public_key: bytes, *, now: datetime | None = None) -> ActorKey:
+        """Register another key for an actor (rotation): earlier keys stay valid for what they signed."""
+        load_public_key(public_key)
+        moment = format_time(now or utc_now())
+        key = ActorKey(key_id_for(public_key), actor_id, public_key, parse_time(moment))
+        with self._write() as conn, conn.begin():
+            if conn.execute(select(actors.c.id).where(actors.c.id == actor_id)).first() is None:
+                raise NotFoundError(f"actor {actor_id!r} does not exist")
+            try:
+                conn.execute(
+                    insert(actor_keys).values(
+                        key_id=key.key_id, actor_id=actor_id, public_key=public_key, valid_from=moment
+                    )
+                )
+            except IntegrityError as exc:
+                raise ConflictError(f"key {key.key_id} is already registered") from exc
+        return key
+
+    def revoke_key(self, key_id: str, reason: str = "", *, now: datetime | None = None) -> None:
+        """No statement logged from now on may be signed with this key; earlier ones stay valid."""
+        moment = format_time(now or utc_now())
+        with self._write() as conn, conn.begin():
+            if conn.execute(select(actor_keys.c.key_id).where(actor_keys.c.key_id == key_id)).first() is None:
+                raise NotFoundError(f"key {key_id} does not exist")
+            try:
+                conn.execute(insert(key_revocations).values(key_id=key_id, revoked_at=moment, reason=reason))
+            except IntegrityError as exc:
+                raise ConflictError(f"key {key_id} is already revoked") from exc
+
+    def directory(self, conn: Connection | None = None, key_ids: Sequence[str] | None = None) -> Directory:
+        """Actors and keys (all, or only the given keys with their actors)."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.directory(own, key_ids)
+        key_query = select(actor_keys, key_revocations.c.revoked_at).outerjoin(
+            key_revocations, key_revocations.c.key_id == actor_keys.c.key_id
+        )
+        actor_query = select(actors)
+        if key_ids is not None:
+            key_query = key_query.where(actor_keys.c.key_id.in_(set(key_ids)))
+        keys = {
+            row.key_id: ActorKey(
+                row.key_id,
+                row.actor_id,
+                bytes(row.public_key),
+                parse_time(row.valid_from),
+                None if row.revoked_at is None else parse_time(row.revoked_at),
+            )
+            for row in conn.execute(key_query)
+        }
+        found_actors = {row.id: Actor(row.id, row.name, Role(row.role)) for row in conn.execute(actor_query)}
+        return Directory(found_actors, keys)
+
+    # -- appending ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def check_submission(submission: Submission) -> _Checked:
+        """Schema and canonical bytes of one submission (no database needed)."""
+        statement, data = validate_statement(submission.statement)
+        return _Checked(statement, data, canonical_json(submission.statement), submission.signature)
+
+    def append(self, submissions: Sequence[Submission], *, now: datetime | None = None) -> list[AppendResult]:
+        """Check and append signed statements, all or nothing (see the module docstring)."""
+        if not submissions:
+            raise ValidationError("nothing to append")
+        checked = [self.check_submission(s) for s in submissions]
+        with self._write() as conn, conn.begin():
+            self._lock_appends(conn)
+            moment = now or utc_now()
+            logged_at = format_time(moment)
+            directory = self.directory(conn, [c.statement.key_id for c in checked])
+            for position, item in enumerate(checked):
+                _actor, key = self._signer_of(directory, item, moment, position, len(checked))
+                if not verify_statement(load_public_key(key.public_key), item.signature, item.statement_bytes):
+                    raise SignatureError(
+                        self._where(position, len(checked)) + "signature does not verify "
+                        f"with key {key.key_id} over the statement's canonical bytes"
+                    )
+            size = self._size(conn)
+            tree = CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
+            states: dict[tuple[str, str], BatchState] = {}
+            entry_rows: list[dict[str, Any]] = []
+            node_rows: list[dict[str, Any]] = []
+            results: list[AppendResult] = []
+            for position, item in enumerate(checked):
+                statement = item.statement
+                batch_id = (statement.sku, statement.lot)
+                state = states.get(batch_id)
+                if state is None:
+                    state = states[batch_id] = self._load_batch(conn, *batch_id)
+                actor = directory.actors[statement.actor]
+                try:
+                    state.check(statement, item.data, actor, directory.actors)
+                except RuleError as exc:
+                    raise RuleError(self._where(position, len(checked)) + str(exc), exc.kind) from exc
+                index = tree.size
+                leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
+                entry_hash = leaf_hash(leaf)
+                for level, node_index, node in tree.append(entry_hash):
+                    node_rows.append({"level": level, "idx": node_index, "hash": node})
+                entry_rows.append(
+                    {"idx": index, "sku": statement.sku, "lot": statement.lot, "leaf": leaf, "leaf_hash": entry_hash}
+                )
+                state.apply(statement, item.data, entry_hash, index, logged_at)
+                results.append(AppendResult(index, entry_hash, statement.sku, statement.lot))
+            try:
+                conn.execute(insert(entries), entry_rows)
+                conn.execute(insert(merkle_nodes), node_rows)
+            except IntegrityError as exc:  # only if something bypassed the append lock
+                raise ConflictError("another writer appended at the same position; retry") from exc
+        return results
+
+    @staticmethod
+    def _where(position: int, total: int) -> str:
+        return f"event {position}: " if total > 1 else ""
+
+    def _signer_of(
+        self, directory: Directory, item: _Checked, moment: datetime, position: int, total: int
+    ) -> tuple[Actor, ActorKey]:
+        try:
+            return directory.check_signer(item.statement, moment)
+        except RuleError as exc:
+            raise RuleError(self._where(position, total) + str(exc), exc.kind) from exc
+
+    def _load_batch(self, conn: Connection, sku: str, lot: str) -> BatchState:
+        """Replay a batch's chain into its current state (its entries were checked when appended)."""
+        state = BatchState(sku, lot)
+        query = select(entries.c.idx, entries.c.leaf).where(entries.c.sku == sku, entries.c.lot == lot)
+        for row in conn.execute(query.order_by(entries.c.idx)):
+            parsed = parse_leaf(bytes(row.leaf))
+            statement, data = validate_statement(parsed.statement)
+            state.apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
+        return state
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _size(conn: Connection) -> int:
+        return int(conn.execute(select(func.coalesce(func.max(entries.c.idx), -1) + 1)).scalar_one())
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return self._size(conn)
+
+    @staticmethod
+    def _nodes(conn: Connection, keys: set[NodeKey]) -> dict[NodeKey, bytes]:
+        if not keys:
+            return {}
+        query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
+            tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(sorted(keys))
+        )
+        return {(row.level, row.idx): bytes(row.hash) for row in conn.execute(query)}
+
+    def _checked_size(self, conn: Connection, size: int) -> None:
+        current = self._size(conn)
+        if not 0 <= size <= current:
+            raise ProofError(f"tree size {size} is not between 0 and the log's size {current}")
+
+    def root(self, size: int | None = None) -> bytes:
+        with self.engine.connect() as conn:
+            size = self._size(conn) if size is None else size
+            self._checked_size(conn, size)
+            return root_from_nodes(size, self._nodes(conn, set(root_keys(size))))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            self._checked_size(conn, size)
+            return build_inclusion_proof(index, size, lambda keys: self._nodes(conn, keys))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            self._checked_size(conn, second)
+            return build_consistency_proof(first, second, lambda keys: self._nodes(conn, keys))
+
+    def entries(self, start: int, end: int) -> list[LogEntry]:
+        query = (
+            select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf, entries.c.leaf_hash)
+            .where(entries.c.idx >= start, entries.c.idx < end)
+            .order_by(entries.c.idx)
+        )
+        with self.engine.connect() as conn:
+            return [self._log_entry(row) for row in conn.execute(query)]
+
+    @staticmethod
+    def _log_entry(row: Any) -> LogEntry:
+        return LogEntry(bytes(row.leaf), row.idx, bytes(row.leaf_hash), (row.sku, row.lot))
+
+    def iter_entries(self, chunk: int = 5000) -> Iterator[LogEntry]:
+        """Every entry in log order, read in chunks (memory stays flat)."""
+        after = -1
+        while True:
+            query = (
+                select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf, entries.c.leaf_hash)
+                .where(entries.c.idx > after)
+                .order_by(entries.c.idx)
+                .limit(chunk)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                yield self._log_entry(row)
+            after = rows[-1].idx
+
+    def batch_entries(self, sku: str, lot: str) -> list[LogEntry]:
+        query = (
+            select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf, entries.c.leaf_hash)
+            .where(entries.c.sku == sku, entries.c.lot == lot)
+            .order_by(entries.c.idx)
+        )
+        with self.engine.connect() as conn:
+            found = [self._log_entry(row) for row in conn.execute(query)]
+        if not found:
+            raise NotFoundError(f"batch {sku}/{lot} does not exist")
+        return found
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+
+    def checkpoint(self, *, now: datetime | None = None) -> str:
+        """The signed checkpoint of the current tree, issued (and recorded) if it is new."""
+        with self.engine.connect() as conn:
+            size = self._size(conn)
+            existing = conn.execute(select(checkpoints.c.note).where(checkpoints.c.tree_size == size)).scalar()
+            if existing is not None:
+                return str(existing)
+            root = root_from_nodes(size, self._nodes(conn, set(root_keys(size))))
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+        with self._write() as conn, conn.begin():
+            stored = conn.execute(select(checkpoints.c.note).where(checkpoints.c.tree_size == size)).scalar()
+            if stored is not None:  # another worker issued it first; Ed25519 is deterministic, so it is the same
+                return str(stored)
+            conn.execute(
+                insert(checkpoints).values(tree_size=size, note=note, created_at=format_time(now or utc_now()))
+            )
+        return note
+
+    def checkpoint_at(self, size: int) -> str:
+        with self.engine.connect() as conn:
+            note = conn.execute(select(checkpoints.c.note).where(checkpoints.c.tree_size == size)).scalar()
+        if note is None:
+            raise NotFoundError(f"no checkpoint was issued at tree size {size}")
+        return str(note)
