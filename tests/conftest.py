@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from ledger.logkey import load_or_create_log_signer
+from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
+from tests.factory import World, make_world
+
+POSTGRES_URL = os.environ.get("CHAINPROOF_TEST_POSTGRES_URL")
+LOG_NAME = "chainproof.test/log"
+SKIP_PG = "CHAINPROOF_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped (.ci/run sets it)"
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A fresh, migrated PostgreSQL database of its own, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip(SKIP_PG)
+    name = "chainproof_t_" + secrets.token_hex(6)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_db_engine(default_sqlite_url(tmp_path))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture
+def store(engine: Engine, tmp_path: Path) -> LedgerStore:
+    return LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", LOG_NAME))
+
+
+@pytest.fixture
+def world(store: LedgerStore) -> World:
+    return make_world(store)

@@ -1,0 +1,74 @@
+"""The signature module against Wycheproof's Ed25519 vectors, and the statement signing context."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ledger.errors import EncodingError, SignatureError
+from ledger.signing import (
+    STATEMENT_CONTEXT,
+    generate_private_key,
+    key_id_for,
+    load_private_key_pem,
+    load_public_key,
+    load_public_key_pem,
+    private_key_pem,
+    public_key_bytes,
+    public_key_pem,
+    sign_raw,
+    sign_statement,
+    verify_raw,
+    verify_statement,
+    write_private_key,
+)
+
+WYCHEPROOF = json.loads((Path(__file__).parent / "vectors" / "wycheproof" / "ed25519_test.json").read_text())
+CASES = [(group["publicKey"]["pk"], test) for group in WYCHEPROOF["testGroups"] for test in group["tests"]]
+
+
+def test_wycheproof_has_all_cases() -> None:
+    assert len(CASES) == WYCHEPROOF["numberOfTests"] == 151
+
+
+@pytest.mark.parametrize(("public_hex", "case"), CASES, ids=[f"tc{c['tcId']}" for _, c in CASES])
+def test_wycheproof_ed25519(public_hex: str, case: dict) -> None:
+    key = load_public_key(bytes.fromhex(public_hex))
+    ok = verify_raw(key, bytes.fromhex(case["sig"]), bytes.fromhex(case["msg"]))
+    assert ok is (case["result"] == "valid"), case["comment"]
+
+
+def test_statement_signature_is_bound_to_its_context() -> None:
+    private = generate_private_key()
+    public = private.public_key()
+    message = b'{"v":1}'
+    signature = sign_statement(private, message)
+    assert verify_statement(public, signature, message)
+    assert not verify_statement(public, signature, message + b" ")
+    # a raw signature over the same bytes (e.g. a note) is not a statement signature, and the other way round
+    assert not verify_statement(public, sign_raw(private, message), message)
+    assert not verify_raw(public, signature, message)
+    assert verify_raw(public, signature, STATEMENT_CONTEXT + message)
+
+
+def test_keys_round_trip_through_pem(tmp_path: Path) -> None:
+    private = generate_private_key()
+    path = tmp_path / "k.pem"
+    write_private_key(path, private)
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        write_private_key(path, generate_private_key())
+    assert public_key_bytes(load_private_key_pem(path.read_bytes())) == public_key_bytes(private)
+    assert public_key_bytes(load_public_key_pem(public_key_pem(private))) == public_key_bytes(private)
+    assert len(key_id_for(public_key_bytes(private))) == 16
+
+
+def test_bad_keys_are_refused() -> None:
+    with pytest.raises(SignatureError):
+        load_public_key(b"\x01" * 31)
+    with pytest.raises(EncodingError):
+        load_private_key_pem(b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(EncodingError):
+        load_public_key_pem(private_key_pem(generate_private_key()))
