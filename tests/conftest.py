@@ -19,7 +19,7 @@ SKIP_PG = "CHAINPROOF_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped (.c
 
 
 @pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
+def postgresql_engine() -> Iterator[Engine]:
     """A fresh, migrated PostgreSQL database of its own, dropped afterwards."""
     if not POSTGRES_URL:
         pytest.skip(SKIP_PG)

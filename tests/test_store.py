@@ -1,0 +1,198 @@
+"""Storage on SQLite and PostgreSQL: appends, rules, keys, triggers, proofs and checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from ledger import merkle
+from ledger.errors import ConflictError, NotFoundError, ProofError, RuleError, SignatureError, ValidationError
+from ledger.note import open_checkpoint
+from ledger.storage import LedgerStore, migrate
+from ledger.storage.schema import APPEND_ONLY_TABLES
+from ledger.verify import verify_ledger
+from tests.factory import World, add_party, handoff_data, inspection_data, origin_data, shipment_data
+
+
+def _verify(store: LedgerStore):
+    return verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.checkpoint())
+
+
+def test_full_journey_appends_and_verifies(world: World) -> None:
+    store = world.store
+    results = store.append(world.journey("COF-1", "L1", shipments=2))
+    assert [r.index for r in results] == list(range(10))
+    results += store.append(world.journey("COF-1", "L2"))
+    assert store.size() == 16
+    report = _verify(store)
+    assert report.ok, report.problems
+    assert (report.entries, report.batches) == (16, 2)
+    entries = store.batch_entries("COF-1", "L2")
+    assert [e.stored_index for e in entries] == list(range(10, 16))
+
+
+def test_migrate_is_idempotent(store: LedgerStore) -> None:
+    migrate(store.engine)
+    migrate(store.engine)
+
+
+def test_proofs_from_storage_verify_against_the_checkpoint(world: World) -> None:
+    store = world.store
+    for n in range(5):
+        store.append(world.journey("SKU", f"L{n}"))
+    first_note = store.checkpoint()
+    first = open_checkpoint(first_note, store.signer.verifier).checkpoint
+    store.append(world.journey("SKU", "L9"))
+    second = open_checkpoint(store.checkpoint(), store.signer.verifier).checkpoint
+    assert second.size == first.size + 6
+    for entry in store.entries(0, second.size):
+        assert entry.stored_index is not None and entry.recorded_hash is not None
+        proof = store.inclusion_proof(entry.stored_index, second.size)
+        merkle.verify_inclusion(entry.stored_index, second.size, entry.recorded_hash, proof, second.root_hash)
+    proof = store.consistency_proof(first.size, second.size)
+    merkle.verify_consistency(first.size, second.size, first.root_hash, second.root_hash, proof)
+    assert store.checkpoint_at(first.size) == first_note
+    with pytest.raises(ProofError):
+        store.inclusion_proof(0, second.size + 1)
+    with pytest.raises(ProofError):
+        store.inclusion_proof(second.size, second.size)
+    with pytest.raises(NotFoundError):
+        store.checkpoint_at(3)
+
+
+def test_checkpoint_is_stable_and_reissued_only_when_the_log_grows(world: World) -> None:
+    store = world.store
+    store.append(world.journey("A", "1"))
+    assert store.checkpoint() == store.checkpoint()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM checkpoints")).scalar() == 1
+
+
+def test_batch_is_all_or_nothing(world: World) -> None:
+    store = world.store
+    good = world.journey("A", "1")
+    bad = world.other_merchant.submit("recall", "A", "1", {"reason": "not mine to recall"})
+    with pytest.raises(RuleError, match="event 6: .*another merchant"):
+        store.append([*good, bad])
+    assert store.size() == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM merkle_nodes")).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda w: [w.inspector.submit("inspection", "B", "1", inspection_data())], "conflict"),
+        (lambda w: [w.merchant.submit("origin", "B", "1", origin_data())] * 2, "conflict"),
+        (lambda w: [w.inspector.submit("origin", "B", "1", origin_data())], "forbidden"),
+        (lambda w: [w.auditor.submit("origin", "B", "1", origin_data())], "forbidden"),
+        (
+            lambda w: [
+                w.merchant.submit("origin", "B", "1", origin_data()),
+                w.merchant.submit("shipment", "B", "1", shipment_data("S")),
+                # the carrier has no custody yet: only the merchant may hand the shipment over
+                w.carrier.submit("handoff", "B", "1", handoff_data(w.merchant.id, w.carrier.id, "S")),
+            ],
+            "forbidden",
+        ),
+        (
+            lambda w: [
+                w.merchant.submit("origin", "B", "1", origin_data()),
+                w.merchant.submit("shipment", "B", "1", shipment_data("S")),
+                w.merchant.submit("handoff", "B", "1", handoff_data(w.merchant.id, w.carrier.id, "S")),
+                # the merchant handed custody on and cannot take it back by itself
+                w.merchant.submit("handoff", "B", "1", handoff_data(w.carrier.id, w.merchant.id, "S")),
+            ],
+            "forbidden",
+        ),
+        (
+            lambda w: [
+                w.merchant.submit("origin", "B", "1", origin_data()),
+                w.carrier.submit("delivery", "B", "1", {"shipment_id": "NOPE", "delivered_at": "2026-11-05T00:00:00Z"}),
+            ],
+            "conflict",
+        ),
+        (
+            lambda w: [
+                w.merchant.submit("origin", "B", "1", origin_data()),
+                w.merchant.submit("recall", "B", "1", {"reason": "Salmonella found"}),
+                w.merchant.submit("shipment", "B", "1", shipment_data("S")),
+            ],
+            "conflict",
+        ),
+    ],
+    ids=["no-origin", "second-origin", "inspector-origin", "auditor", "custody-thief", "custody-taken-back",
+         "unknown-shipment", "ship-after-recall"],
+)
+def test_rules_reject_and_write_nothing(world: World, make, kind: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        world.store.append(make(world))
+    assert caught.value.kind == kind
+    assert world.store.size() == 0
+
+
+def test_admin_may_record_anything(world: World) -> None:
+    world.store.append([world.admin.submit("origin", "C", "1", origin_data())])
+    world.store.append([world.admin.submit("recall", "C", "1", {"reason": "regulator order"})])
+    assert _verify(world.store).ok
+
+
+def test_bad_signature_and_bad_fields_are_rejected(world: World) -> None:
+    store = world.store
+    submission = world.merchant.submit("origin", "D", "1", origin_data())
+    forged = type(submission)(dict(submission.statement, lot="2"), submission.signature)
+    with pytest.raises(SignatureError):
+        store.append([forged])
+    with pytest.raises(ValidationError, match="gtin"):
+        store.append([world.merchant.submit("origin", "D", "1", origin_data(gtin="4006381333932"))])
+    with pytest.raises(ValidationError, match="type"):
+        store.append([world.merchant.submit("teleport", "D", "1", {})])
+    other_key = world.inspector.key.key_id
+    stolen = world.merchant.statement("origin", "D", "1", origin_data()) | {"key_id": other_key}
+    with pytest.raises(RuleError, match="belongs to"):
+        store.append([world.merchant.sign(stolen)])
+    assert store.size() == 0
+
+
+def test_key_rotation_and_revocation(world: World) -> None:
+    store = world.store
+    merchant = add_party(store, "Rotating Merchant", "merchant")
+    store.append([merchant.submit("origin", "E", "1", origin_data())])
+    # rotate: a new key for the same actor, then revoke the old one
+    from ledger.signing import generate_private_key, public_key_bytes
+
+    new_private = generate_private_key()
+    new_key = store.add_key(merchant.id, public_key_bytes(new_private))
+    store.revoke_key(merchant.key.key_id, "laptop lost")
+    with pytest.raises(RuleError, match="revoked"):
+        store.append([merchant.submit("shipment", "E", "1", shipment_data("S"))])
+    merchant.key, merchant.private_key = new_key, new_private
+    store.append([merchant.submit("shipment", "E", "1", shipment_data("S"))])
+    with pytest.raises(ConflictError):
+        store.revoke_key(new_key.key_id)
+        store.revoke_key(new_key.key_id)
+    report = _verify(store)
+    assert report.ok, report.problems  # the old entry stays valid: it was logged before the revocation
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
+    world.store.append(world.journey("F", "1"))
+    world.store.checkpoint()
+    world.store.revoke_key(world.auditor.key.key_id)
+    with world.store.engine.connect() as conn:
+        column = conn.execute(text(f"SELECT * FROM {table} LIMIT 1")).keys()
+        first_column = next(iter(column))
+    for statement in (f"UPDATE {table} SET {first_column} = {first_column}", f"DELETE FROM {table}"):
+        with pytest.raises(DBAPIError, match="append-only"), world.store.engine.begin() as conn:
+            conn.execute(text(statement))
+    with world.store.engine.connect() as conn:
+        assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() > 0
+
+
+def test_unknown_actor_key_is_unauthorized(world: World) -> None:
+    statement = world.merchant.statement("origin", "G", "1", origin_data()) | {"actor": "act_nobody"}
+    with pytest.raises(RuleError) as caught:
+        world.store.append([world.merchant.sign(statement)])
+    assert caught.value.kind == "unauthorized"
