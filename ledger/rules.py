@@ -4,6 +4,7 @@ verifier (after the fact). Pure: state in, verdict out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,6 +99,11 @@ class BatchState:
     recalled_at: str | None = None
     recall_reason: str | None = None
     shipments: dict[str, ShipmentState] = field(default_factory=dict)
+
+    def copy(self) -> BatchState:
+        clone = dataclasses.replace(self)
+        clone.shipments = {k: dataclasses.replace(v) for k, v in self.shipments.items()}
+        return clone
 
     def check(self, statement: Statement, data: BaseModel, actor: Actor, actors: Mapping[str, Actor]) -> None:
         """Raise RuleError if `actor` may not record this event on this batch now."""

@@ -10,6 +10,8 @@ Hot paths use SQLAlchemy Core, never per-row ORM objects.
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from ledger.storage.schema import actor_keys, actors, checkpoints, entries, key_
 from ledger.verify import LogEntry
 
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
+_BATCH_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,10 @@ class LedgerStore:
         self.signer = signer
         self.origin = origin or signer.name
         self._postgres = engine.dialect.name == "postgresql"
+        # Batch states as of some log index, so an append replays only what other workers added since
+        # (never the whole chain). Entries are immutable, so a cached state plus the newer entries is exact.
+        self._batch_cache: OrderedDict[tuple[str, str], BatchState] = OrderedDict()
+        self._batch_cache_lock = threading.Lock()
 
     # -- transactions -------------------------------------------------------------------------------------------
 
@@ -224,6 +231,7 @@ class LedgerStore:
                 conn.execute(insert(merkle_nodes), node_rows)
             except IntegrityError as exc:  # only if something bypassed the append lock
                 raise ConflictError("another writer appended at the same position; retry") from exc
+        self._remember_batches(states)  # only once committed
         return results
 
     @staticmethod
@@ -239,14 +247,29 @@ class LedgerStore:
             raise RuleError(self._where(position, total) + str(exc), exc.kind) from exc
 
     def _load_batch(self, conn: Connection, sku: str, lot: str) -> BatchState:
-        """Replay a batch's chain into its current state (its entries were checked when appended)."""
-        state = BatchState(sku, lot)
+        """A batch's current state: the cached one advanced by newer entries, or a replay of its chain.
+
+        Called under the append lock, so no entry of the batch can appear while we read.
+        """
+        with self._batch_cache_lock:
+            cached = self._batch_cache.get((sku, lot))
+            state = cached.copy() if cached is not None else BatchState(sku, lot)
         query = select(entries.c.idx, entries.c.leaf).where(entries.c.sku == sku, entries.c.lot == lot)
+        if state.last_index is not None:
+            query = query.where(entries.c.idx > state.last_index)
         for row in conn.execute(query.order_by(entries.c.idx)):
             parsed = parse_leaf(bytes(row.leaf))
             statement, data = validate_statement(parsed.statement)
             state.apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
         return state
+
+    def _remember_batches(self, states: dict[tuple[str, str], BatchState]) -> None:
+        with self._batch_cache_lock:
+            for batch_id, state in states.items():
+                self._batch_cache[batch_id] = state
+                self._batch_cache.move_to_end(batch_id)
+            while len(self._batch_cache) > _BATCH_CACHE_SIZE:
+                self._batch_cache.popitem(last=False)
 
     # -- reading ------------------------------------------------------------------------------------------------
 
