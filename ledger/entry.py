@@ -16,6 +16,7 @@ could only carry a signature its signer made over exactly those bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,22 @@ from ledger.hashing import b64decode, b64encode, leaf_hash
 from ledger.signing import SIGNATURE_SIZE
 
 _STATEMENT_KEY = b',"statement":'
+# The envelope as canonical_json writes it when logged_at holds only characters JSON never escapes. Matching this
+# is the fast path of parse_leaf; anything else takes the general path, which rebuilds the prefix canonically.
+_FAST_PREFIX = re.compile(
+    rb'\{"index":(0|[1-9][0-9]{0,18}),"logged_at":"([0-9A-Za-z:.+-]{1,64})",'
+    rb'"prev":(null|"[A-Za-z0-9+/]{43}="),"signature":"([A-Za-z0-9+/]{86}==)","statement":'
+)
+_SAFE_TIME = re.compile(r"[0-9A-Za-z:.+-]{1,64}")
 
 
 def _envelope_prefix(index: int, logged_at: str, prev: bytes | None, signature: bytes) -> bytes:
+    if _SAFE_TIME.fullmatch(logged_at):  # no character of it needs escaping: format directly (hot path)
+        prev_json = "null" if prev is None else f'"{b64encode(prev)}"'
+        return (
+            f'{{"index":{index},"logged_at":"{logged_at}","prev":{prev_json},'
+            f'"signature":"{b64encode(signature)}","statement":'
+        ).encode("ascii")
     envelope = {
         "index": index,
         "logged_at": logged_at,
@@ -58,6 +72,29 @@ class ParsedEntry:
 
 def parse_leaf(leaf: bytes) -> ParsedEntry:
     """Parse and check leaf bytes: canonical envelope, well-formed fields. Raises EncodingError."""
+    match = _FAST_PREFIX.match(leaf)
+    if match is not None and leaf.endswith(b"}"):
+        index_text, logged_at_text, prev_text, signature_text = match.groups()
+        statement_bytes = leaf[match.end() : -1]
+        statement = parse_json(statement_bytes)
+        if not isinstance(statement, dict):
+            raise EncodingError("leaf statement is not an object")
+        prev = None if prev_text == b"null" else b64decode(prev_text[1:-1], what="prev hash", size=32)
+        signature = b64decode(signature_text, what="signature", size=SIGNATURE_SIZE)
+        return ParsedEntry(
+            int(index_text),
+            logged_at_text.decode("ascii"),
+            prev,
+            signature,
+            statement_bytes,
+            statement,
+            leaf,
+            leaf_hash(leaf),
+        )
+    return _parse_leaf_general(leaf)
+
+
+def _parse_leaf_general(leaf: bytes) -> ParsedEntry:
     envelope = parse_json(leaf)
     if not isinstance(envelope, dict) or set(envelope) != {"index", "logged_at", "prev", "signature", "statement"}:
         raise EncodingError("leaf is not an entry object with index, logged_at, prev, signature and statement")

@@ -20,7 +20,7 @@ from ledger.hashing import b64encode, leaf_hash
 from ledger.merkle import CompactRange, verify_consistency
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
 from ledger.rules import BatchState, Directory
-from ledger.signing import Ed25519PublicKey, load_public_key, verify_statement
+from ledger.signing import Ed25519PublicKey, StatementCheck, failed_statements, load_public_key
 
 CHUNK = 2048
 
@@ -70,10 +70,6 @@ class Report:
             "root": None if self.root is None else b64encode(self.root),
             "problems": [{"index": p.index, "code": p.code, "message": p.message} for p in self.problems],
         }
-
-
-def _verify_slice(tasks: Sequence[tuple[int, Ed25519PublicKey, bytes, bytes]]) -> list[int]:
-    return [pos for pos, key, sig, message in tasks if not verify_statement(key, sig, message)]
 
 
 class LedgerVerifier:
@@ -133,7 +129,7 @@ class LedgerVerifier:
             self._add_chunk(chunk)
 
     def _add_chunk(self, chunk: list[LogEntry]) -> None:
-        tasks: list[tuple[int, Ed25519PublicKey, bytes, bytes]] = []
+        tasks: list[StatementCheck] = []
         for entry in chunk:
             task = self._check_entry(self._tree.size, entry)
             if task is not None:
@@ -141,16 +137,10 @@ class LedgerVerifier:
             self._tree.append(leaf_hash(entry.leaf))
             if self._tree.size in self._wanted_sizes:
                 self._root_at[self._tree.size] = self._tree.root()
-        if self._pool is not None and len(tasks) > 64:
-            step = -(-len(tasks) // self._workers)
-            results = self._pool.map(_verify_slice, [tasks[i : i + step] for i in range(0, len(tasks), step)])
-            failed = [pos for part in results for pos in part]
-        else:
-            failed = _verify_slice(tasks)
-        for pos in failed:
+        for pos in failed_statements(tasks, self._pool, self._workers):
             self._problem(pos, "bad-signature", "statement signature does not verify with the signer's key")
 
-    def _check_entry(self, pos: int, entry: LogEntry) -> tuple[int, Ed25519PublicKey, bytes, bytes] | None:
+    def _check_entry(self, pos: int, entry: LogEntry) -> StatementCheck | None:
         if entry.stored_index is not None and entry.stored_index != pos:
             self._problem(pos, "position", f"stored as index {entry.stored_index} but is entry number {pos}")
         if entry.recorded_hash is not None and entry.recorded_hash != leaf_hash(entry.leaf):

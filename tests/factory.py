@@ -83,7 +83,9 @@ def shipment_data(shipment_id: str) -> dict[str, Any]:
     }
 
 
-def handoff_data(sender: str, recipient: str, shipment_id: str | None = None, temperature: float = 4.5) -> dict[str, Any]:
+def handoff_data(
+    sender: str, recipient: str, shipment_id: str | None = None, temperature: float = 4.5
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "from": sender,
         "to": recipient,

@@ -64,7 +64,9 @@ def test_non_canonical_leaf_is_rejected() -> None:
     spaced = leaf.replace(b'"index":3', b'"index": 3')
     with pytest.raises(EncodingError, match="canonical"):
         parse_leaf(spaced)
-    reordered = leaf.replace(b'{"index":3,"logged_at":"2026-11-20T08:00:00.000000Z"', b'{"logged_at":"2026-11-20T08:00:00.000000Z","index":3')
+    reordered = leaf.replace(
+        b'{"index":3,"logged_at":"2026-11-20T08:00:00.000000Z"', b'{"logged_at":"2026-11-20T08:00:00.000000Z","index":3'
+    )
     with pytest.raises(EncodingError):
         parse_leaf(reordered)
 

@@ -30,10 +30,21 @@ def test_concurrent_appends(engine: Engine, tmp_path) -> None:
         holder, other = world.merchant, world.carrier
         for n in range(EVENTS_PER_THREAD - 1):
             if n % 2:
-                store.append([world.inspector.submit("inspection", "SHARED", "1", {
-                    "standard": f"thread {thread}", "result": "pass", "inspected_at": "2026-11-02T10:00:00Z",
-                    "report": {"sha256": f"{n:064x}"},
-                })])
+                store.append(
+                    [
+                        world.inspector.submit(
+                            "inspection",
+                            "SHARED",
+                            "1",
+                            {
+                                "standard": f"thread {thread}",
+                                "result": "pass",
+                                "inspected_at": "2026-11-02T10:00:00Z",
+                                "report": {"sha256": f"{n:064x}"},
+                            },
+                        )
+                    ]
+                )
             else:
                 store.append([holder.submit("handoff", "SKU", lot, handoff_data(holder.id, other.id))])
                 holder, other = other, holder

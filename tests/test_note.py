@@ -57,7 +57,9 @@ def signer() -> NoteSigner:
 def test_our_checkpoint_round_trips(signer: NoteSigner) -> None:
     checkpoint = Checkpoint("chainproof.test/log", 42, bytes(range(32)))
     note = sign_checkpoint(checkpoint, signer)
-    assert note.startswith("chainproof.test/log\n42\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n— chainproof.test/log ")
+    assert note.startswith(
+        "chainproof.test/log\n42\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\n— chainproof.test/log "
+    )
     assert open_checkpoint(note, signer.verifier).checkpoint == checkpoint
     # the published verifier key string parses back to the same key
     assert NoteVerifier.parse(str(signer.verifier)) == signer.verifier

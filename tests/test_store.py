@@ -47,7 +47,8 @@ def test_proofs_from_storage_verify_against_the_checkpoint(world: World) -> None
     second = open_checkpoint(store.checkpoint(), store.signer.verifier).checkpoint
     assert second.size == first.size + 6
     for entry in store.entries(0, second.size):
-        assert entry.stored_index is not None and entry.recorded_hash is not None
+        assert entry.stored_index is not None
+        assert entry.recorded_hash is not None
         proof = store.inclusion_proof(entry.stored_index, second.size)
         merkle.verify_inclusion(entry.stored_index, second.size, entry.recorded_hash, proof, second.root_hash)
     proof = store.consistency_proof(first.size, second.size)
@@ -73,7 +74,7 @@ def test_batch_is_all_or_nothing(world: World) -> None:
     store = world.store
     good = world.journey("A", "1")
     bad = world.other_merchant.submit("recall", "A", "1", {"reason": "not mine to recall"})
-    with pytest.raises(RuleError, match="event 6: .*another merchant"):
+    with pytest.raises(RuleError, match=r"event 6: .*another merchant"):
         store.append([*good, bad])
     assert store.size() == 0
     with store.engine.connect() as conn:
@@ -122,8 +123,16 @@ def test_batch_is_all_or_nothing(world: World) -> None:
             "conflict",
         ),
     ],
-    ids=["no-origin", "second-origin", "inspector-origin", "auditor", "custody-thief", "custody-taken-back",
-         "unknown-shipment", "ship-after-recall"],
+    ids=[
+        "no-origin",
+        "second-origin",
+        "inspector-origin",
+        "auditor",
+        "custody-thief",
+        "custody-taken-back",
+        "unknown-shipment",
+        "ship-after-recall",
+    ],
 )
 def test_rules_reject_and_write_nothing(world: World, make, kind: str) -> None:
     with pytest.raises(RuleError) as caught:
@@ -169,8 +178,8 @@ def test_key_rotation_and_revocation(world: World) -> None:
         store.append([merchant.submit("shipment", "E", "1", shipment_data("S"))])
     merchant.key, merchant.private_key = new_key, new_private
     store.append([merchant.submit("shipment", "E", "1", shipment_data("S"))])
+    store.revoke_key(new_key.key_id)
     with pytest.raises(ConflictError):
-        store.revoke_key(new_key.key_id)
         store.revoke_key(new_key.key_id)
     report = _verify(store)
     assert report.ok, report.problems  # the old entry stays valid: it was logged before the revocation

@@ -151,7 +151,9 @@ def test_merkle_node_tampering_breaks_proofs(ledger) -> None:
     from ledger.note import open_checkpoint
 
     cp = open_checkpoint(checkpoint, world.store.signer.verifier).checkpoint
-    _tamper(world.store.engine, "UPDATE merkle_nodes SET hash = :h WHERE level = 1 AND idx = 0", params={"h": bytes(32)})
+    _tamper(
+        world.store.engine, "UPDATE merkle_nodes SET hash = :h WHERE level = 1 AND idx = 0", params={"h": bytes(32)}
+    )
     leaf = world.store.entries(2, 3)[0].recorded_hash
     assert leaf is not None
     with pytest.raises(ProofError):

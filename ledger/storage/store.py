@@ -13,11 +13,12 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text, tuple_
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -36,13 +37,14 @@ from ledger.merkle import (
 )
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.rules import Actor, ActorKey, BatchState, Directory
-from ledger.signing import key_id_for, load_public_key, verify_statement
+from ledger.signing import Ed25519PublicKey, StatementCheck, failed_statements, key_id_for, load_public_key
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.schema import actor_keys, actors, checkpoints, entries, key_revocations, merkle_nodes
 from ledger.verify import LogEntry
 
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
 _BATCH_CACHE_SIZE = 10_000
+_VERIFY_THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class LedgerStore:
         # (never the whole chain). Entries are immutable, so a cached state plus the newer entries is exact.
         self._batch_cache: OrderedDict[tuple[str, str], BatchState] = OrderedDict()
         self._batch_cache_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="chainproof-verify")
 
     # -- transactions -------------------------------------------------------------------------------------------
 
@@ -192,13 +195,20 @@ class LedgerStore:
             moment = now or utc_now()
             logged_at = format_time(moment)
             directory = self.directory(conn, [c.statement.key_id for c in checked])
+            public_keys: dict[str, Ed25519PublicKey] = {}
+            checks: list[StatementCheck] = []
             for position, item in enumerate(checked):
                 _actor, key = self._signer_of(directory, item, moment, position, len(checked))
-                if not verify_statement(load_public_key(key.public_key), item.signature, item.statement_bytes):
-                    raise SignatureError(
-                        self._where(position, len(checked)) + "signature does not verify "
-                        f"with key {key.key_id} over the statement's canonical bytes"
-                    )
+                if key.key_id not in public_keys:
+                    public_keys[key.key_id] = load_public_key(key.public_key)
+                checks.append((position, public_keys[key.key_id], item.signature, item.statement_bytes))
+            failed = failed_statements(checks, self._pool, _VERIFY_THREADS)
+            if failed:
+                position = failed[0]
+                raise SignatureError(
+                    self._where(position, len(checked)) + "signature does not verify with key "
+                    f"{checked[position].statement.key_id} over the statement's canonical bytes"
+                )
             size = self._size(conn)
             tree = CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
             states: dict[tuple[str, str], BatchState] = {}
@@ -285,10 +295,17 @@ class LedgerStore:
     def _nodes(conn: Connection, keys: set[NodeKey]) -> dict[NodeKey, bytes]:
         if not keys:
             return {}
-        query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-            tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(sorted(keys))
-        )
-        return {(row.level, row.idx): bytes(row.hash) for row in conn.execute(query)}
+        # OR of primary-key equalities: both databases answer it with one index probe per key (a row-value IN
+        # list makes SQLite scan the table). Plain SQL text: building the same as expression objects costs more
+        # than the query itself.
+        ordered = sorted(keys)
+        where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(ordered)))
+        params: dict[str, int] = {}
+        for n, (level, index) in enumerate(ordered):
+            params[f"l{n}"] = level
+            params[f"i{n}"] = index
+        rows = conn.execute(text(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}"), params)
+        return {(row.level, row.idx): bytes(row.hash) for row in rows}
 
     def _checked_size(self, conn: Connection, size: int) -> None:
         current = self._size(conn)
