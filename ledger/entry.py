@@ -70,8 +70,11 @@ class ParsedEntry:
     hash: bytes
 
 
-def parse_leaf(leaf: bytes) -> ParsedEntry:
-    """Parse and check leaf bytes: canonical envelope, well-formed fields. Raises EncodingError."""
+def parse_leaf(leaf: bytes, entry_hash: bytes | None = None) -> ParsedEntry:
+    """Parse and check leaf bytes: canonical envelope, well-formed fields. Raises EncodingError.
+
+    `entry_hash` saves hashing again when the caller already has leaf_hash(leaf).
+    """
     match = _FAST_PREFIX.match(leaf)
     if match is not None and leaf.endswith(b"}"):
         index_text, logged_at_text, prev_text, signature_text = match.groups()
@@ -89,12 +92,12 @@ def parse_leaf(leaf: bytes) -> ParsedEntry:
             statement_bytes,
             statement,
             leaf,
-            leaf_hash(leaf),
+            entry_hash or leaf_hash(leaf),
         )
-    return _parse_leaf_general(leaf)
+    return _parse_leaf_general(leaf, entry_hash)
 
 
-def _parse_leaf_general(leaf: bytes) -> ParsedEntry:
+def _parse_leaf_general(leaf: bytes, entry_hash: bytes | None) -> ParsedEntry:
     envelope = parse_json(leaf)
     if not isinstance(envelope, dict) or set(envelope) != {"index", "logged_at", "prev", "signature", "statement"}:
         raise EncodingError("leaf is not an entry object with index, logged_at, prev, signature and statement")
@@ -123,4 +126,6 @@ def _parse_leaf_general(leaf: bytes) -> ParsedEntry:
     statement = parse_json(statement_bytes)  # parsed alone: the bytes the signature covers are exactly these
     if statement != envelope["statement"]:
         raise EncodingError("leaf bytes are not in canonical form")
-    return ParsedEntry(index, logged_at, prev, signature, statement_bytes, statement, leaf, leaf_hash(leaf))
+    return ParsedEntry(
+        index, logged_at, prev, signature, statement_bytes, statement, leaf, entry_hash or leaf_hash(leaf)
+    )

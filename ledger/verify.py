@@ -8,8 +8,9 @@ Signatures are checked on a small thread pool (Ed25519 verification releases the
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -95,6 +96,7 @@ class LedgerVerifier:
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._workers = max(1, workers)
         self._pool = ThreadPoolExecutor(self._workers) if self._workers > 1 else None
+        self._pending: deque[Future[list[int]]] = deque()
         self._checkpoint = self._open(checkpoint, log_key, origin, "checkpoint")
         self._older = self._open(older_checkpoint, log_key, origin, "older checkpoint") if older_checkpoint else None
         self._root_at: dict[int, bytes] = {}
@@ -131,22 +133,35 @@ class LedgerVerifier:
     def _add_chunk(self, chunk: list[LogEntry]) -> None:
         tasks: list[StatementCheck] = []
         for entry in chunk:
-            task = self._check_entry(self._tree.size, entry)
+            entry_hash = leaf_hash(entry.leaf)
+            task = self._check_entry(self._tree.size, entry, entry_hash)
             if task is not None:
                 tasks.append(task)
-            self._tree.append(leaf_hash(entry.leaf))
+            self._tree.append(entry_hash)
             if self._tree.size in self._wanted_sizes:
                 self._root_at[self._tree.size] = self._tree.root()
-        for pos in failed_statements(tasks, self._pool, self._workers):
+        if self._pool is None:
+            self._report_bad_signatures(failed_statements(tasks))
+            return
+        # Pipelined: these signatures are checked on the pool while the next chunk is parsed here.
+        step = -(-len(tasks) // self._workers) or 1
+        self._pending.extend(
+            self._pool.submit(failed_statements, tasks[i : i + step]) for i in range(0, len(tasks), step)
+        )
+        while len(self._pending) > 2 * self._workers:
+            self._report_bad_signatures(self._pending.popleft().result())
+
+    def _report_bad_signatures(self, positions: list[int]) -> None:
+        for pos in positions:
             self._problem(pos, "bad-signature", "statement signature does not verify with the signer's key")
 
-    def _check_entry(self, pos: int, entry: LogEntry) -> StatementCheck | None:
+    def _check_entry(self, pos: int, entry: LogEntry, entry_hash: bytes) -> StatementCheck | None:
         if entry.stored_index is not None and entry.stored_index != pos:
             self._problem(pos, "position", f"stored as index {entry.stored_index} but is entry number {pos}")
-        if entry.recorded_hash is not None and entry.recorded_hash != leaf_hash(entry.leaf):
+        if entry.recorded_hash is not None and entry.recorded_hash != entry_hash:
             self._problem(pos, "leaf-hash", "leaf bytes do not match the leaf hash recorded for them")
         try:
-            parsed = parse_leaf(entry.leaf)
+            parsed = parse_leaf(entry.leaf, entry_hash)
         except LedgerError as exc:
             self._problem(pos, "malformed-leaf", f"leaf cannot be read: {exc}")
             return None
@@ -192,6 +207,8 @@ class LedgerVerifier:
             )
 
     def finish(self) -> Report:
+        while self._pending:
+            self._report_bad_signatures(self._pending.popleft().result())
         if self._pool is not None:
             self._pool.shutdown()
         size = self._tree.size
