@@ -1,0 +1,1 @@
+"""The FastAPI service (issue #3). Not built yet."""

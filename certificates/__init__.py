@@ -1,0 +1,1 @@
+"""Signed authenticity certificates (a later issue). Not built yet."""

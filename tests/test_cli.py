@@ -1,0 +1,43 @@
+"""The CLI's database commands: exit codes and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from cli.main import app
+from ledger.logkey import load_or_create_log_signer
+from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
+from tests.factory import make_world
+
+runner = CliRunner()
+
+
+def test_db_upgrade_and_verify(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CHAINPROOF_DATA_DIR", str(tmp_path))
+    url = default_sqlite_url(tmp_path)
+    assert runner.invoke(app, ["db", "upgrade", "--db", url]).exit_code == 0
+    engine = create_db_engine(url)
+    migrate(engine)
+    store = LedgerStore(engine, load_or_create_log_signer(tmp_path / "log-key.pem", "chainproof.local/log"))
+    world = make_world(store)
+    store.append(world.journey("CLI", "1"))
+    result = runner.invoke(app, ["verify", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "verified: all holds" in result.output
+    tampered = store.entries(3, 4)[0].leaf.replace(b"Djibouti", b"Djibouty")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER entries_no_update"))
+        conn.execute(text("UPDATE entries SET leaf = :leaf WHERE idx = 3"), {"leaf": tampered})
+    result = runner.invoke(app, ["verify", "--db", url, "--format", "json"])
+    assert result.exit_code == 1
+    assert '"index": 3' in result.output
+
+
+def test_verify_without_log_key_is_a_usage_error(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope")
+    result = runner.invoke(app, ["verify", "--db", default_sqlite_url(tmp_path), "--log-key-file", missing])
+    assert result.exit_code == 2
+    assert "not found" in result.output
