@@ -7,7 +7,7 @@ The rest of the code calls `sign_statement` / `verify_statement` (and the note m
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -42,6 +42,7 @@ __all__ = [
     "public_key_pem",
     "sign_raw",
     "sign_statement",
+    "start_statement_checks",
     "verify_raw",
     "verify_statement",
     "write_private_key",
@@ -137,14 +138,22 @@ def _failed(checks: Sequence[StatementCheck]) -> list[int]:
     return [pos for pos, key, signature, message in checks if not verify_statement(key, signature, message)]
 
 
-def failed_statements(checks: Sequence[StatementCheck], pool: Executor | None = None, workers: int = 1) -> list[int]:
-    """Positions whose statement signature does not verify, in order.
+def start_statement_checks(
+    checks: Sequence[StatementCheck], pool: Executor | None = None, workers: int = 1
+) -> Callable[[], list[int]]:
+    """Start checking statement signatures; the returned function waits and gives the failed positions, in order.
 
-    With a pool, the checks are split across `workers` threads: Ed25519 verification releases the GIL, so this
-    uses every core given.
+    With a pool, the checks run on `workers` threads while the caller goes on: Ed25519 verification releases the
+    GIL, so this uses every core given.
     """
     if pool is None or workers < 2 or len(checks) < _PARALLEL_MIN:
-        return _failed(checks)
+        failed = _failed(checks)
+        return lambda: failed
     step = -(-len(checks) // workers)
-    parts = pool.map(_failed, [checks[i : i + step] for i in range(0, len(checks), step)])
-    return [pos for part in parts for pos in part]
+    futures = [pool.submit(_failed, checks[i : i + step]) for i in range(0, len(checks), step)]
+    return lambda: [pos for future in futures for pos in future.result()]
+
+
+def failed_statements(checks: Sequence[StatementCheck], pool: Executor | None = None, workers: int = 1) -> list[int]:
+    """Positions whose statement signature does not verify, in order."""
+    return start_statement_checks(checks, pool, workers)()

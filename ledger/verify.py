@@ -9,8 +9,8 @@ Signatures are checked on a small thread pool (Ed25519 verification releases the
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -21,7 +21,7 @@ from ledger.hashing import b64encode, leaf_hash
 from ledger.merkle import CompactRange, verify_consistency
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
 from ledger.rules import BatchState, Directory
-from ledger.signing import Ed25519PublicKey, StatementCheck, failed_statements, load_public_key
+from ledger.signing import Ed25519PublicKey, StatementCheck, load_public_key, start_statement_checks
 
 CHUNK = 2048
 
@@ -96,7 +96,7 @@ class LedgerVerifier:
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._workers = max(1, workers)
         self._pool = ThreadPoolExecutor(self._workers) if self._workers > 1 else None
-        self._pending: deque[Future[list[int]]] = deque()
+        self._pending: deque[Callable[[], list[int]]] = deque()
         self._checkpoint = self._open(checkpoint, log_key, origin, "checkpoint")
         self._older = self._open(older_checkpoint, log_key, origin, "older checkpoint") if older_checkpoint else None
         self._root_at: dict[int, bytes] = {}
@@ -140,16 +140,10 @@ class LedgerVerifier:
             self._tree.append(entry_hash)
             if self._tree.size in self._wanted_sizes:
                 self._root_at[self._tree.size] = self._tree.root()
-        if self._pool is None:
-            self._report_bad_signatures(failed_statements(tasks))
-            return
         # Pipelined: these signatures are checked on the pool while the next chunk is parsed here.
-        step = -(-len(tasks) // self._workers) or 1
-        self._pending.extend(
-            self._pool.submit(failed_statements, tasks[i : i + step]) for i in range(0, len(tasks), step)
-        )
-        while len(self._pending) > 2 * self._workers:
-            self._report_bad_signatures(self._pending.popleft().result())
+        self._pending.append(start_statement_checks(tasks, self._pool, self._workers))
+        while len(self._pending) > 2:
+            self._report_bad_signatures(self._pending.popleft()())
 
     def _report_bad_signatures(self, positions: list[int]) -> None:
         for pos in positions:
@@ -208,7 +202,7 @@ class LedgerVerifier:
 
     def finish(self) -> Report:
         while self._pending:
-            self._report_bad_signatures(self._pending.popleft().result())
+            self._report_bad_signatures(self._pending.popleft()())
         if self._pool is not None:
             self._pool.shutdown()
         size = self._tree.size

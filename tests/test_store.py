@@ -205,3 +205,21 @@ def test_unknown_actor_key_is_unauthorized(world: World) -> None:
     with pytest.raises(RuleError) as caught:
         world.store.append([world.merchant.sign(statement)])
     assert caught.value.kind == "unauthorized"
+
+
+def test_two_workers_share_batches_through_the_database(world: World) -> None:
+    """Each store caches batch states; another worker's appends in between must still be seen."""
+    first = world.store
+    second = LedgerStore(first.engine, first.signer)
+    first.append([world.merchant.submit("origin", "W", "1", origin_data())])  # index 0: cached by `first`
+    second.append([world.merchant.submit("shipment", "W", "1", shipment_data("S"))])
+    with pytest.raises(RuleError, match="already exists"):
+        first.append([world.merchant.submit("shipment", "W", "1", shipment_data("S"))])
+    first.append([world.merchant.submit("handoff", "W", "1", handoff_data(world.merchant.id, world.carrier.id, "S"))])
+    with pytest.raises(RuleError, match="custodian"):
+        second.append(
+            [world.merchant.submit("handoff", "W", "1", handoff_data(world.merchant.id, world.carrier.id, "S"))]
+        )
+    report = _verify(first)
+    assert report.ok, report.problems
+    assert [e.stored_index for e in first.batch_entries("W", "1")] == [0, 1, 2]

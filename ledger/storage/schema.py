@@ -6,8 +6,22 @@ take in signed statements.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, SmallInteger, String, Text
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy import LargeBinary as _LargeBinary
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+
+class LargeBinary(_LargeBinary):
+    """BLOB/bytea that hands bytes to the driver unchanged: sqlite3 and psycopg both take bytes, and skipping
+    SQLAlchemy's per-value wrapping is measurable on the append path (four binary values per entry)."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return None
 
 
 class ActorRow(SQLModel, table=True):

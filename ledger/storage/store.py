@@ -37,7 +37,7 @@ from ledger.merkle import (
 )
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.rules import Actor, ActorKey, BatchState, Directory
-from ledger.signing import Ed25519PublicKey, StatementCheck, failed_statements, key_id_for, load_public_key
+from ledger.signing import Ed25519PublicKey, key_id_for, load_public_key, start_statement_checks
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.schema import actor_keys, actors, checkpoints, entries, key_revocations, merkle_nodes
 from ledger.verify import LogEntry
@@ -85,6 +85,7 @@ class LedgerStore:
         # (never the whole chain). Entries are immutable, so a cached state plus the newer entries is exact.
         self._batch_cache: OrderedDict[tuple[str, str], BatchState] = OrderedDict()
         self._batch_cache_lock = threading.Lock()
+        self._key_cache: dict[str, Ed25519PublicKey] = {}
         self._pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="chainproof-verify")
 
     # -- transactions -------------------------------------------------------------------------------------------
@@ -190,42 +191,41 @@ class LedgerStore:
         if not submissions:
             raise ValidationError("nothing to append")
         checked = [self.check_submission(s) for s in submissions]
+        total = len(checked)
+        # A key id's public key never changes (its row is immutable), so signatures can be checked before the
+        # append lock and alongside the rest; whether the key may sign *now* is decided under the lock.
+        public_keys = self._public_keys({c.statement.key_id for c in checked})
+        signature_checks = start_statement_checks(
+            [
+                (pos, public_keys[c.statement.key_id], c.signature, c.statement_bytes)
+                for pos, c in enumerate(checked)
+                if c.statement.key_id in public_keys
+            ],
+            self._pool,
+            _VERIFY_THREADS,
+        )
         with self._write() as conn, conn.begin():
             self._lock_appends(conn)
             moment = now or utc_now()
             logged_at = format_time(moment)
-            directory = self.directory(conn, [c.statement.key_id for c in checked])
-            public_keys: dict[str, Ed25519PublicKey] = {}
-            checks: list[StatementCheck] = []
+            directory = self.directory(conn, list(public_keys))
             for position, item in enumerate(checked):
-                _actor, key = self._signer_of(directory, item, moment, position, len(checked))
-                if key.key_id not in public_keys:
-                    public_keys[key.key_id] = load_public_key(key.public_key)
-                checks.append((position, public_keys[key.key_id], item.signature, item.statement_bytes))
-            failed = failed_statements(checks, self._pool, _VERIFY_THREADS)
-            if failed:
-                position = failed[0]
-                raise SignatureError(
-                    self._where(position, len(checked)) + "signature does not verify with key "
-                    f"{checked[position].statement.key_id} over the statement's canonical bytes"
-                )
+                self._signer_of(directory, item, moment, position, total)
+            rule_error: RuleError | None = None
             size = self._size(conn)
             tree = CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
-            states: dict[tuple[str, str], BatchState] = {}
+            states = self._load_batches(conn, {(c.statement.sku, c.statement.lot) for c in checked})
             entry_rows: list[dict[str, Any]] = []
             node_rows: list[dict[str, Any]] = []
             results: list[AppendResult] = []
             for position, item in enumerate(checked):
                 statement = item.statement
-                batch_id = (statement.sku, statement.lot)
-                state = states.get(batch_id)
-                if state is None:
-                    state = states[batch_id] = self._load_batch(conn, *batch_id)
-                actor = directory.actors[statement.actor]
+                state = states[(statement.sku, statement.lot)]
                 try:
-                    state.check(statement, item.data, actor, directory.actors)
+                    state.check(statement, item.data, directory.actors[statement.actor], directory.actors)
                 except RuleError as exc:
-                    raise RuleError(self._where(position, len(checked)) + str(exc), exc.kind) from exc
+                    rule_error = RuleError(self._where(position, total) + str(exc), exc.kind)
+                    break
                 index = tree.size
                 leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
                 entry_hash = leaf_hash(leaf)
@@ -236,6 +236,15 @@ class LedgerStore:
                 )
                 state.apply(statement, item.data, entry_hash, index, logged_at)
                 results.append(AppendResult(index, entry_hash, statement.sku, statement.lot))
+            failed = signature_checks()
+            if failed:  # a forged statement is reported as such, even where it also breaks a rule
+                position = failed[0]
+                raise SignatureError(
+                    self._where(position, total) + "signature does not verify with key "
+                    f"{checked[position].statement.key_id} over the statement's canonical bytes"
+                )
+            if rule_error is not None:
+                raise rule_error
             try:
                 conn.execute(insert(entries), entry_rows)
                 conn.execute(insert(merkle_nodes), node_rows)
@@ -243,6 +252,18 @@ class LedgerStore:
                 raise ConflictError("another writer appended at the same position; retry") from exc
         self._remember_batches(states)  # only once committed
         return results
+
+    def _public_keys(self, key_ids: set[str]) -> dict[str, Ed25519PublicKey]:
+        """Public keys of the registered ids among `key_ids` (cached: a key id's row never changes)."""
+        missing = key_ids - self._key_cache.keys()
+        if missing:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(actor_keys.c.key_id, actor_keys.c.public_key).where(actor_keys.c.key_id.in_(missing))
+                )
+                for row in rows:
+                    self._key_cache[row.key_id] = load_public_key(bytes(row.public_key))
+        return {key_id: self._key_cache[key_id] for key_id in key_ids if key_id in self._key_cache}
 
     @staticmethod
     def _where(position: int, total: int) -> str:
@@ -256,22 +277,31 @@ class LedgerStore:
         except RuleError as exc:
             raise RuleError(self._where(position, total) + str(exc), exc.kind) from exc
 
-    def _load_batch(self, conn: Connection, sku: str, lot: str) -> BatchState:
-        """A batch's current state: the cached one advanced by newer entries, or a replay of its chain.
+    def _load_batches(self, conn: Connection, batch_ids: set[tuple[str, str]]) -> dict[tuple[str, str], BatchState]:
+        """The batches' current states: cached ones advanced by newer entries, the rest replayed from their chains.
 
-        Called under the append lock, so no entry of the batch can appear while we read.
+        Called under the append lock, so no entry can appear while we read; one query serves every batch.
         """
+        states: dict[tuple[str, str], BatchState] = {}
         with self._batch_cache_lock:
-            cached = self._batch_cache.get((sku, lot))
-            state = cached.copy() if cached is not None else BatchState(sku, lot)
-        query = select(entries.c.idx, entries.c.leaf).where(entries.c.sku == sku, entries.c.lot == lot)
-        if state.last_index is not None:
-            query = query.where(entries.c.idx > state.last_index)
-        for row in conn.execute(query.order_by(entries.c.idx)):
+            for batch_id in batch_ids:
+                cached = self._batch_cache.get(batch_id)
+                states[batch_id] = cached.copy() if cached is not None else BatchState(*batch_id)
+        terms: list[str] = []
+        params: dict[str, str | int] = {}
+        for n, (batch_id, state) in enumerate(states.items()):
+            params[f"s{n}"], params[f"l{n}"], params[f"i{n}"] = (
+                batch_id[0],
+                batch_id[1],
+                -1 if state.last_index is None else state.last_index,
+            )
+            terms.append(f"(sku = :s{n} AND lot = :l{n} AND idx > :i{n})")
+        query = f"SELECT idx, sku, lot, leaf FROM entries WHERE {' OR '.join(terms)} ORDER BY idx"
+        for row in conn.execute(text(query), params):
             parsed = parse_leaf(bytes(row.leaf))
             statement, data = validate_statement(parsed.statement)
-            state.apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
-        return state
+            states[(row.sku, row.lot)].apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
+        return states
 
     def _remember_batches(self, states: dict[tuple[str, str], BatchState]) -> None:
         with self._batch_cache_lock:
