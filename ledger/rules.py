@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -16,6 +16,8 @@ from ledger.events import (
     DeliveryData,
     EventType,
     HandoffData,
+    InspectionData,
+    OriginData,
     Role,
     ShipmentData,
     Statement,
@@ -67,6 +69,35 @@ class Directory:
                 raise RuleError(f"key {key.key_id} was revoked at {key.revoked_at.isoformat()}", "forbidden")
             raise RuleError(f"key {key.key_id} is not valid before {key.valid_from.isoformat()}", "forbidden")
         return actor, key
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the log's clock a signer's clock may be."""
+
+
+def event_time(data: BaseModel) -> str | None:
+    """When the event happened, as its signer says (None for a recall: its time is when it was logged)."""
+    if isinstance(data, OriginData):
+        return data.produced_at
+    if isinstance(data, InspectionData):
+        return data.inspected_at
+    if isinstance(data, ShipmentData):
+        return data.placed_at
+    if isinstance(data, HandoffData):
+        return data.at
+    if isinstance(data, DeliveryData):
+        return data.delivered_at
+    return None
+
+
+def check_times(statement: Statement, data: BaseModel, logged_at: datetime) -> None:
+    """Nothing is signed, or happened, in the future of the moment it was logged (beyond CLOCK_SKEW)."""
+    limit = logged_at + CLOCK_SKEW
+    if parse_time(statement.signed_at) > limit:
+        raise RuleError(f"signed_at {statement.signed_at} is in the future of the log's clock", "invalid")
+    happened = event_time(data)
+    if happened is not None and parse_time(happened) > limit:
+        raise RuleError(f"event time {happened} is in the future of the log's clock", "invalid")
 
 
 ALLOWED: dict[Role, frozenset[EventType]] = {

@@ -9,7 +9,7 @@ Signatures are checked on a small thread pool (Ed25519 verification releases the
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -18,9 +18,9 @@ from ledger.entry import ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, ProofError
 from ledger.events import parse_time, validate_statement
 from ledger.hashing import b64encode, leaf_hash
-from ledger.merkle import CompactRange, verify_consistency
+from ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
-from ledger.rules import BatchState, Directory
+from ledger.rules import BatchState, Directory, check_times
 from ledger.signing import Ed25519PublicKey, StatementCheck, load_public_key, start_statement_checks
 
 CHUNK = 2048
@@ -182,6 +182,7 @@ class LedgerVerifier:
         try:
             actor, key = self._directory.check_signer(statement, logged_at)
             task = (pos, self._public_key(key.key_id, key.public_key), parsed.signature, parsed.statement_bytes)
+            check_times(statement, data, logged_at)
             batch.check(statement, data, actor, self._directory.actors)
         except LedgerError as exc:
             self._problem(pos, "rule", str(exc))
@@ -288,3 +289,80 @@ def check_consistency(
             )
         ]
     return []
+
+
+@dataclass
+class BatchReport:
+    """What `verify_batch` found, and the batch as its verified entries tell it."""
+
+    problems: list[Problem] = field(default_factory=list)
+    entries: list[ParsedEntry] = field(default_factory=list)
+    state: BatchState | None = None
+    checkpoint: SignedCheckpoint | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and bool(self.entries) and self.checkpoint is not None
+
+
+def verify_batch(
+    sku: str,
+    lot: str,
+    entries: Sequence[tuple[int, bytes]],
+    proofs: Mapping[int, Sequence[bytes]],
+    directory: Directory,
+    log_key: NoteVerifier,
+    checkpoint: str | bytes,
+    *,
+    origin: str | None = None,
+) -> BatchReport:
+    """Check one batch without the rest of the log: every signature, hash link and batch rule, and each entry's
+    inclusion proof against a signed checkpoint. `entries` are (log index, leaf) in log order.
+
+    A batch check cannot see entries withheld after the last one shown (only a full audit can); everything it
+    is shown must hold.
+    """
+    report = BatchReport()
+    problems = report.problems
+    try:
+        report.checkpoint = open_checkpoint(checkpoint, log_key, origin)
+    except LedgerError as exc:
+        problems.append(Problem(None, "checkpoint-signature", f"checkpoint does not verify with log key: {exc}"))
+    if not entries:
+        problems.append(Problem(None, "empty", f"batch {sku}/{lot} has no entries to verify"))
+    state = report.state = BatchState(sku, lot)
+    checks: list[StatementCheck] = []
+    for index, leaf in entries:
+        entry_hash = leaf_hash(leaf)
+        try:
+            parsed = parse_leaf(leaf, entry_hash)
+            statement, data = validate_statement(parsed.statement)
+            logged_at = parse_time(parsed.logged_at, "logged_at")
+        except LedgerError as exc:
+            problems.append(Problem(index, "malformed-leaf", f"entry cannot be read: {exc}"))
+            continue
+        report.entries.append(parsed)
+        if parsed.index != index:
+            problems.append(Problem(index, "index", f"leaf says index {parsed.index}"))
+        if (statement.sku, statement.lot) != (sku, lot):
+            problems.append(Problem(index, "batch", f"entry belongs to {statement.sku}/{statement.lot}"))
+        if parsed.prev != state.last_hash:
+            problems.append(Problem(index, "chain", "prev hash does not match the batch's previous entry"))
+        try:
+            actor, key = directory.check_signer(statement, logged_at)
+            checks.append((index, load_public_key(key.public_key), parsed.signature, parsed.statement_bytes))
+            check_times(statement, data, logged_at)
+            state.check(statement, data, actor, directory.actors)
+        except LedgerError as exc:
+            problems.append(Problem(index, "rule", str(exc)))
+        state.apply(statement, data, entry_hash, index, parsed.logged_at)
+        if report.checkpoint is not None:
+            cp = report.checkpoint.checkpoint
+            try:
+                verify_inclusion(index, cp.size, entry_hash, proofs.get(index, ()), cp.root_hash)
+            except ProofError as exc:
+                problems.append(Problem(index, "inclusion", f"not included in the checkpoint of size {cp.size}: {exc}"))
+    for index in start_statement_checks(checks)():
+        problems.append(Problem(index, "bad-signature", "statement signature does not verify with the signer's key"))
+    problems.sort(key=lambda p: -1 if p.index is None else p.index)
+    return report

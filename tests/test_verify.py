@@ -99,3 +99,54 @@ def test_check_consistency_between_checkpoints(grown) -> None:
     other = NoteSigner(store.signer.name, generate_private_key())
     forged = sign_checkpoint(Checkpoint(store.origin, 20, store.root()), other)
     assert [p.code for p in check_consistency(older, forged, proof, key)] == ["checkpoint-signature"]
+
+
+def _batch_inputs(store: LedgerStore, sku: str, lot: str):
+    checkpoint = store.checkpoint()
+    size = store.size()
+    entries = [(e.stored_index, e.leaf) for e in store.batch_entries(sku, lot)]
+    proofs = {index: store.inclusion_proof(index, size) for index, _leaf in entries}
+    return entries, proofs, checkpoint
+
+
+def test_verify_batch_with_inclusion_proofs(grown) -> None:
+    from ledger.verify import verify_batch
+
+    world, _older, _latest = grown
+    store = world.store
+    entries, proofs, checkpoint = _batch_inputs(store, "OIL", "2")
+    report = verify_batch("OIL", "2", entries, proofs, store.directory(), store.signer.verifier, checkpoint)
+    assert report.ok, report.problems
+    assert report.state is not None and len(report.state.shipments) == 3
+
+    # a middle entry withheld: the next link breaks
+    gapped = entries[:3] + entries[4:]
+    report = verify_batch("OIL", "2", gapped, proofs, store.directory(), store.signer.verifier, checkpoint)
+    assert [(p.index, p.code) for p in report.problems] == [(entries[4][0], "chain")]
+
+    # an altered leaf (re-signed by nobody): signature and inclusion both fail at its index
+    index, leaf = entries[2]
+    altered = [*entries[:2], (index, leaf.replace(b"DE-HH", b"FR-75")), *entries[3:]]
+    report = verify_batch("OIL", "2", altered, proofs, store.directory(), store.signer.verifier, checkpoint)
+    assert {(index, "bad-signature"), (index, "inclusion")} <= {(p.index, p.code) for p in report.problems}
+
+    # proofs for another index do not prove this one
+    swapped = dict(proofs)
+    swapped[entries[0][0]] = proofs[entries[1][0]]
+    report = verify_batch("OIL", "2", entries, swapped, store.directory(), store.signer.verifier, checkpoint)
+    assert [(p.index, p.code) for p in report.problems] == [(entries[0][0], "inclusion")]
+
+    report = verify_batch("OIL", "2", [], {}, store.directory(), store.signer.verifier, checkpoint)
+    assert not report.ok
+
+
+def test_future_times_are_rejected(world: World) -> None:
+    from ledger.errors import ValidationError
+    from tests.factory import origin_data
+
+    with pytest.raises(ValidationError, match="future"):
+        world.store.append([world.merchant.submit("origin", "T", "1", origin_data(produced_at="2099-01-01T00:00:00Z"))])
+    late = world.merchant.statement("origin", "T", "1", origin_data()) | {"signed_at": "2099-01-01T00:00:00Z"}
+    with pytest.raises(ValidationError, match="future"):
+        world.store.append([world.merchant.sign(late)])
+    assert world.store.size() == 0

@@ -36,7 +36,7 @@ from ledger.merkle import (
     root_keys,
 )
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.rules import Actor, ActorKey, BatchState, Directory
+from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
 from ledger.signing import Ed25519PublicKey, key_id_for, load_public_key, start_statement_checks
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.schema import actor_keys, actors, checkpoints, entries, key_revocations, merkle_nodes
@@ -211,6 +211,10 @@ class LedgerStore:
             directory = self.directory(conn, list(public_keys))
             for position, item in enumerate(checked):
                 self._signer_of(directory, item, moment, position, total)
+                try:
+                    check_times(item.statement, item.data, moment)
+                except RuleError as exc:
+                    raise ValidationError(self._where(position, total) + str(exc)) from exc
             rule_error: RuleError | None = None
             size = self._size(conn)
             tree = CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
