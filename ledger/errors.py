@@ -49,3 +49,7 @@ class NotFoundError(LedgerError):
 
 class ConflictError(LedgerError):
     """A write that conflicts with what is stored (duplicate id, concurrent append that lost its race)."""
+
+
+class IdempotencyKeyReusedError(LedgerError):
+    """An Idempotency-Key sent again with a different request."""

@@ -123,6 +123,7 @@ class BatchState:
     sku: str
     lot: str
     owner: str | None = None
+    gtin: str | None = None
     last_hash: bytes | None = None
     last_index: int | None = None
     length: int = 0
@@ -193,6 +194,7 @@ class BatchState:
         if kind is EventType.ORIGIN and self.owner is None:
             self.owner = statement.actor
             self.custodian = statement.actor
+            self.gtin = getattr(data, "gtin", None)
         elif isinstance(data, ShipmentData) and data.shipment_id not in self.shipments:
             self.shipments[data.shipment_id] = ShipmentState(self.owner or statement.actor, data.promised_by)
         elif isinstance(data, HandoffData):

@@ -187,9 +187,12 @@ def test_key_rotation_and_revocation(world: World) -> None:
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
-    world.store.append(world.journey("F", "1"))
+    from ledger.storage import Idempotency
+
+    world.store.append_idempotent(world.journey("F", "1"), Idempotency(world.merchant.id, "k1", b"digest"))
     world.store.checkpoint()
     world.store.revoke_key(world.auditor.key.key_id)
+    world.store.revoke_token(world.store.issue_token(world.auditor.id))
     with world.store.engine.connect() as conn:
         column = conn.execute(text(f"SELECT * FROM {table} LIMIT 1")).keys()
         first_column = next(iter(column))
@@ -223,3 +226,43 @@ def test_two_workers_share_batches_through_the_database(world: World) -> None:
     report = _verify(first)
     assert report.ok, report.problems
     assert [e.stored_index for e in first.batch_entries("W", "1")] == [0, 1, 2]
+
+
+def test_tokens_authenticate_until_revoked(world: World) -> None:
+    store = world.store
+    token = store.issue_token(world.carrier.id)
+    assert token.startswith("cpt_")
+    actor = store.authenticate(token)
+    assert actor is not None
+    assert actor.id == world.carrier.id
+    assert store.authenticate(token + "x") is None
+    store.revoke_token(token)
+    assert store.authenticate(token) is None
+    with pytest.raises(ConflictError):
+        store.revoke_token(token)
+    with pytest.raises(NotFoundError):
+        store.issue_token("act_nobody")
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
+    assert token not in stored
+
+
+def test_idempotent_retry_returns_the_first_result(world: World) -> None:
+    from ledger.errors import IdempotencyKeyReusedError
+    from ledger.storage import Idempotency
+
+    store = world.store
+    key = Idempotency(world.merchant.id, "order-42", b"request-1")
+    first, replayed = store.append_idempotent([world.merchant.submit("origin", "I", "1", origin_data())], key)
+    assert not replayed
+    again, replayed = store.append_idempotent([world.merchant.submit("origin", "I", "1", origin_data())], key)
+    assert replayed
+    assert again == first
+    assert store.size() == 1
+    with pytest.raises(IdempotencyKeyReusedError):
+        store.append_idempotent(
+            [world.merchant.submit("origin", "I", "2", origin_data())], Idempotency(world.merchant.id, "order-42", b"x")
+        )
+    other_actor = Idempotency(world.other_merchant.id, "order-42", b"request-1")
+    store.append_idempotent([world.other_merchant.submit("origin", "I", "3", origin_data())], other_actor)
+    assert store.size() == 2

@@ -85,7 +85,46 @@ class CheckpointRow(SQLModel, table=True):
     created_at: str = Field(sa_column=Column(String(40), nullable=False))
 
 
-APPEND_ONLY_TABLES = ("actors", "actor_keys", "key_revocations", "entries", "merkle_nodes", "checkpoints")
+class ApiTokenRow(SQLModel, table=True):
+    """An API token, kept only as the SHA-256 of the token (the token itself is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    actor_id: str = Field(sa_column=Column(String(64), ForeignKey("actors.id"), nullable=False, index=True))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class TokenRevocationRow(SQLModel, table=True):
+    __tablename__ = "token_revocations"
+
+    token_hash: str = Field(sa_column=Column(String(64), ForeignKey("api_tokens.token_hash"), primary_key=True))
+    revoked_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The first result of a request sent with an Idempotency-Key, returned again on retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    actor_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    request_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
+APPEND_ONLY_TABLES = (
+    "actors",
+    "actor_keys",
+    "key_revocations",
+    "entries",
+    "merkle_nodes",
+    "checkpoints",
+    "api_tokens",
+    "token_revocations",
+    "idempotency_keys",
+)
 
 actors = ActorRow.__table__  # type: ignore[attr-defined]
 actor_keys = ActorKeyRow.__table__  # type: ignore[attr-defined]
@@ -93,3 +132,6 @@ key_revocations = KeyRevocationRow.__table__  # type: ignore[attr-defined]
 entries = EntryRow.__table__  # type: ignore[attr-defined]
 merkle_nodes = MerkleNodeRow.__table__  # type: ignore[attr-defined]
 checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+api_tokens = ApiTokenRow.__table__  # type: ignore[attr-defined]
+token_revocations = TokenRevocationRow.__table__  # type: ignore[attr-defined]
+idempotency_keys = IdempotencyRow.__table__  # type: ignore[attr-defined]

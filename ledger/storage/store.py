@@ -9,6 +9,7 @@ Hot paths use SQLAlchemy Core, never per-row ORM objects.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections import OrderedDict
@@ -24,9 +25,17 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.canonical import canonical_json
 from ledger.entry import build_leaf, parse_leaf
-from ledger.errors import ConflictError, NotFoundError, ProofError, RuleError, SignatureError, ValidationError
+from ledger.errors import (
+    ConflictError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    ProofError,
+    RuleError,
+    SignatureError,
+    ValidationError,
+)
 from ledger.events import Role, Statement, format_time, parse_time, validate_statement
-from ledger.hashing import leaf_hash
+from ledger.hashing import leaf_hash, sha256_hex
 from ledger.merkle import (
     CompactRange,
     NodeKey,
@@ -39,12 +48,23 @@ from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
 from ledger.signing import Ed25519PublicKey, key_id_for, load_public_key, start_statement_checks
 from ledger.storage.db import WRITE_OPTION
-from ledger.storage.schema import actor_keys, actors, checkpoints, entries, key_revocations, merkle_nodes
+from ledger.storage.schema import (
+    actor_keys,
+    actors,
+    api_tokens,
+    checkpoints,
+    entries,
+    idempotency_keys,
+    key_revocations,
+    merkle_nodes,
+    token_revocations,
+)
 from ledger.verify import LogEntry
 
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
 _BATCH_CACHE_SIZE = 10_000
 _VERIFY_THREADS = 2
+TOKEN_PREFIX = "cpt_"  # noqa: S105 (a recognisable prefix for leaked-token scanners, not a secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +81,29 @@ class AppendResult:
     entry_hash: bytes
     sku: str
     lot: str
+    gtin: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "entry_hash": self.entry_hash.hex(),
+            "sku": self.sku,
+            "lot": self.lot,
+            "gtin": self.gtin,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AppendResult:
+        return cls(data["index"], bytes.fromhex(data["entry_hash"]), data["sku"], data["lot"], data.get("gtin"))
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A client's Idempotency-Key, scoped to its actor, and a digest of the request it came with."""
+
+    actor_id: str
+    key: str
+    request_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +231,16 @@ class LedgerStore:
 
     def append(self, submissions: Sequence[Submission], *, now: datetime | None = None) -> list[AppendResult]:
         """Check and append signed statements, all or nothing (see the module docstring)."""
+        return self.append_idempotent(submissions, None, now=now)[0]
+
+    def append_idempotent(
+        self, submissions: Sequence[Submission], idempotency: Idempotency | None, *, now: datetime | None = None
+    ) -> tuple[list[AppendResult], bool]:
+        """Like `append`; with an idempotency key, a retry returns the first results. Returns (results, replayed).
+
+        The key is looked up and recorded under the append lock, in the append's own transaction, so two
+        concurrent retries cannot both append.
+        """
         if not submissions:
             raise ValidationError("nothing to append")
         checked = [self.check_submission(s) for s in submissions]
@@ -208,6 +261,10 @@ class LedgerStore:
             self._lock_appends(conn)
             moment = now or utc_now()
             logged_at = format_time(moment)
+            if idempotency is not None:
+                replay = self._replay(conn, idempotency)
+                if replay is not None:
+                    return replay, True
             directory = self.directory(conn, list(public_keys))
             for position, item in enumerate(checked):
                 self._signer_of(directory, item, moment, position, total)
@@ -239,7 +296,7 @@ class LedgerStore:
                     {"idx": index, "sku": statement.sku, "lot": statement.lot, "leaf": leaf, "leaf_hash": entry_hash}
                 )
                 state.apply(statement, item.data, entry_hash, index, logged_at)
-                results.append(AppendResult(index, entry_hash, statement.sku, statement.lot))
+                results.append(AppendResult(index, entry_hash, statement.sku, statement.lot, state.gtin))
             failed = signature_checks()
             if failed:  # a forged statement is reported as such, even where it also breaks a rule
                 position = failed[0]
@@ -252,10 +309,77 @@ class LedgerStore:
             try:
                 conn.execute(insert(entries), entry_rows)
                 conn.execute(insert(merkle_nodes), node_rows)
+                if idempotency is not None:
+                    conn.execute(
+                        insert(idempotency_keys).values(
+                            actor_id=idempotency.actor_id,
+                            key=idempotency.key,
+                            request_hash=idempotency.request_hash,
+                            response=json.dumps([r.to_json() for r in results]),
+                            created_at=logged_at,
+                        )
+                    )
             except IntegrityError as exc:  # only if something bypassed the append lock
                 raise ConflictError("another writer appended at the same position; retry") from exc
         self._remember_batches(states)  # only once committed
-        return results
+        return results, False
+
+    @staticmethod
+    def _replay(conn: Connection, idempotency: Idempotency) -> list[AppendResult] | None:
+        row = conn.execute(
+            select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+                idempotency_keys.c.actor_id == idempotency.actor_id, idempotency_keys.c.key == idempotency.key
+            )
+        ).first()
+        if row is None:
+            return None
+        if bytes(row.request_hash) != idempotency.request_hash:
+            raise IdempotencyKeyReusedError(
+                f"Idempotency-Key {idempotency.key!r} was already used for a different request"
+            )
+        return [AppendResult.from_json(item) for item in json.loads(row.response)]
+
+    # -- tokens -------------------------------------------------------------------------------------------------
+
+    def issue_token(self, actor_id: str, *, now: datetime | None = None) -> str:
+        """A new API token for an actor: returned once, stored only as its SHA-256."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._write() as conn, conn.begin():
+            if conn.execute(select(actors.c.id).where(actors.c.id == actor_id)).first() is None:
+                raise NotFoundError(f"actor {actor_id!r} does not exist")
+            conn.execute(
+                insert(api_tokens).values(
+                    token_hash=sha256_hex(token.encode()), actor_id=actor_id, created_at=format_time(now or utc_now())
+                )
+            )
+        return token
+
+    def authenticate(self, token: str) -> Actor | None:
+        """The actor a token belongs to, or None for an unknown or revoked token."""
+        query = (
+            select(actors.c.id, actors.c.name, actors.c.role)
+            .select_from(api_tokens.join(actors, actors.c.id == api_tokens.c.actor_id))
+            .outerjoin(token_revocations, token_revocations.c.token_hash == api_tokens.c.token_hash)
+            .where(api_tokens.c.token_hash == sha256_hex(token.encode()), token_revocations.c.token_hash.is_(None))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else Actor(row.id, row.name, Role(row.role))
+
+    def revoke_token(self, token: str, *, now: datetime | None = None) -> None:
+        token_hash = sha256_hex(token.encode())
+        with self._write() as conn, conn.begin():
+            if (
+                conn.execute(select(api_tokens.c.token_hash).where(api_tokens.c.token_hash == token_hash)).first()
+                is None
+            ):
+                raise NotFoundError("no such token")
+            try:
+                conn.execute(
+                    insert(token_revocations).values(token_hash=token_hash, revoked_at=format_time(now or utc_now()))
+                )
+            except IntegrityError as exc:
+                raise ConflictError("the token is already revoked") from exc
 
     def _public_keys(self, key_ids: set[str]) -> dict[str, Ed25519PublicKey]:
         """Public keys of the registered ids among `key_ids` (cached: a key id's row never changes)."""
