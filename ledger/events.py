@@ -20,7 +20,7 @@ from ledger.errors import ValidationError
 STATEMENT_VERSION = 1
 _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _SHA256_HEX_RE = r"^[0-9a-f]{64}$"
-_IDENT_RE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+_IDENT_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
 
 class EventType(StrEnum):
@@ -84,7 +84,10 @@ Timestamp = Annotated[
     Field(description="RFC 3339 time with an offset, e.g. 2026-11-20T08:00:00Z", examples=["2026-11-20T08:00:00Z"]),
 ]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
-Ident = Annotated[str, Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : / -")]
+Ident = Annotated[
+    str,
+    Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : - (no slash: it is a URL segment)"),
+]
 
 
 class _Strict(BaseModel):

@@ -169,11 +169,12 @@ class BatchState:
                 raise RuleError("a handoff needs two different parties", "invalid")
         elif kind is EventType.DELIVERY:
             assert isinstance(data, DeliveryData)
-            self._check_custody(data.shipment_id, actor.id, actor)
+            # the deliverer is the signer, except that an admin may record a delivery for the custodian
+            self._check_custody(data.shipment_id, None if actor.role is Role.ADMIN else actor.id, actor)
         elif kind is EventType.RECALL and self.recalled_at is not None:
             raise RuleError(f"batch {self.sku}/{self.lot} is already recalled", "conflict")
 
-    def _check_custody(self, shipment_id: str | None, sender: str, actor: Actor) -> None:
+    def _check_custody(self, shipment_id: str | None, sender: str | None, actor: Actor) -> None:
         if shipment_id is not None:
             shipment = self.shipments.get(shipment_id)
             if shipment is None:
@@ -183,7 +184,7 @@ class BatchState:
             custodian = shipment.custodian
         else:
             custodian = self.custodian or ""
-        if sender != custodian:
+        if sender is not None and sender != custodian:
             raise RuleError(f"{sender!r} is not the current custodian ({custodian!r})", "forbidden")
         if actor.role is not Role.ADMIN and actor.id != custodian:
             raise RuleError(f"only the current custodian ({custodian!r}) may hand this on", "forbidden")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import EncodingError, SignatureError
-from ledger.hashing import sha256_hex
+from ledger.hashing import b64decode, sha256_hex
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
@@ -37,6 +37,7 @@ __all__ = [
     "load_private_key_pem",
     "load_public_key",
     "load_public_key_pem",
+    "parse_public_key_text",
     "private_key_pem",
     "public_key_bytes",
     "public_key_pem",
@@ -125,6 +126,16 @@ def load_public_key_pem(data: bytes) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise EncodingError("the public key is not an Ed25519 key")
     return key
+
+
+def parse_public_key_text(text: str) -> bytes:
+    """Raw Ed25519 public key bytes from a PEM (SubjectPublicKeyInfo) or standard base64 of the 32 raw bytes."""
+    stripped = text.strip()
+    if stripped.startswith("-----BEGIN"):
+        return public_key_bytes(load_public_key_pem(stripped.encode()))
+    raw = b64decode(stripped, what="public key", size=PUBLIC_KEY_SIZE)
+    load_public_key(raw)
+    return raw
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:

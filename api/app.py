@@ -1,0 +1,109 @@
+"""The app factory. Nothing is built at import time: `create_app(settings)` makes the engine, runs migrations,
+loads (or creates) the log key and wires the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import problems
+from api.problems import problem_response
+from api.routes import actors, batches, events, log
+from api.settings import Settings
+from ledger.logkey import load_or_create_log_signer
+from ledger.storage import LedgerStore, create_db_engine, migrate
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLargeError:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(413, f"request body is larger than {self.limit} bytes", "request-too-large")
+        await response(scope, receive, send)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    signer = load_or_create_log_signer(settings.key_file, settings.log_name)
+    store = LedgerStore(engine, signer)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Chainproof",
+        version="0.1.0",
+        description="A signed, hash-chained supply-chain ledger with an RFC 9162 Merkle log. Every error is an "
+        "RFC 9457 problem (application/problem+json).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    problems.install(app)
+    for module in (events, batches, log, actors):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The database is reachable")
+    def readyz() -> Any:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database means not ready
+            return problem_response(503, f"database unreachable: {exc.__class__.__name__}", "not-ready")
+        return {"status": "ready", "tree_size": store.size()}
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory api.app:app_from_env` (what `chainproof serve` runs, in each worker)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,110 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import (
+    ConflictError,
+    EncodingError,
+    IdempotencyKeyReusedError,
+    LedgerError,
+    NotFoundError,
+    ProofError,
+    RuleError,
+    SignatureError,
+    ValidationError,
+)
+
+PROBLEM_TYPE = "https://chainproof.dev/problems/"
+_RULE_STATUS = {"forbidden": 403, "conflict": 409, "unauthorized": 401, "invalid": 422}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class ProblemError(Exception):
+    """Raise in a route to answer with a problem."""
+
+    def __init__(self, status: int, detail: str, kind: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind or _TITLES.get(status, "error").lower().replace(" ", "-")
+        self.extra = extra
+
+
+def problem_response(status: int, detail: str, kind: str, request: Request | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + kind,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra)
+    headers = {"WWW-Authenticate": 'Bearer realm="chainproof"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def ledger_error_status(exc: LedgerError) -> tuple[int, str]:
+    if isinstance(exc, RuleError):
+        return _RULE_STATUS.get(exc.kind, 422), f"rule-{exc.kind}"
+    if isinstance(exc, SignatureError):
+        return 422, "bad-signature"
+    if isinstance(exc, ValidationError | EncodingError):
+        return 422, "invalid"
+    if isinstance(exc, NotFoundError):
+        return 404, "not-found"
+    if isinstance(exc, IdempotencyKeyReusedError):
+        return 422, "idempotency-key-reused"
+    if isinstance(exc, ConflictError):
+        return 409, "conflict"
+    if isinstance(exc, ProofError):
+        return 400, "bad-proof-request"
+    return 500, "internal"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, exc.kind, request, **exc.extra)
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
+        status, kind = ledger_error_status(exc)
+        return problem_response(status, str(exc), kind, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in error["loc"]), "message": error["msg"]} for error in exc.errors()[:20]
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
+        return problem_response(422, detail, "invalid", request, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code, str(exc.detail), _TITLES.get(exc.status_code, "error").lower().replace(" ", "-"), request
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(500, "the server failed to handle this request", "internal", request)

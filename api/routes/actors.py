@@ -1,0 +1,94 @@
+"""Actors, their public keys and API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api.deps import CurrentActor, StoreDep, require_admin
+from api.problems import ProblemError
+from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, KeyRevoke, TokenOut
+from ledger.events import Role, format_time
+from ledger.hashing import b64encode
+from ledger.rules import Actor, ActorKey, Directory
+from ledger.signing import parse_public_key_text
+
+router = APIRouter(prefix="/v1", tags=["actors"])
+
+
+def key_out(key: ActorKey) -> KeyOut:
+    return KeyOut(
+        key_id=key.key_id,
+        actor_id=key.actor_id,
+        public_key=b64encode(key.public_key),
+        valid_from=format_time(key.valid_from),
+        revoked_at=None if key.revoked_at is None else format_time(key.revoked_at),
+    )
+
+
+def actor_out(actor: Actor, directory: Directory) -> ActorOut:
+    keys = sorted((k for k in directory.keys.values() if k.actor_id == actor.id), key=lambda k: k.valid_from)
+    return ActorOut(id=actor.id, name=actor.name, role=actor.role, keys=[key_out(k) for k in keys])
+
+
+def _actor(directory: Directory, actor_id: str) -> Actor:
+    actor = directory.actors.get(actor_id)
+    if actor is None:
+        raise ProblemError(404, f"actor {actor_id!r} does not exist", "not-found")
+    return actor
+
+
+def _self_or_admin(caller: Actor, actor_id: str) -> None:
+    if caller.id != actor_id and caller.role is not Role.ADMIN:
+        raise ProblemError(403, "only the actor itself or an admin may do this", "forbidden")
+
+
+@router.get("/actors", response_model=list[ActorOut], summary="Every actor with its public keys")
+def list_actors(store: StoreDep) -> list[ActorOut]:
+    directory = store.directory()
+    return [actor_out(a, directory) for a in sorted(directory.actors.values(), key=lambda a: a.id)]
+
+
+@router.get("/actors/{actor_id}", response_model=ActorOut, summary="One actor with its public keys")
+def get_actor(actor_id: str, store: StoreDep) -> ActorOut:
+    directory = store.directory()
+    return actor_out(_actor(directory, actor_id), directory)
+
+
+@router.get("/actors/{actor_id}/keys", response_model=list[KeyOut], summary="An actor's keys and validity periods")
+def get_actor_keys(actor_id: str, store: StoreDep) -> list[KeyOut]:
+    directory = store.directory()
+    return actor_out(_actor(directory, actor_id), directory).keys
+
+
+@router.post("/actors", status_code=201, response_model=ActorCreated, summary="Register an actor (admins only)")
+def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> ActorCreated:
+    require_admin(caller)
+    actor, key = store.add_actor(body.name, body.role, parse_public_key_text(body.public_key))
+    return ActorCreated(id=actor.id, key_id=key.key_id, token=store.issue_token(actor.id))
+
+
+@router.post("/actors/{actor_id}/keys", status_code=201, response_model=KeyOut, summary="Add a key (rotation)")
+def add_key(actor_id: str, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
+    _self_or_admin(caller, actor_id)
+    return key_out(store.add_key(actor_id, parse_public_key_text(body.public_key)))
+
+
+@router.post("/keys/{key_id}/revoke", status_code=204, summary="Revoke a key: it signs nothing from now on")
+def revoke_key(key_id: str, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
+    key = store.directory().keys.get(key_id)
+    if key is None:
+        raise ProblemError(404, f"key {key_id} does not exist", "not-found")
+    _self_or_admin(caller, key.actor_id)
+    store.revoke_key(key_id, body.reason)
+
+
+@router.post("/actors/{actor_id}/tokens", status_code=201, response_model=TokenOut, summary="Issue an API token")
+def issue_token(actor_id: str, caller: CurrentActor, store: StoreDep) -> TokenOut:
+    _self_or_admin(caller, actor_id)
+    return TokenOut(token=store.issue_token(actor_id))
+
+
+@router.post("/tokens/revoke", status_code=204, summary="Revoke the token this request is sent with")
+def revoke_token(request: Request, caller: CurrentActor, store: StoreDep) -> None:
+    token = request.headers["authorization"].partition(" ")[2].strip()
+    store.revoke_token(token)
