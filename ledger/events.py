@@ -86,7 +86,7 @@ Timestamp = Annotated[
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Ident = Annotated[
     str,
-    Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : - (no slash: it is a URL segment)"),
+    Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : - (no slash: a URL segment)"),
 ]
 
 
