@@ -22,11 +22,10 @@ test-deps:
 	  else echo "note: Go not installed and not root; the independent signed-note check will skip"; fi; \
 	fi
 
-# The API server, the demo ledger and the product page arrive with issues #3 and #5; until then `make run` sets up
-# the environment and the SQLite ledger schema, and says so.
+# First start: a demo ledger on SQLite under ./var; then serve on 127.0.0.1:8000 (URLs are printed).
 run: $(STAMP)
-	$(BIN)/chainproof db upgrade
-	@echo "chainproof: ledger core and database ready under ./var; the HTTP server (chainproof serve) is not built yet"
+	$(BIN)/chainproof demo --if-empty
+	$(BIN)/chainproof serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP) test-deps
 	$(BIN)/ruff check .

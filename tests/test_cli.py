@@ -41,3 +41,38 @@ def test_verify_without_log_key_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["verify", "--db", default_sqlite_url(tmp_path), "--log-key-file", missing])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+def test_actor_add_demo_and_verify(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CHAINPROOF_DATA_DIR", str(tmp_path))
+    from ledger.signing import generate_private_key, public_key_pem
+
+    pub = tmp_path / "admin.pem.pub"
+    pub.write_bytes(public_key_pem(generate_private_key()))
+    result = runner.invoke(
+        app, ["actor", "add", "--name", "Ops", "--role", "admin", "--public-key", str(pub), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    created = json.loads(result.output)
+    assert created["id"].startswith("act_")
+    assert created["token"].startswith("cpt_")
+    again = runner.invoke(app, ["actor", "add", "--name", "Ops", "--role", "admin", "--public-key", str(pub)])
+    assert again.exit_code == 2
+    assert "already registered" in again.output
+    missing = runner.invoke(app, ["actor", "add", "--name", "X", "--role", "admin", "--public-key", "nope.pub"])
+    assert missing.exit_code == 2
+    bad_role = runner.invoke(app, ["actor", "add", "--name", "X", "--role", "king", "--public-key", str(pub)])
+    assert bad_role.exit_code == 2
+
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "recalled" in result.output
+    assert runner.invoke(app, ["demo"]).exit_code == 2
+    assert runner.invoke(app, ["demo", "--if-empty"]).exit_code == 0
+    result = runner.invoke(app, ["verify", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["ok"]
+    assert summary["batches"] == 4

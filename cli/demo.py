@@ -1,0 +1,229 @@
+"""A realistic demo ledger: merchants, inspectors and carriers; batches with origin, inspections and journeys;
+one recalled batch; shipments delivered on time, delivered late and at risk of missing their promise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ledger.canonical import canonical_json
+from ledger.events import Role, format_time
+from ledger.hashing import sha256_hex
+from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_bytes, sign_statement, write_private_key
+from ledger.storage import LedgerStore, Submission
+
+
+class _Signer:
+    def __init__(self, store: LedgerStore, name: str, role: Role, key_dir: Path, registered: datetime) -> None:
+        self.private_key: Ed25519PrivateKey = generate_private_key()
+        self.actor, self.key = store.add_actor(name, role, public_key_bytes(self.private_key), now=registered)
+        key_dir.mkdir(parents=True, exist_ok=True)
+        write_private_key(key_dir / f"{self.actor.id}.pem", self.private_key)
+
+    @property
+    def id(self) -> str:
+        return self.actor.id
+
+    def sign(self, kind: str, sku: str, lot: str, data: dict[str, Any], at: datetime) -> Submission:
+        statement = {
+            "v": 1,
+            "type": kind,
+            "sku": sku,
+            "lot": lot,
+            "actor": self.actor.id,
+            "key_id": self.key.key_id,
+            "signed_at": format_time(at),
+            "data": data,
+        }
+        return Submission(statement, sign_statement(self.private_key, canonical_json(statement)))
+
+
+def _t(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) -> dict[str, str]:
+    """Fill the store with the demo; returns a few (sku, lot) names worth showing, by what they show."""
+    now = now or datetime.now(UTC)
+    day = timedelta(days=1)
+    registered = now - 60 * day
+    coffee = _Signer(store, "Sidama Highlands Coffee", Role.MERCHANT, key_dir, registered)
+    olive = _Signer(store, "Kalamata Groves", Role.MERCHANT, key_dir, registered)
+    inspector = _Signer(store, "Bureau Veritas Agri", Role.INSPECTOR, key_dir, registered)
+    lab = _Signer(store, "Eurofins Food Lab", Role.INSPECTOR, key_dir, registered)
+    sea = _Signer(store, "Red Sea Freight", Role.CARRIER, key_dir, registered)
+    road = _Signer(store, "Hamburg Last Mile", Role.CARRIER, key_dir, registered)
+    cold = _Signer(store, "Alpine Cold Chain", Role.CARRIER, key_dir, registered)
+    _Signer(store, "Chainproof Operations", Role.ADMIN, key_dir, registered)
+    _Signer(store, "Audit Partners LLP", Role.AUDITOR, key_dir, registered)
+
+    def journey(
+        merchant: _Signer,
+        sku: str,
+        lot: str,
+        product: str,
+        country: str,
+        gtin: str,
+        start: datetime,
+        legs: list[tuple[_Signer, str, float]],
+        promise_days: float,
+        delivered_after: float | None,
+        inspectors: list[_Signer],
+    ) -> list[Submission]:
+        subs = [
+            merchant.sign(
+                "origin",
+                sku,
+                lot,
+                {
+                    "product": product,
+                    "country": country,
+                    "region": "Highlands",
+                    "facility": "Station 4",
+                    "produced_at": _t(start),
+                    "quantity": 1200,
+                    "unit": "kg",
+                    "gtin": gtin,
+                },
+                start,
+            ),
+        ]
+        for n, who in enumerate(inspectors):
+            at = start + day * (1 + n * 0.5)
+            report = f"{who.actor.name} report {sku} {lot} {n}".encode()
+            subs.append(
+                who.sign(
+                    "inspection",
+                    sku,
+                    lot,
+                    {
+                        "standard": "ISO 22000" if n == 0 else "EU 2023/915 contaminants",
+                        "result": "pass",
+                        "inspected_at": _t(at),
+                        "report": {"sha256": sha256_hex(report), "media_type": "application/pdf", "size": 48211},
+                    },
+                    at,
+                )
+            )
+        placed = start + 2 * day
+        subs.append(
+            merchant.sign(
+                "shipment",
+                sku,
+                lot,
+                {
+                    "shipment_id": f"SO-{lot}",
+                    "destination": "DE-HH",
+                    "placed_at": _t(placed),
+                    "promised_by": _t(placed + promise_days * day),
+                },
+                placed,
+            )
+        )
+        holder, at = merchant, placed
+        for carrier, place, temperature in legs:
+            at += day
+            subs.append(
+                holder.sign(
+                    "handoff",
+                    sku,
+                    lot,
+                    {
+                        "from": holder.id,
+                        "to": carrier.id,
+                        "place": place,
+                        "at": _t(at),
+                        "shipment_id": f"SO-{lot}",
+                        "condition": {"temperature_c": temperature},
+                    },
+                    at,
+                )
+            )
+            holder = carrier
+        if delivered_after is not None:
+            done = placed + delivered_after * day
+            subs.append(
+                holder.sign(
+                    "delivery",
+                    sku,
+                    lot,
+                    {
+                        "shipment_id": f"SO-{lot}",
+                        "delivered_at": _t(done),
+                        "place": "Hamburg, DE",
+                    },
+                    done,
+                )
+            )
+        return subs
+
+    legs = [(sea, "Djibouti port, DJ", 18.5), (road, "Hamburg port, DE", 7.0)]
+    cold_legs = [(cold, "Piraeus, GR", 4.0), (road, "Munich, DE", 5.5)]
+    events: list[Submission] = []
+    events += journey(
+        coffee,
+        "COF-YIRG-250",
+        "L2611-A",
+        "Yirgacheffe green coffee",
+        "ET",
+        "4006381333931",
+        now - 20 * day,
+        legs,
+        8,
+        6,
+        [inspector, lab],
+    )  # on time
+    events += journey(
+        coffee,
+        "COF-YIRG-250",
+        "L2611-B",
+        "Yirgacheffe green coffee",
+        "ET",
+        "4006381333931",
+        now - 18 * day,
+        legs,
+        5,
+        7.5,
+        [inspector],
+    )  # late
+    events += journey(
+        olive,
+        "OIL-KAL-500",
+        "K-0917",
+        "Kalamata extra virgin olive oil",
+        "GR",
+        "5012345678900",
+        now - 6 * day,
+        cold_legs,
+        4.5,
+        None,
+        [lab],
+    )  # at risk: promised soon, not delivered
+    recalled = journey(
+        olive,
+        "OIL-KAL-500",
+        "K-0903",
+        "Kalamata extra virgin olive oil",
+        "GR",
+        "5012345678900",
+        now - 15 * day,
+        cold_legs,
+        6,
+        5,
+        [lab],
+    )
+    events += recalled
+    events.append(
+        olive.sign(
+            "recall",
+            "OIL-KAL-500",
+            "K-0903",
+            {
+                "reason": "Mineral oil hydrocarbons above the EU limit in a retained sample",
+            },
+            now - day,
+        )
+    )
+    store.append(events, now=now)
+    return {"verified": "COF-YIRG-250/L2611-A", "recalled": "OIL-KAL-500/K-0903"}
