@@ -58,3 +58,48 @@ def test_concurrent_appends(engine: Engine, tmp_path) -> None:
     report = verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.checkpoint())
     assert report.ok, report.problems[:5]
     assert report.batches == THREADS + 1
+
+
+def test_group_commit_keeps_each_request_all_or_nothing(engine: Engine, tmp_path) -> None:
+    """Many threads through the sequencer: failing requests leave no trace, the others all land, in one log."""
+    from ledger.errors import RuleError
+    from ledger.logkey import load_or_create_log_signer
+    from ledger.storage import Idempotency
+    from tests.factory import shipment_data
+
+    store = LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", "chainproof.test/log"))
+    world = make_world(store)
+
+    def client(thread: int) -> tuple[int, int]:
+        ok = failed = 0
+        lot = f"G{thread}"
+        store.append_queued([world.merchant.submit("origin", "GRP", lot, origin_data())])
+        ok += 1
+        for n in range(40):
+            good = world.merchant.submit("shipment", "GRP", lot, shipment_data(f"S{n}"))
+            if n % 4 == 0:  # a request whose second event breaks a rule: neither event may land
+                bad = world.merchant.submit("origin", "GRP", lot, origin_data())
+                try:
+                    store.append_queued([good, bad])
+                except RuleError:
+                    failed += 1
+                    continue
+                raise AssertionError("a second origin was accepted")
+            key = Idempotency(world.merchant.id, f"{lot}-{n}", b"same")
+            first, _ = store.append_queued([good], key)
+            again, replayed = store.append_queued([good], key)
+            assert replayed
+            assert again == first
+            ok += 1
+        return ok, failed
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        outcomes = list(pool.map(client, range(THREADS)))
+    landed = sum(ok for ok, _ in outcomes)
+    assert sum(failed for _, failed in outcomes) == THREADS * 10
+    assert store.size() == landed
+    report = verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.checkpoint())
+    assert report.ok, report.problems[:5]
+    for thread in range(THREADS):  # the shipments of the failed requests are not there, the others are
+        shipped = [e.leaf for e in store.batch_entries("GRP", f"G{thread}")][1:]
+        assert len(shipped) == 30

@@ -61,7 +61,7 @@ def _append(
     if idempotency_key is not None:
         digest = sha256(path.encode() + b"\n" + canonical_json(body))
         idempotency = Idempotency(actor.id, idempotency_key, digest)
-    results, replayed = store.append_idempotent(submissions, idempotency)
+    results, replayed = store.append_queued(submissions, idempotency)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return [_recorded(settings, r) for r in results]

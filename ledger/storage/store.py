@@ -10,12 +10,13 @@ Hot paths use SQLAlchemy Core, never per-row ORM objects.
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,13 +29,14 @@ from ledger.entry import build_leaf, parse_leaf
 from ledger.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
+    LedgerError,
     NotFoundError,
     ProofError,
     RuleError,
     SignatureError,
     ValidationError,
 )
-from ledger.events import Role, Statement, format_time, parse_time, validate_statement
+from ledger.events import HandoffData, Role, Statement, format_time, parse_time, validate_statement
 from ledger.hashing import leaf_hash, sha256_hex
 from ledger.merkle import (
     CompactRange,
@@ -118,6 +120,99 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _where(position: int, total: int) -> str:
+    return f"event {position}: " if total > 1 else ""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAppend:
+    """A request checked as far as it can be without the lock (see `LedgerStore.prepare`)."""
+
+    checked: list[_Checked]
+    idempotency: Idempotency | None
+    key_ids: list[str]
+    actor_ids: list[str]
+    signature_checks: Callable[[], list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    results: list[AppendResult] | None
+    replayed: bool
+    error: LedgerError | None
+
+    def unwrap(self) -> tuple[list[AppendResult], bool]:
+        if self.error is not None:
+            raise self.error
+        assert self.results is not None
+        return self.results, self.replayed
+
+
+@dataclass
+class _GroupWork:
+    """What a commit group builds up; `savepoint`/`rollback` undo one failed request in memory."""
+
+    tree: CompactRange
+    states: dict[tuple[str, str], BatchState]
+    entry_rows: list[dict[str, Any]] = field(default_factory=list)
+    node_rows: list[dict[str, Any]] = field(default_factory=list)
+    idempotency_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def savepoint(
+        self, batch_ids: set[tuple[str, str]]
+    ) -> tuple[CompactRange, dict[tuple[str, str], BatchState], int, int]:
+        return (
+            self.tree.copy(),
+            {b: self.states[b].copy() for b in batch_ids},
+            len(self.entry_rows),
+            len(self.node_rows),
+        )
+
+    def rollback(self, savepoint: tuple[CompactRange, dict[tuple[str, str], BatchState], int, int]) -> None:
+        tree, states, entry_count, node_count = savepoint
+        self.tree = tree
+        self.states.update(states)
+        del self.entry_rows[entry_count:]
+        del self.node_rows[node_count:]
+
+
+class Sequencer:
+    """One thread that commits queued requests in groups: whatever arrived while the previous group was being
+    committed goes into the next one (no added delay), up to `max_events` events."""
+
+    def __init__(self, store: LedgerStore, max_events: int = 5000) -> None:
+        self._store = store
+        self._max_events = max_events
+        self._queue: queue.SimpleQueue[tuple[PreparedAppend, Future[AppendOutcome]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="chainproof-sequencer", daemon=True)
+        self._thread.start()
+
+    def submit(self, prepared: PreparedAppend) -> AppendOutcome:
+        future: Future[AppendOutcome] = Future()
+        self._queue.put((prepared, future))
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            group = [self._queue.get()]
+            events = len(group[0][0].checked)
+            while events < self._max_events:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                group.append(item)
+                events += len(item[0].checked)
+            try:
+                outcomes = self._store.commit([prepared for prepared, _future in group])
+            except Exception as exc:  # the transaction failed: every request in it failed
+                for _prepared, future in group:
+                    future.set_exception(exc)
+                continue
+            for (_prepared, future), outcome in zip(group, outcomes, strict=True):
+                future.set_result(outcome)
+
+
 class LedgerStore:
     def __init__(self, engine: Engine, signer: NoteSigner, origin: str | None = None) -> None:
         self.engine = engine
@@ -129,6 +224,12 @@ class LedgerStore:
         self._batch_cache: OrderedDict[tuple[str, str], BatchState] = OrderedDict()
         self._batch_cache_lock = threading.Lock()
         self._key_cache: dict[str, Ed25519PublicKey] = {}
+        # One appender at a time per process (threads queue here rather than spin on SQLite's busy handler), and
+        # the right edge of the tree as of our last commit, reused while nobody else has appended.
+        self._append_lock = threading.Lock()
+        self._head: CompactRange | None = None
+        self._sequencer: Sequencer | None = None
+        self._sequencer_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="chainproof-verify")
 
     # -- transactions -------------------------------------------------------------------------------------------
@@ -197,17 +298,24 @@ class LedgerStore:
             except IntegrityError as exc:
                 raise ConflictError(f"key {key_id} is already revoked") from exc
 
-    def directory(self, conn: Connection | None = None, key_ids: Sequence[str] | None = None) -> Directory:
-        """Actors and keys (all, or only the given keys with their actors)."""
+    def directory(
+        self,
+        conn: Connection | None = None,
+        key_ids: Sequence[str] | None = None,
+        actor_ids: Sequence[str] | None = None,
+    ) -> Directory:
+        """Actors and keys (all, or only the given keys and actors)."""
         if conn is None:
             with self.engine.connect() as own:
-                return self.directory(own, key_ids)
+                return self.directory(own, key_ids, actor_ids)
         key_query = select(actor_keys, key_revocations.c.revoked_at).outerjoin(
             key_revocations, key_revocations.c.key_id == actor_keys.c.key_id
         )
         actor_query = select(actors)
         if key_ids is not None:
             key_query = key_query.where(actor_keys.c.key_id.in_(set(key_ids)))
+        if actor_ids is not None:
+            actor_query = actor_query.where(actors.c.id.in_(set(actor_ids)))
         keys = {
             row.key_id: ActorKey(
                 row.key_id,
@@ -241,12 +349,32 @@ class LedgerStore:
         The key is looked up and recorded under the append lock, in the append's own transaction, so two
         concurrent retries cannot both append.
         """
+        return self.commit([self.prepare(submissions, idempotency)], now=now)[0].unwrap()
+
+    def append_queued(
+        self, submissions: Sequence[Submission], idempotency: Idempotency | None = None
+    ) -> tuple[list[AppendResult], bool]:
+        """Like `append_idempotent`, but committed by the store's sequencer together with whatever other threads
+        submit meanwhile (group commit): one transaction, one lock and one fsync for many requests, each still
+        all or nothing on its own."""
+        prepared = self.prepare(submissions, idempotency)
+        with self._sequencer_lock:
+            if self._sequencer is None:
+                self._sequencer = Sequencer(self)
+        return self._sequencer.submit(prepared).unwrap()
+
+    def prepare(self, submissions: Sequence[Submission], idempotency: Idempotency | None = None) -> PreparedAppend:
+        """Everything that needs no lock: schema, canonical bytes, and signature checks (started on the pool;
+        a key id's public key never changes, so this is safe before the lock). Raises ValidationError."""
         if not submissions:
             raise ValidationError("nothing to append")
-        checked = [self.check_submission(s) for s in submissions]
-        total = len(checked)
-        # A key id's public key never changes (its row is immutable), so signatures can be checked before the
-        # append lock and alongside the rest; whether the key may sign *now* is decided under the lock.
+        total = len(submissions)
+        checked = []
+        for position, submission in enumerate(submissions):
+            try:
+                checked.append(self.check_submission(submission))
+            except ValidationError as exc:
+                raise ValidationError(_where(position, total) + str(exc)) from exc
         public_keys = self._public_keys({c.statement.key_id for c in checked})
         signature_checks = start_statement_checks(
             [
@@ -257,72 +385,138 @@ class LedgerStore:
             self._pool,
             _VERIFY_THREADS,
         )
-        with self._write() as conn, conn.begin():
-            self._lock_appends(conn)
-            moment = now or utc_now()
-            logged_at = format_time(moment)
+        # the actors a request names: its signers and the recipients of its handoffs
+        actor_ids = {c.statement.actor for c in checked} | {
+            c.data.to for c in checked if isinstance(c.data, HandoffData)
+        }
+        return PreparedAppend(checked, idempotency, list(public_keys), sorted(actor_ids), signature_checks)
+
+    def commit(self, group: Sequence[PreparedAppend], *, now: datetime | None = None) -> list[AppendOutcome]:
+        """Append prepared requests in one transaction; each request succeeds or fails on its own.
+
+        A request that fails leaves no trace (the tree, batch states and rows it touched are rolled back in
+        memory before the next request is checked); if the transaction itself fails, every request fails.
+        """
+        with self._append_lock:
+            with self._write() as conn, conn.begin():
+                self._lock_appends(conn)
+                moment = now or utc_now()
+                logged_at = format_time(moment)
+                size = self._size(conn)
+                # Nobody else appended since our last commit: our cached tree edge and batch states are current.
+                fresh = self._head is not None and self._head.size == size
+                tree = self._head.copy() if fresh and self._head is not None else self._tree_at(conn, size)
+                directory = self.directory(
+                    conn, sorted({k for p in group for k in p.key_ids}), sorted({a for p in group for a in p.actor_ids})
+                )
+                batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
+                states = self._load_batches(conn, batch_ids, fresh)
+                work = _GroupWork(tree, states)
+                outcomes: list[AppendOutcome] = []
+                seen_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
+                for prepared in group:
+                    outcomes.append(self._commit_one(conn, prepared, directory, work, moment, logged_at, seen_keys))
+                if work.entry_rows:
+                    try:
+                        conn.execute(insert(entries), work.entry_rows)
+                        conn.execute(insert(merkle_nodes), work.node_rows)
+                        if work.idempotency_rows:
+                            conn.execute(insert(idempotency_keys), work.idempotency_rows)
+                    except IntegrityError as exc:  # only if something bypassed the append lock
+                        raise ConflictError("another writer appended at the same position; retry") from exc
+            # still under the lock: the next appender must see the tree and the batch states together
+            self._head = work.tree
+            self._remember_batches(work.states)  # only once committed
+        return outcomes
+
+    def _commit_one(
+        self,
+        conn: Connection,
+        prepared: PreparedAppend,
+        directory: Directory,
+        work: _GroupWork,
+        moment: datetime,
+        logged_at: str,
+        seen_keys: dict[tuple[str, str], tuple[bytes, int]],
+    ) -> AppendOutcome:
+        idempotency = prepared.idempotency
+        try:
             if idempotency is not None:
+                key = (idempotency.actor_id, idempotency.key)
                 replay = self._replay(conn, idempotency)
-                if replay is not None:
-                    return replay, True
-            directory = self.directory(conn, list(public_keys))
-            for position, item in enumerate(checked):
-                self._signer_of(directory, item, moment, position, total)
-                try:
-                    check_times(item.statement, item.data, moment)
-                except RuleError as exc:
-                    raise ValidationError(self._where(position, total) + str(exc)) from exc
-            rule_error: RuleError | None = None
-            size = self._size(conn)
-            tree = CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
-            states = self._load_batches(conn, {(c.statement.sku, c.statement.lot) for c in checked})
-            entry_rows: list[dict[str, Any]] = []
-            node_rows: list[dict[str, Any]] = []
-            results: list[AppendResult] = []
-            for position, item in enumerate(checked):
-                statement = item.statement
-                state = states[(statement.sku, statement.lot)]
-                try:
-                    state.check(statement, item.data, directory.actors[statement.actor], directory.actors)
-                except RuleError as exc:
-                    rule_error = RuleError(self._where(position, total) + str(exc), exc.kind)
-                    break
-                index = tree.size
-                leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
-                entry_hash = leaf_hash(leaf)
-                for level, node_index, node in tree.append(entry_hash):
-                    node_rows.append({"level": level, "idx": node_index, "hash": node})
-                entry_rows.append(
-                    {"idx": index, "sku": statement.sku, "lot": statement.lot, "leaf": leaf, "leaf_hash": entry_hash}
-                )
-                state.apply(statement, item.data, entry_hash, index, logged_at)
-                results.append(AppendResult(index, entry_hash, statement.sku, statement.lot, state.gtin))
-            failed = signature_checks()
-            if failed:  # a forged statement is reported as such, even where it also breaks a rule
-                position = failed[0]
-                raise SignatureError(
-                    self._where(position, total) + "signature does not verify with key "
-                    f"{checked[position].statement.key_id} over the statement's canonical bytes"
-                )
-            if rule_error is not None:
-                raise rule_error
-            try:
-                conn.execute(insert(entries), entry_rows)
-                conn.execute(insert(merkle_nodes), node_rows)
-                if idempotency is not None:
-                    conn.execute(
-                        insert(idempotency_keys).values(
-                            actor_id=idempotency.actor_id,
-                            key=idempotency.key,
-                            request_hash=idempotency.request_hash,
-                            response=json.dumps([r.to_json() for r in results]),
-                            created_at=logged_at,
+                if replay is None and key in seen_keys:  # the same key twice in one group
+                    digest, position = seen_keys[key]
+                    if digest != idempotency.request_hash:
+                        raise IdempotencyKeyReusedError(
+                            f"Idempotency-Key {idempotency.key!r} was already used for a different request"
                         )
-                    )
-            except IntegrityError as exc:  # only if something bypassed the append lock
-                raise ConflictError("another writer appended at the same position; retry") from exc
-        self._remember_batches(states)  # only once committed
-        return results, False
+                    replay = [
+                        AppendResult.from_json(r) for r in json.loads(work.idempotency_rows[position]["response"])
+                    ]
+                if replay is not None:
+                    return AppendOutcome(replay, True, None)
+            results = self._apply_request(prepared, directory, work, moment, logged_at)
+        except LedgerError as exc:
+            return AppendOutcome(None, False, exc)
+        if idempotency is not None:
+            seen_keys[(idempotency.actor_id, idempotency.key)] = (idempotency.request_hash, len(work.idempotency_rows))
+            work.idempotency_rows.append(
+                {
+                    "actor_id": idempotency.actor_id,
+                    "key": idempotency.key,
+                    "request_hash": idempotency.request_hash,
+                    "response": json.dumps([r.to_json() for r in results]),
+                    "created_at": logged_at,
+                }
+            )
+        return AppendOutcome(results, False, None)
+
+    def _apply_request(
+        self, prepared: PreparedAppend, directory: Directory, work: _GroupWork, moment: datetime, logged_at: str
+    ) -> list[AppendResult]:
+        checked, total = prepared.checked, len(prepared.checked)
+        for position, item in enumerate(checked):
+            self._signer_of(directory, item, moment, position, total)
+            try:
+                check_times(item.statement, item.data, moment)
+            except RuleError as exc:
+                raise ValidationError(_where(position, total) + str(exc)) from exc
+        savepoint = work.savepoint({(c.statement.sku, c.statement.lot) for c in checked})
+        rule_error: RuleError | None = None
+        results: list[AppendResult] = []
+        for position, item in enumerate(checked):
+            statement = item.statement
+            state = work.states[(statement.sku, statement.lot)]
+            try:
+                state.check(statement, item.data, directory.actors[statement.actor], directory.actors)
+            except RuleError as exc:
+                rule_error = RuleError(_where(position, total) + str(exc), exc.kind)
+                break
+            index = work.tree.size
+            leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
+            entry_hash = leaf_hash(leaf)
+            for level, node_index, node in work.tree.append(entry_hash):
+                work.node_rows.append({"level": level, "idx": node_index, "hash": node})
+            work.entry_rows.append(
+                {"idx": index, "sku": statement.sku, "lot": statement.lot, "leaf": leaf, "leaf_hash": entry_hash}
+            )
+            state.apply(statement, item.data, entry_hash, index, logged_at)
+            results.append(AppendResult(index, entry_hash, statement.sku, statement.lot, state.gtin))
+        failed = prepared.signature_checks()
+        if failed or rule_error is not None:
+            work.rollback(savepoint)
+        if failed:  # a forged statement is reported as such, even where it also breaks a rule
+            position = failed[0]
+            raise SignatureError(
+                _where(position, total) + "signature does not verify with key "
+                f"{checked[position].statement.key_id} over the statement's canonical bytes"
+            )
+        if rule_error is not None:
+            raise rule_error
+        return results
+
+    def _tree_at(self, conn: Connection, size: int) -> CompactRange:
+        return CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
 
     @staticmethod
     def _replay(conn: Connection, idempotency: Idempotency) -> list[AppendResult] | None:
@@ -393,31 +587,35 @@ class LedgerStore:
                     self._key_cache[row.key_id] = load_public_key(bytes(row.public_key))
         return {key_id: self._key_cache[key_id] for key_id in key_ids if key_id in self._key_cache}
 
-    @staticmethod
-    def _where(position: int, total: int) -> str:
-        return f"event {position}: " if total > 1 else ""
-
     def _signer_of(
         self, directory: Directory, item: _Checked, moment: datetime, position: int, total: int
     ) -> tuple[Actor, ActorKey]:
         try:
             return directory.check_signer(item.statement, moment)
         except RuleError as exc:
-            raise RuleError(self._where(position, total) + str(exc), exc.kind) from exc
+            raise RuleError(_where(position, total) + str(exc), exc.kind) from exc
 
-    def _load_batches(self, conn: Connection, batch_ids: set[tuple[str, str]]) -> dict[tuple[str, str], BatchState]:
+    def _load_batches(
+        self, conn: Connection, batch_ids: set[tuple[str, str]], fresh: bool
+    ) -> dict[tuple[str, str], BatchState]:
         """The batches' current states: cached ones advanced by newer entries, the rest replayed from their chains.
 
-        Called under the append lock, so no entry can appear while we read; one query serves every batch.
+        Called under the append lock, so no entry can appear while we read; one query serves every batch. With
+        `fresh` (nobody else appended since our last commit) cached states need no reading at all.
         """
         states: dict[tuple[str, str], BatchState] = {}
+        to_read: dict[tuple[str, str], BatchState] = {}
         with self._batch_cache_lock:
             for batch_id in batch_ids:
                 cached = self._batch_cache.get(batch_id)
                 states[batch_id] = cached.copy() if cached is not None else BatchState(*batch_id)
+                if cached is None or not fresh:
+                    to_read[batch_id] = states[batch_id]
+        if not to_read:
+            return states
         terms: list[str] = []
         params: dict[str, str | int] = {}
-        for n, (batch_id, state) in enumerate(states.items()):
+        for n, (batch_id, state) in enumerate(to_read.items()):
             params[f"s{n}"], params[f"l{n}"], params[f"i{n}"] = (
                 batch_id[0],
                 batch_id[1],
