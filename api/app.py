@@ -12,6 +12,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
+from api.deps import TokenCache
 from api.problems import problem_response
 from api.routes import actors, batches, events, log
 from api.settings import Settings
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.token_cache = TokenCache()
     problems.install(app)
     for module in (events, batches, log, actors):
         app.include_router(module.router)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.problems import ProblemError
 from api.settings import Settings
@@ -23,15 +25,43 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def current_actor(request: Request, store: Annotated[LedgerStore, Depends(get_store)]) -> Actor:
+async def current_actor(request: Request, store: Annotated[LedgerStore, Depends(get_store)]) -> Actor:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ProblemError(401, "send an API token as 'Authorization: Bearer <token>'", "no-token")
-    actor = store.authenticate(token.strip())
+    cache: TokenCache = request.app.state.token_cache
+    actor = cache.get(token.strip())
     if actor is None:
-        raise ProblemError(401, "the API token is unknown or revoked", "bad-token")
+        actor = await run_in_threadpool(store.authenticate, token.strip())
+        if actor is None:
+            raise ProblemError(401, "the API token is unknown or revoked", "bad-token")
+        cache.put(token.strip(), actor)
     return actor
+
+
+class TokenCache:
+    """Recently authenticated tokens, for `ttl` seconds: a revocation reaches other workers within that time
+    (this worker forgets a token at once when it revokes it)."""
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[float, Actor]] = {}
+
+    def get(self, token: str) -> Actor | None:
+        hit = self._entries.get(token)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, token: str, actor: Actor) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[token] = (time.monotonic() + self._ttl, actor)
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(token, None)
 
 
 StoreDep = Annotated[LedgerStore, Depends(get_store)]

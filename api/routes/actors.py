@@ -92,3 +92,4 @@ def issue_token(actor_id: str, caller: CurrentActor, store: StoreDep) -> TokenOu
 def revoke_token(request: Request, caller: CurrentActor, store: StoreDep) -> None:
     token = request.headers["authorization"].partition(" ")[2].strip()
     store.revoke_token(token)
+    request.app.state.token_cache.forget(token)
