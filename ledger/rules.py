@@ -4,7 +4,7 @@ verifier (after the fact). Pure: state in, verdict out.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,8 +133,8 @@ class BatchState:
     shipments: dict[str, ShipmentState] = field(default_factory=dict)
 
     def copy(self) -> BatchState:
-        clone = dataclasses.replace(self)
-        clone.shipments = {k: dataclasses.replace(v) for k, v in self.shipments.items()}
+        clone = copy.copy(self)
+        clone.shipments = {k: copy.copy(v) for k, v in self.shipments.items()}
         return clone
 
     def check(self, statement: Statement, data: BaseModel, actor: Actor, actors: Mapping[str, Actor]) -> None:

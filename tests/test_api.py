@@ -238,8 +238,10 @@ BAD_INPUTS = {
         "country",
     ),
     "bad-country": (lambda a: _signed_body(a, a.world.merchant, "origin", origin_data(country="XX")), 422, "ISO 3166"),
-    "not-json": (lambda a: "{not json", 422, ""),
+    "not-json": (lambda a: "{not json", 400, "not valid JSON"),
+    "duplicate-key": (lambda a: '{"statement": {}, "statement": {}, "signature": ""}', 400, "duplicate"),
     "missing-signature": (lambda a: {"statement": {"v": 1}}, 422, "signature"),
+    "statement-not-object": (lambda a: {"statement": [], "signature": ""}, 422, "object"),
     "bad-signature-base64": (
         lambda a: {"statement": {"actor": a.world.merchant.id}, "signature": "%%%"},
         422,

@@ -1,22 +1,28 @@
-"""Recording signed events."""
+"""Recording signed events.
+
+The body is read as bytes and parsed strictly (no duplicate keys, UTF-8 only): statements are signed data, so
+the server must not guess which of two values a client meant. Results are serialized directly.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentActor, SettingsDep, StoreDep
 from api.problems import ProblemError
-from api.schemas import EventBatch, Recorded, RecordedBatch, SignedEvent
+from api.schemas import Recorded, RecordedBatch, SignedEvent
 from api.settings import Settings
 from api.urls import product_url
-from ledger.canonical import canonical_json
+from ledger.canonical import parse_json
 from ledger.errors import EncodingError
 from ledger.hashing import b64decode, sha256
 from ledger.rules import Actor
 from ledger.signing import SIGNATURE_SIZE
-from ledger.storage import AppendResult, Idempotency, LedgerStore, Submission
+from ledger.storage import AppendResult, Idempotency, Submission
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -30,51 +36,88 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+_EVENT_SCHEMA = SignedEvent.model_json_schema()
+_ONE_EVENT_BODY = {"required": True, "content": {"application/json": {"schema": _EVENT_SCHEMA}}}
+_BATCH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "events": {
+                        "type": "array",
+                        "items": _EVENT_SCHEMA,
+                        "minItems": 1,
+                        "maxItems": 1000,
+                        "description": "1 to 1,000 signed events, appended all or nothing, in order.",
+                    }
+                },
+                "required": ["events"],
+                "additionalProperties": False,
+            }
+        }
+    },
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": "RFC 9457 problem", "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 409, 413, 422)
+}
 
-def _submission(event: SignedEvent, actor: Actor, position: int | None) -> Submission:
-    where = "" if position is None else f"event {position}: "
+
+def _parse(body: bytes) -> Any:
     try:
-        signature = b64decode(event.signature, what="signature", size=SIGNATURE_SIZE)
+        return parse_json(body)
+    except EncodingError as exc:
+        raise ProblemError(400, f"request body is not valid JSON: {exc}", "malformed") from exc
+
+
+def _submission(item: Any, actor: Actor, position: int | None) -> Submission:
+    where = "" if position is None else f"event {position}: "
+    if not isinstance(item, dict) or set(item) != {"statement", "signature"}:
+        raise ProblemError(422, where + "an event is an object with exactly 'statement' and 'signature'", "invalid")
+    statement, signature_text = item["statement"], item["signature"]
+    if not isinstance(statement, dict):
+        raise ProblemError(422, where + "statement must be an object", "invalid")
+    if not isinstance(signature_text, str):
+        raise ProblemError(422, where + "signature must be a base64 string", "invalid")
+    try:
+        signature = b64decode(signature_text, what="signature", size=SIGNATURE_SIZE)
     except EncodingError as exc:
         raise ProblemError(422, where + str(exc), "invalid") from exc
-    signer = event.statement.get("actor")
+    signer = statement.get("actor")
     if signer != actor.id:
         raise ProblemError(
             403,
             f"{where}the statement is signed for actor {signer!r} but the token belongs to {actor.id!r}",
             "forbidden",
         )
-    return Submission(event.statement, signature)
+    return Submission(statement, signature)
 
 
-def _append(
-    store: LedgerStore,
-    settings: Settings,
-    actor: Actor,
+def _recorded(settings: Settings, result: AppendResult) -> dict[str, Any]:
+    return {
+        "index": result.index,
+        "entry_hash": result.entry_hash.hex(),
+        "sku": result.sku,
+        "lot": result.lot,
+        "product_url": product_url(settings.base_url, result.sku, result.lot, result.gtin),
+    }
+
+
+async def _record(
+    request: Request,
+    body: bytes,
     submissions: list[Submission],
+    actor: Actor,
+    store: Any,
     idempotency_key: str | None,
-    body: object,
-    path: str,
-    response: Response,
-) -> list[Recorded]:
+) -> tuple[list[AppendResult], dict[str, str]]:
     idempotency = None
-    if idempotency_key is not None:
-        digest = sha256(path.encode() + b"\n" + canonical_json(body))
-        idempotency = Idempotency(actor.id, idempotency_key, digest)
-    results, replayed = store.append_queued(submissions, idempotency)
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return [_recorded(settings, r) for r in results]
-
-
-def _recorded(settings: Settings, result: AppendResult) -> Recorded:
-    return Recorded(
-        index=result.index,
-        entry_hash=result.entry_hash.hex(),
-        sku=result.sku,
-        lot=result.lot,
-        product_url=product_url(settings.base_url, result.sku, result.lot, result.gtin),
-    )
+    if idempotency_key is not None:  # "the same request" is the same bytes to the same endpoint
+        idempotency = Idempotency(actor.id, idempotency_key, sha256(request.url.path.encode() + b"\n" + body))
+    results, replayed = await run_in_threadpool(store.append_queued, submissions, idempotency)
+    return results, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
 @router.post(
@@ -82,20 +125,23 @@ def _recorded(settings: Settings, result: AppendResult) -> Recorded:
     status_code=201,
     response_model=Recorded,
     summary="Record one signed event",
-    responses={401: {}, 403: {}, 409: {}, 413: {}, 422: {}},
+    openapi_extra={"requestBody": _ONE_EVENT_BODY},
+    responses=_ERRORS,
 )
-def record_event(
-    event: SignedEvent,
+async def record_event(
+    request: Request,
     actor: CurrentActor,
     store: StoreDep,
     settings: SettingsDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> Recorded:
-    """Check the statement (fields, signature by a valid key of the caller, role, custody, chain order) and append
-    it to the log. Nothing is written if anything fails."""
-    submission = _submission(event, actor, None)
-    return _append(store, settings, actor, [submission], idempotency_key, event.model_dump(), "/v1/events", response)[0]
+) -> JSONResponse:
+    """Body: `{"statement": {...}, "signature": "<base64>"}`. Checks the statement (fields, signature by a valid
+    key of the caller, role, custody, chain order) and appends it to the log. Nothing is written if anything
+    fails."""
+    body = await request.body()
+    submission = _submission(_parse(body), actor, None)
+    results, headers = await _record(request, body, [submission], actor, store, idempotency_key)
+    return JSONResponse(_recorded(settings, results[0]), status_code=201, headers=headers)
 
 
 @router.post(
@@ -103,23 +149,27 @@ def record_event(
     status_code=201,
     response_model=RecordedBatch,
     summary="Record up to 1,000 signed events, all or nothing",
-    responses={401: {}, 403: {}, 409: {}, 413: {}, 422: {}},
+    openapi_extra={"requestBody": _BATCH_BODY},
+    responses=_ERRORS,
 )
-def record_events(
-    batch: EventBatch,
+async def record_events(
+    request: Request,
     actor: CurrentActor,
     store: StoreDep,
     settings: SettingsDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> RecordedBatch:
-    """Append the events in order in one transaction: if any event fails, none is written."""
-    if not batch.events:
+) -> JSONResponse:
+    """Body: `{"events": [{"statement": ..., "signature": ...}, ...]}`. Appends the events in order in one
+    transaction: if any event fails, none is written."""
+    body = await request.body()
+    payload = _parse(body)
+    if not isinstance(payload, dict) or set(payload) != {"events"} or not isinstance(payload["events"], list):
+        raise ProblemError(422, "body must be an object with exactly one field, 'events', a list", "invalid")
+    events = payload["events"]
+    if not events:
         raise ProblemError(422, "events must hold at least one event", "invalid")
-    if len(batch.events) > settings.max_batch_events:
-        raise ProblemError(413, f"at most {settings.max_batch_events} events per request, got {len(batch.events)}")
-    submissions = [_submission(event, actor, n) for n, event in enumerate(batch.events)]
-    recorded = _append(
-        store, settings, actor, submissions, idempotency_key, batch.model_dump(), "/v1/events/batch", response
-    )
-    return RecordedBatch(recorded=recorded)
+    if len(events) > settings.max_batch_events:
+        raise ProblemError(413, f"at most {settings.max_batch_events} events per request, got {len(events)}")
+    submissions = [_submission(event, actor, n) for n, event in enumerate(events)]
+    results, headers = await _record(request, body, submissions, actor, store, idempotency_key)
+    return JSONResponse({"recorded": [_recorded(settings, r) for r in results]}, status_code=201, headers=headers)

@@ -124,6 +124,15 @@ def _where(position: int, total: int) -> str:
     return f"event {position}: " if total > 1 else ""
 
 
+def _raise_bad_signature(prepared: PreparedAppend, failed: list[int]) -> None:
+    if failed:
+        position = failed[0]
+        raise SignatureError(
+            _where(position, len(prepared.checked)) + "signature does not verify with key "
+            f"{prepared.checked[position].statement.key_id} over the statement's canonical bytes"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedAppend:
     """A request checked as far as it can be without the lock (see `LedgerStore.prepare`)."""
@@ -358,6 +367,8 @@ class LedgerStore:
         submit meanwhile (group commit): one transaction, one lock and one fsync for many requests, each still
         all or nothing on its own."""
         prepared = self.prepare(submissions, idempotency)
+        # Wait for the signatures here, in the caller's thread, so the sequencer never waits on them.
+        _raise_bad_signature(prepared, prepared.signature_checks())
         with self._sequencer_lock:
             if self._sequencer is None:
                 self._sequencer = Sequencer(self)
@@ -505,12 +516,7 @@ class LedgerStore:
         failed = prepared.signature_checks()
         if failed or rule_error is not None:
             work.rollback(savepoint)
-        if failed:  # a forged statement is reported as such, even where it also breaks a rule
-            position = failed[0]
-            raise SignatureError(
-                _where(position, total) + "signature does not verify with key "
-                f"{checked[position].statement.key_id} over the statement's canonical bytes"
-            )
+        _raise_bad_signature(prepared, failed)  # a forged statement is reported as such, whatever else is wrong
         if rule_error is not None:
             raise rule_error
         return results
@@ -613,20 +619,25 @@ class LedgerStore:
                     to_read[batch_id] = states[batch_id]
         if not to_read:
             return states
-        terms: list[str] = []
-        params: dict[str, str | int] = {}
-        for n, (batch_id, state) in enumerate(to_read.items()):
-            params[f"s{n}"], params[f"l{n}"], params[f"i{n}"] = (
-                batch_id[0],
-                batch_id[1],
-                -1 if state.last_index is None else state.last_index,
+        # sku IN (...) AND lot IN (...) uses the (sku, lot, idx) index and compiles once (expanding IN lists); it
+        # may return a few rows of other batches that share a sku or a lot, which the filter below drops.
+        after = min(-1 if state.last_index is None else state.last_index for state in to_read.values())
+        query = (
+            select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf)
+            .where(
+                entries.c.sku.in_({sku for sku, _lot in to_read}),
+                entries.c.lot.in_({lot for _sku, lot in to_read}),
+                entries.c.idx > after,
             )
-            terms.append(f"(sku = :s{n} AND lot = :l{n} AND idx > :i{n})")
-        query = f"SELECT idx, sku, lot, leaf FROM entries WHERE {' OR '.join(terms)} ORDER BY idx"
-        for row in conn.execute(text(query), params):
+            .order_by(entries.c.idx)
+        )
+        for row in conn.execute(query):
+            state = to_read.get((row.sku, row.lot))
+            if state is None or (state.last_index is not None and row.idx <= state.last_index):
+                continue
             parsed = parse_leaf(bytes(row.leaf))
             statement, data = validate_statement(parsed.statement)
-            states[(row.sku, row.lot)].apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
+            state.apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
         return states
 
     def _remember_batches(self, states: dict[tuple[str, str], BatchState]) -> None:
