@@ -59,7 +59,10 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # psycopg prepares a statement after a few runs, and PostgreSQL then may switch to a generic plan; for the
+    # batch lookup (variable IN lists, idx > :after) that plan is a sequential scan. Custom plans stay cheap here.
+    connect_args = {"options": "-c plan_cache_mode=force_custom_plan"} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -18,7 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import psycopg
 
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import Connection
@@ -63,6 +66,7 @@ from ledger.storage.schema import (
 )
 from ledger.verify import LogEntry
 
+_TABLES = {"entries": entries, "merkle_nodes": merkle_nodes}
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
 _BATCH_CACHE_SIZE = 10_000
 _VERIFY_THREADS = 2
@@ -429,8 +433,8 @@ class LedgerStore:
                     outcomes.append(self._commit_one(conn, prepared, directory, work, moment, logged_at, seen_keys))
                 if work.entry_rows:
                     try:
-                        conn.execute(insert(entries), work.entry_rows)
-                        conn.execute(insert(merkle_nodes), work.node_rows)
+                        self._insert_many(conn, "entries", ("idx", "sku", "lot", "leaf", "leaf_hash"), work.entry_rows)
+                        self._insert_many(conn, "merkle_nodes", ("level", "idx", "hash"), work.node_rows)
                         if work.idempotency_rows:
                             conn.execute(insert(idempotency_keys), work.idempotency_rows)
                     except IntegrityError as exc:  # only if something bypassed the append lock
@@ -520,6 +524,17 @@ class LedgerStore:
         if rule_error is not None:
             raise rule_error
         return results
+
+    def _insert_many(self, conn: Connection, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """Bulk insert on the hot path: COPY on PostgreSQL (psycopg's executemany sends a statement per row),
+        executemany on SQLite. Same transaction either way."""
+        if not self._postgres:
+            conn.execute(insert(_TABLES[table]), rows)
+            return
+        driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in columns))
 
     def _tree_at(self, conn: Connection, size: int) -> CompactRange:
         return CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
