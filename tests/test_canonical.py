@@ -100,3 +100,53 @@ def test_strict_hex() -> None:
     for bad in ("0", "0G", "00FF", " 00"):
         with pytest.raises(EncodingError):
             hexdecode(bad)
+
+
+any_text = st.text(alphabet=st.characters(codec=None), max_size=12)  # surrogates and astral characters included
+wide_floats = st.floats(
+    allow_nan=False, allow_infinity=False, min_value=-(2**53) + 1, max_value=2**53 - 1
+) | st.sampled_from([1e-4, 9.999e-5, 1e16 - 2, 1e16, 0.1, -0.0, 0.0, 4.0, 4.5, 1e-7, 123456789.123, 5e-324 * 1e300])
+wide_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | wide_floats | any_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(wide_values)
+@settings(max_examples=2000)
+def test_fast_path_agrees_with_rfc8785(value: object) -> None:
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:  # what rfc8785 refuses, canonical_json refuses too
+        with pytest.raises(EncodingError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\ue000": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
+        {"a": "\ud800"},
+        {"x": 1e16},
+        {"x": 1e-5},
+        {"x": 4.0},
+        {"x": -0.0},
+        {"x": 2**53},
+        {"b": [True, None, "é\n\u2028\x7f"], "a": {"z": 0.5}},
+    ],
+)
+def test_fast_path_edge_cases(value: object) -> None:
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:
+        with pytest.raises(EncodingError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
