@@ -31,7 +31,7 @@ def _same_as_jcs(value: Any) -> bool:
     if kind is str:  # a lone surrogate: JCS escapes it, the standard library cannot encode it
         return value.isascii() or _SURROGATE.search(value) is None
     if kind is int:
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+        return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or max(key) < "\ud800"):
@@ -44,8 +44,7 @@ def _same_as_jcs(value: Any) -> bool:
     if value is None or kind is bool:
         return True
     if kind is float:
-        magnitude = abs(value)
-        return 1e-4 <= magnitude < 1e16 and not value.is_integer()
+        return bool(1e-4 <= abs(value) < 1e16 and not value.is_integer())
     return False
 
 
