@@ -71,16 +71,18 @@ def main() -> None:
     while len(submissions) < total:
         sku, name = "BENCH", f"L{lot:07d}"
         sid = "S1"
+        # Sensor readings as loggers report them (one decimal). An integral float such as 5.0 takes rfc8785's
+        # slower pure-Python path; a client's canonical JSON would carry it as the integer 5 anyway.
         journey = [
             m.submit("origin", sku, name, origin_data()),
             i.submit("inspection", sku, name, inspection_data()),
             m.submit("shipment", sku, name, shipment_data(sid)),
             m.submit("handoff", sku, name, handoff_data(m.id, c1.id, sid)),
-            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=5.0)),
-            c2.submit("handoff", sku, name, handoff_data(c2.id, c1.id, sid, temperature=6.0)),
-            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=4.0)),
-            c2.submit("handoff", sku, name, handoff_data(c2.id, c1.id, sid, temperature=4.0)),
-            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=3.0)),
+            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=5.2)),
+            c2.submit("handoff", sku, name, handoff_data(c2.id, c1.id, sid, temperature=6.1)),
+            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=4.3)),
+            c2.submit("handoff", sku, name, handoff_data(c2.id, c1.id, sid, temperature=3.9)),
+            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=3.4)),
             c2.submit("delivery", sku, name, {"shipment_id": sid, "delivered_at": "2026-11-08T15:00:00Z"}),
         ]
         submissions.extend(journey)
