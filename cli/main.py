@@ -5,22 +5,24 @@ Exit codes: 0 all holds, 1 verification failed, 2 usage, input or connection err
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.settings import Settings
+from cli.client import CliError
 from ledger.errors import LedgerError
-from ledger.events import Role
+from ledger.events import EventType, Role
 from ledger.logkey import load_or_create_log_signer
 from ledger.signing import parse_public_key_text
 from ledger.storage import LedgerStore, create_db_engine, migrate
-from ledger.verify import verify_ledger
 
 app = typer.Typer(
     help="Chainproof: a signed, hash-chained supply-chain ledger.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -41,6 +43,22 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def handled(func: Callable[..., None]) -> Callable[..., None]:
+    """Turn the errors a command can meet (bad input, unreachable server, refused request) into one line on
+    stderr and exit status 2, whatever the command."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except (CliError, LedgerError) as exc:
+            fail(str(exc))
+        except SQLAlchemyError as exc:
+            fail(f"database error: {str(exc).splitlines()[0]}")
+
+    return wrapper
+
+
 def settings_for(db: str | None = None, **overrides: object) -> Settings:
     return Settings.from_env(db_url=db, **overrides)
 
@@ -58,6 +76,7 @@ def open_store(settings: Settings) -> LedgerStore:
 
 
 @db_app.command("upgrade")
+@handled
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the schema (append-only triggers included).
 
@@ -72,6 +91,7 @@ def db_upgrade(db: DbOption = None) -> None:
 
 
 @actor_app.command("add")
+@handled
 def actor_add(
     name: Annotated[str, typer.Option(help="organisation name")],
     role: Annotated[Role, typer.Option(help="admin, merchant, inspector, carrier or auditor")],
@@ -103,6 +123,7 @@ def actor_add(
 
 
 @app.command()
+@handled
 def demo(
     db: DbOption = None,
     if_empty: Annotated[
@@ -129,6 +150,7 @@ def demo(
 
 
 @app.command()
+@handled
 def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -176,38 +198,340 @@ def serve(
     )
 
 
+ServerOption = Annotated[
+    str | None, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="server URL, e.g. http://127.0.0.1:8000")
+]
+TokenOption = Annotated[str | None, typer.Option("--token", envvar="CHAINPROOF_TOKEN", help="API token")]
+KeyOption = Annotated[Path | None, typer.Option("--key", envvar="CHAINPROOF_KEY", help="your private key (PEM)")]
+LogKeyOption = Annotated[
+    str | None, typer.Option("--log-key", help="the log's verifier key to trust (<name>+<hex>+<base64>)")
+]
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        envvar="CHAINPROOF_STATE_DIR",
+        help="where to remember each log's key and last verified checkpoint (default: the per-user state dir)",
+    ),
+]
+
+
+def _print_report(problems: list[Any], summary: dict[str, Any], output_format: str) -> None:
+    if output_format == "json":
+        typer.echo(json.dumps({**summary, "problems": [_problem_json(p) for p in problems]}, indent=2))
+        return
+    typer.echo("  ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items() if k not in ("ok", "problems")))
+    for problem in problems:
+        typer.echo(f"PROBLEM {problem}")
+    typer.echo("verified: all holds" if summary["ok"] else f"FAILED: {len(problems)} problem(s)")
+
+
+def _problem_json(problem: Any) -> dict[str, Any]:
+    return {"index": problem.index, "code": problem.code, "message": problem.message}
+
+
 @app.command()
-def verify(
-    db: DbOption = None,
-    log_key_file: Annotated[
-        Path | None, typer.Option(help="the log's key file (default: $CHAINPROOF_LOG_KEY_FILE or DATA_DIR/log-key.pem)")
-    ] = None,
+@handled
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="private key file to create (the public key goes to FILE.pub)")],
     output_format: FormatOption = "text",
 ) -> None:
-    """Verify every entry of a ledger database against a fresh signed checkpoint.
+    """Make a new Ed25519 key pair: FILE (private, PEM, mode 0600; never overwritten) and FILE.pub.
 
-    Example: chainproof verify --db sqlite:///var/chainproof.db
+    Example: chainproof keygen --out acme.pem   (then: chainproof actor add ... --public-key acme.pem.pub)
     """
-    settings = settings_for(db, log_key_file=log_key_file)
-    if not settings.key_file.exists():
-        fail(f"log key file {settings.key_file} not found (set CHAINPROOF_LOG_KEY_FILE or CHAINPROOF_DATA_DIR)")
-    store = open_store(settings)
-    try:
-        report = verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.checkpoint())
-    except (LedgerError, SQLAlchemyError) as exc:
-        fail(str(exc).splitlines()[0])
+    from cli.record import keygen as make_key
+
+    private, public, key_id = make_key(out)
     if output_format == "json":
-        typer.echo(json.dumps(report.summary(), indent=2))
+        typer.echo(json.dumps({"private_key": str(private), "public_key": str(public), "key_id": key_id}))
     else:
-        summary = report.summary()
+        typer.echo(f"private key: {private} (keep it secret)\npublic key:  {public}\nkey id:      {key_id}")
+
+
+@app.command()
+@handled
+def record(
+    event_type: Annotated[
+        EventType | None,
+        typer.Argument(metavar="TYPE", help="origin, inspection, shipment, handoff, delivery or recall"),
+    ] = None,
+    sku: Annotated[str | None, typer.Option(help="batch SKU")] = None,
+    lot: Annotated[str | None, typer.Option(help="batch lot")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="JSON Lines of events (see README)")] = None,
+    server: ServerOption = "http://127.0.0.1:8000",
+    token: TokenOption = None,
+    key: KeyOption = None,
+    product: Annotated[str | None, typer.Option(help="origin: product name")] = None,
+    country: Annotated[str | None, typer.Option(help="origin: ISO 3166-1 alpha-2 country")] = None,
+    region: Annotated[str | None, typer.Option(help="origin: region")] = None,
+    facility: Annotated[str | None, typer.Option(help="origin: facility")] = None,
+    produced_at: Annotated[str | None, typer.Option(help="origin: RFC 3339 time (default now)")] = None,
+    quantity: Annotated[float | None, typer.Option(help="origin: quantity")] = None,
+    unit: Annotated[str | None, typer.Option(help="origin: unit, e.g. kg")] = None,
+    gtin: Annotated[str | None, typer.Option(help="origin: GTIN with GS1 check digit")] = None,
+    document: Annotated[list[Path] | None, typer.Option(help="origin: a document to hash (repeatable)")] = None,
+    standard: Annotated[str | None, typer.Option(help="inspection: standard or scheme")] = None,
+    result: Annotated[str | None, typer.Option(help="inspection: pass, fail or conditional")] = None,
+    inspected_at: Annotated[str | None, typer.Option(help="inspection: RFC 3339 time (default now)")] = None,
+    report: Annotated[Path | None, typer.Option(help="inspection: report file, hashed locally, never uploaded")] = None,
+    report_url: Annotated[str | None, typer.Option(help="inspection: where the report can be fetched")] = None,
+    shipment: Annotated[str | None, typer.Option(help="shipment/handoff/delivery: shipment id")] = None,
+    destination: Annotated[str | None, typer.Option(help="shipment: destination region")] = None,
+    placed_at: Annotated[str | None, typer.Option(help="shipment: RFC 3339 time (default now)")] = None,
+    promised_by: Annotated[str | None, typer.Option(help="shipment: promised delivery deadline, RFC 3339")] = None,
+    to: Annotated[str | None, typer.Option(help="handoff: actor id receiving custody")] = None,
+    place: Annotated[str | None, typer.Option(help="handoff/delivery: place")] = None,
+    at: Annotated[str | None, typer.Option(help="handoff: RFC 3339 time (default now)")] = None,
+    temperature: Annotated[float | None, typer.Option(help="handoff: temperature in Celsius")] = None,
+    delivered_at: Annotated[str | None, typer.Option(help="delivery: RFC 3339 time (default now)")] = None,
+    reason: Annotated[str | None, typer.Option(help="recall: why")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="--from-file: events per request")] = 500,
+    output_format: FormatOption = "text",
+) -> None:
+    """Sign an event locally with --key and record it with --token on --server.
+
+    Examples:
+      chainproof record origin --sku COF-1 --lot L7 --product "Green coffee" --country ET --quantity 1200 --unit kg
+      chainproof record handoff --sku COF-1 --lot L7 --to act_1234 --place "Djibouti port" --shipment SO-9
+      chainproof record --from-file events.jsonl
+    """
+    from cli.client import ServerClient
+    from cli.record import load_key, record_one
+
+    private_key = load_key(key)
+    if token is None:
+        fail("no API token: pass --token or set CHAINPROOF_TOKEN")
+    assert server is not None
+    with ServerClient(server, token) as client:
+        if from_file is not None:
+            _record_file(client, private_key, from_file, batch_size, output_format)
+            return
+        if event_type is None or not sku or not lot:
+            fail("record needs TYPE, --sku and --lot (or --from-file)")
+        options = {k: v for k, v in locals().items() if k not in ("client", "private_key")}
+        answer = record_one(client, private_key, event_type, sku, lot, options)
+    if output_format == "json":
+        typer.echo(json.dumps(answer))
+    else:
+        typer.echo(f"recorded at log index {answer['index']}\nproduct page: {answer['product_url']}")
+
+
+def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, output_format: str) -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cli.record import Journal, read_event_lines, signed_event, whoami
+
+    events = read_event_lines(path)
+    journal = Journal(path)
+    signed_at = journal.start()
+    actor_id = whoami(client)
+    chunks = [events[n : n + batch_size] for n in range(0, len(events), batch_size)]
+    recorded = replayed = 0
+    with Progress(console=Console(stderr=True), disable=output_format == "json" or len(chunks) < 2) as bar:
+        task = bar.add_task("recording", total=len(events))
+        for number, chunk in enumerate(chunks):
+            if journal.done(number) is not None:
+                replayed += len(chunk)
+                bar.advance(task, len(chunk))
+                continue
+            body = journal.body(number)
+            if body is None:
+                items = [
+                    signed_event(
+                        private_key, actor_id, e["type"], e["sku"], e["lot"], e["data"], e.get("signed_at", signed_at)
+                    )
+                    for e in chunk
+                ]
+                body = json.dumps({"events": items}).encode()
+                journal.save_body(number, body)  # before sending: a rerun resends exactly these bytes
+            response = client.request(
+                "POST",
+                "/v1/events/batch",
+                content=body,
+                headers={"Content-Type": "application/json", "Idempotency-Key": journal.key(number)},
+            )
+            journal.mark_done(number, response.json())
+            recorded += len(chunk)
+            bar.advance(task, len(chunk))
+    summary = {"events": len(events), "recorded": recorded, "already_recorded": replayed, "journal": str(journal.dir)}
+    if output_format == "json":
+        typer.echo(json.dumps(summary))
+    else:
         typer.echo(
-            f"entries {summary['entries']}  batches {summary['batches']}  actors {summary['actors']}  "
-            f"tree size {summary['tree_size']}  root {summary['root']}"
+            f"recorded {recorded} events ({replayed} already recorded by an earlier run); journal in {journal.dir}"
         )
-        for problem in report.problems:
-            typer.echo(f"PROBLEM {problem}")
-        typer.echo("verified: all holds" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
-    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@handled
+def verify(
+    server: Annotated[str | None, typer.Option("--server", help="verify what this server serves")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="verify this database (URL)")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="verify this exported bundle, offline")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="only this batch, SKU/LOT (with --server)")] = None,
+    log_key: LogKeyOption = None,
+    log_key_file: Annotated[
+        Path | None,
+        typer.Option(help="--db: the log's key file (default: $CHAINPROOF_LOG_KEY_FILE or DATA_DIR/log-key.pem)"),
+    ] = None,
+    state: StateOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Check every signature, batch link, batch rule and leaf against a signed checkpoint; exit 0 if all holds,
+    1 if anything fails, 2 for usage or connection errors.
+
+    The last verified checkpoint is remembered (--state): the next run fails loudly if the log was rewritten,
+    truncated or forked since.
+
+    Examples:
+      chainproof verify --server https://trace.example --log-key 'trace.example/log+1a2b3c4d+AV...'
+      chainproof verify --server https://trace.example --batch COF-1/L7
+      chainproof verify --bundle ledger.cpb
+    """
+    from cli.audit import (
+        State,
+        batch_check,
+        from_bundle,
+        from_database,
+        from_server,
+        run_full_verification,
+        trusted_key,
+    )
+    from cli.client import ServerClient
+
+    sources = [s for s in (server, db, bundle) if s is not None]
+    if len(sources) > 1:
+        fail("give one of --server, --db or --bundle (none: this machine's own database)")
+    if batch is not None:
+        if server is None:
+            fail("--batch works with --server")
+        sku, _, lot = batch.partition("/")
+        if not sku or not lot:
+            fail("--batch takes SKU/LOT")
+        with ServerClient(server) as client:
+            published = parse_published_key(client)
+            problems: list[Any] = []
+            key = trusted_key_for(published, log_key, state, problems)
+            found, summary = batch_check(client, key, sku, lot)
+        problems += found
+        summary["ok"] = summary["ok"] and not problems
+        _print_report(problems, summary, output_format)
+        raise typer.Exit(0 if summary["ok"] else 1)
+    if server is not None:
+        client = ServerClient(server)
+        snapshot = from_server(client)
+    elif bundle is None:
+        settings = settings_for(db, log_key_file=log_key_file)
+        snapshot = from_database(settings.database_url, settings.key_file, log_key, None)
+    else:
+        snapshot = from_bundle(bundle)
+    remembered = State(state, snapshot.published_key.name)
+    problems = []
+    key = trusted_key(snapshot, log_key, remembered, problems)
+    report = run_full_verification(
+        snapshot, key, remembered.checkpoint, sys.stderr.isatty() and output_format == "text"
+    )
+    problems += report.problems
+    summary = report.summary()
+    summary.pop("problems")
+    summary["ok"] = report.ok and not problems
+    if summary["ok"]:
+        remembered.save(str(key), snapshot.checkpoint)
+    _print_report(problems, summary, output_format)
+    raise typer.Exit(0 if summary["ok"] else 1)
+
+
+def parse_published_key(client: Any) -> Any:
+    from cli.audit import parse_key
+
+    return parse_key(client.get_text("/v1/log/key"), "the server's log key")
+
+
+def trusted_key_for(published: Any, log_key: str | None, state_dir: Path | None, problems: list[Any]) -> Any:
+    from cli.audit import Snapshot, State, trusted_key
+    from ledger.rules import Directory
+
+    stub = Snapshot(published, "", Directory({}, {}), 0, [])
+    return trusted_key(stub, log_key, State(state_dir, published.name), problems)
+
+
+@app.command()
+@handled
+def export(
+    out: Annotated[Path, typer.Option("--out", help="bundle file to write")],
+    server: Annotated[str | None, typer.Option("--server", help="export from this server")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="export from this database (URL)")] = None,
+    log_key: LogKeyOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Write a single-file bundle (entries, actor keys, checkpoint, log key) that `verify --bundle` checks offline.
+
+    Example: chainproof export --server https://trace.example --out ledger.cpb
+    """
+    from cli.audit import from_database, from_server, write_export
+    from cli.client import ServerClient
+
+    if (server is None) == (db is None):
+        fail("give exactly one of --server or --db")
+    if server is not None:
+        snapshot = from_server(ServerClient(server))
+    else:
+        settings = settings_for(db)
+        snapshot = from_database(settings.database_url, settings.key_file, log_key, None)
+    written = write_export(snapshot, out)
+    if output_format == "json":
+        typer.echo(json.dumps({"bundle": str(out), "entries": written}))
+    else:
+        typer.echo(f"wrote {written} entries to {out}")
+
+
+@app.command()
+@handled
+def monitor(
+    server: Annotated[str, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="the log's server")],
+    log_key: LogKeyOption = None,
+    state: StateOption = None,
+    interval: Annotated[float, typer.Option(min=1, help="seconds between checks")] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="check once and exit")] = False,
+    output_format: FormatOption = "text",
+) -> None:
+    """Watch a log: every interval, prove the new checkpoint extends the last one seen (consistency proof).
+    Exits 1 at once if the log was rewritten, truncated or forked.
+
+    Example: chainproof monitor --server https://trace.example --interval 300
+    """
+    import time
+
+    from cli.audit import State, monitor_step
+    from cli.client import ServerClient
+
+    with ServerClient(server) as client:
+        published = parse_published_key(client)
+        problems: list[Any] = []
+        key = trusted_key_for(published, log_key, state, problems)
+        remembered = State(state, key.name)
+        while True:
+            if not problems:
+                problems, size = monitor_step(client, key, remembered)
+            ok = not problems
+            if output_format == "json":
+                typer.echo(
+                    json.dumps(
+                        {"ok": ok, "tree_size": size if ok else None, "problems": [_problem_json(p) for p in problems]}
+                    )
+                )
+            elif ok:
+                typer.echo(f"ok: log size {size}, consistent with everything seen before")
+            else:
+                for problem in problems:
+                    typer.echo(f"PROBLEM {problem}")
+            if not ok:
+                raise typer.Exit(1)
+            if once:
+                return
+            time.sleep(interval)
 
 
 def main() -> None:
@@ -215,6 +539,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except LedgerError as exc:  # anything a command did not turn into its own message: still one line
+    except (LedgerError, CliError) as exc:  # anything a command did not turn into its own message: one line
         typer.echo(f"chainproof: {exc}", err=True)
         sys.exit(2)

@@ -18,6 +18,12 @@ LOG_NAME = "chainproof.test/log"
 SKIP_PG = "CHAINPROOF_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped (.ci/run sets it)"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_auditor_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI remembers logs it verified; tests must not share (or leave) that memory."""
+    monkeypatch.setenv("CHAINPROOF_STATE_DIR", str(tmp_path_factory.mktemp("auditor-state")))
+
+
 @pytest.fixture
 def postgresql_engine() -> Iterator[Engine]:
     """A fresh, migrated PostgreSQL database of its own, dropped afterwards."""

@@ -40,7 +40,7 @@ def test_verify_without_log_key_is_a_usage_error(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope")
     result = runner.invoke(app, ["verify", "--db", default_sqlite_url(tmp_path), "--log-key-file", missing])
     assert result.exit_code == 2
-    assert "not found" in result.output
+    assert "needs --log-key" in result.output
 
 
 def test_actor_add_demo_and_verify(tmp_path: Path, monkeypatch) -> None:
@@ -55,7 +55,7 @@ def test_actor_add_demo_and_verify(tmp_path: Path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     import json
 
-    created = json.loads(result.output)
+    created = json.loads(result.stdout)
     assert created["id"].startswith("act_")
     assert created["token"].startswith("cpt_")
     again = runner.invoke(app, ["actor", "add", "--name", "Ops", "--role", "admin", "--public-key", str(pub)])
@@ -73,6 +73,6 @@ def test_actor_add_demo_and_verify(tmp_path: Path, monkeypatch) -> None:
     assert runner.invoke(app, ["demo", "--if-empty"]).exit_code == 0
     result = runner.invoke(app, ["verify", "--format", "json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["ok"]
     assert summary["batches"] == 4

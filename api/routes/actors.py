@@ -48,6 +48,12 @@ def list_actors(store: StoreDep) -> list[ActorOut]:
     return [actor_out(a, directory) for a in sorted(directory.actors.values(), key=lambda a: a.id)]
 
 
+@router.get("/me", response_model=ActorOut, summary="The actor the API token belongs to")
+def whoami(caller: CurrentActor, store: StoreDep) -> ActorOut:
+    directory = store.directory()
+    return actor_out(_actor(directory, caller.id), directory)
+
+
 @router.get("/actors/{actor_id}", response_model=ActorOut, summary="One actor with its public keys")
 def get_actor(actor_id: str, store: StoreDep) -> ActorOut:
     directory = store.directory()

@@ -227,10 +227,14 @@ class Sequencer:
 
 
 class LedgerStore:
-    def __init__(self, engine: Engine, signer: NoteSigner, origin: str | None = None) -> None:
+    def __init__(self, engine: Engine, signer: NoteSigner | None, origin: str | None = None) -> None:
+        """`signer` is the log key; without it (an auditor reading a database) the store reads checkpoints the
+        log issued but cannot issue new ones."""
         self.engine = engine
-        self.signer = signer
-        self.origin = origin or signer.name
+        self._signer = signer
+        if origin is None and signer is None:
+            raise ValueError("a store without a log key needs the log's origin")
+        self.origin = origin or (signer.name if signer else "")
         self._postgres = engine.dialect.name == "postgresql"
         # Batch states as of some log index, so an append replays only what other workers added since
         # (never the whole chain). Entries are immutable, so a cached state plus the newer entries is exact.
@@ -244,6 +248,12 @@ class LedgerStore:
         self._sequencer: Sequencer | None = None
         self._sequencer_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="chainproof-verify")
+
+    @property
+    def signer(self) -> NoteSigner:
+        if self._signer is None:
+            raise LedgerError("this store has no log key: it can read checkpoints but not issue them")
+        return self._signer
 
     # -- transactions -------------------------------------------------------------------------------------------
 
@@ -723,8 +733,8 @@ class LedgerStore:
     def _log_entry(row: Any) -> LogEntry:
         return LogEntry(bytes(row.leaf), row.idx, bytes(row.leaf_hash), (row.sku, row.lot))
 
-    def iter_entries(self, chunk: int = 5000) -> Iterator[LogEntry]:
-        """Every entry in log order, read in chunks (memory stays flat)."""
+    def iter_entries(self, chunk: int = 5000, end: int | None = None) -> Iterator[LogEntry]:
+        """Every entry in log order (or those before `end`), read in chunks (memory stays flat)."""
         after = -1
         while True:
             query = (
@@ -733,6 +743,8 @@ class LedgerStore:
                 .order_by(entries.c.idx)
                 .limit(chunk)
             )
+            if end is not None:
+                query = query.where(entries.c.idx < end)
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
             if not rows:
@@ -772,6 +784,12 @@ class LedgerStore:
                 insert(checkpoints).values(tree_size=size, note=note, created_at=format_time(now or utc_now()))
             )
         return note
+
+    def latest_checkpoint(self) -> str | None:
+        """The largest checkpoint the log has issued, as stored (no key needed)."""
+        with self.engine.connect() as conn:
+            note = conn.execute(select(checkpoints.c.note).order_by(checkpoints.c.tree_size.desc()).limit(1)).scalar()
+        return None if note is None else str(note)
 
     def checkpoint_at(self, size: int) -> str:
         with self.engine.connect() as conn:

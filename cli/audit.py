@@ -1,0 +1,232 @@
+"""The auditor's side: verify a whole ledger (server, database or bundle), spot-check a batch, export a bundle,
+and monitor a log for rewrites. Everything cryptographic is checked here with `ledger/`; the server's word is
+taken for nothing it can be checked on."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from cli.client import CliError, ServerClient
+from ledger.bundle import BundleHeader, directory_from_json, open_bundle, write_bundle
+from ledger.errors import LedgerError
+from ledger.hashing import b64decode
+from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
+from ledger.rules import Directory
+from ledger.verify import LedgerVerifier, LogEntry, Problem, Report, check_consistency, verify_batch
+
+
+@dataclass
+class Snapshot:
+    """One source's view of a log: its key (as published), checkpoint, actors and entries (lazy)."""
+
+    published_key: NoteVerifier
+    checkpoint: str
+    directory: Directory
+    size: int
+    entries: Iterable[LogEntry]
+    key_is_local: bool = False  # read from the log's own key file: no need to trust it on first use
+
+
+def checkpoint_size(note: str) -> int:
+    """The tree size a checkpoint claims, read without trusting it (its signature is checked elsewhere)."""
+    try:
+        return Checkpoint.parse_body(parse_note(note).text).size
+    except LedgerError as exc:
+        raise CliError(f"the checkpoint is malformed: {exc}") from exc
+
+
+def parse_key(text: str, where: str) -> NoteVerifier:
+    try:
+        return NoteVerifier.parse(text)
+    except LedgerError as exc:
+        raise CliError(f"{where}: {exc}") from exc
+
+
+def from_server(client: ServerClient) -> Snapshot:
+    key = parse_key(client.get_text("/v1/log/key"), "the server's log key")
+    note = client.get_text("/v1/log/checkpoint")
+    size = checkpoint_size(note)
+    try:
+        directory = directory_from_json(client.get_json("/v1/actors"))
+    except LedgerError as exc:
+        raise CliError(f"the server's actor list is malformed: {exc}") from exc
+    entries = (LogEntry(leaf, stored_index=index) for index, leaf in client.entries(0, size))
+    return Snapshot(key, note, directory, size, entries)
+
+
+def from_database(url: str, key_file: Path | None, log_key: str | None, origin: str | None) -> Snapshot:
+    from ledger.logkey import load_or_create_log_signer
+    from ledger.storage import LedgerStore, create_db_engine, migrate
+
+    try:
+        engine = create_db_engine(url)
+        migrate(engine)
+        store_has_key = key_file is not None and key_file.exists()
+        if key_file is not None and store_has_key:
+            store = LedgerStore(engine, load_or_create_log_signer(key_file, origin or "chainproof.local/log"))
+            note = store.checkpoint()  # the operator's own audit: issue a checkpoint of everything there is
+            published = store.signer.verifier
+        else:
+            if log_key is None:
+                raise CliError("without the log key file, --db needs --log-key (the log's published verifier key)")
+            published = parse_key(log_key, "--log-key")
+            store = LedgerStore(engine, None, origin or published.name)
+            stored = store.latest_checkpoint()
+            if stored is None:
+                raise CliError("the database holds no checkpoint to verify against")
+            note = stored
+        directory = store.directory()
+    except LedgerError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # SQLAlchemy and driver errors: one line, exit 2
+        if isinstance(exc, CliError):
+            raise
+        raise CliError(f"cannot read the database: {str(exc).splitlines()[0]}") from exc
+    size = checkpoint_size(note)
+    return Snapshot(published, note, directory, size, store.iter_entries(end=size), key_is_local=store_has_key)
+
+
+def from_bundle(path: Path) -> Snapshot:
+    try:
+        header, entries = open_bundle(path)
+    except FileNotFoundError as exc:
+        raise CliError(f"bundle {path} not found") from exc
+    except LedgerError as exc:
+        raise CliError(str(exc)) from exc
+    key = parse_key(header.log_key, "the bundle's log key")
+    return Snapshot(key, header.checkpoint, header.directory, header.entries, entries)
+
+
+class State:
+    """What an auditor saw last of a log: its pinned key and the last checkpoint that verified."""
+
+    def __init__(self, directory: Path | None, origin: str) -> None:
+        base = directory or Path(platformdirs.user_state_dir("chainproof"))
+        self.path = base / "logs" / (re.sub(r"[^A-Za-z0-9._-]", "_", origin) + ".json")
+        try:
+            self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        except (OSError, ValueError) as exc:
+            raise CliError(f"state file {self.path} is unreadable: {exc}") from exc
+
+    @property
+    def log_key(self) -> str | None:
+        return self.data.get("log_key")
+
+    @property
+    def checkpoint(self) -> str | None:
+        return self.data.get("checkpoint")
+
+    def save(self, log_key: str, checkpoint: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"log_key": log_key, "checkpoint": checkpoint}, indent=2))
+        tmp.replace(self.path)
+
+
+def trusted_key(snapshot: Snapshot, pinned_text: str | None, state: State, problems: list[Problem]) -> NoteVerifier:
+    """The key to check checkpoints with: the one given, else the one remembered, else (trust on first use) the
+    one the source publishes. A source publishing another key than the trusted one is a problem."""
+    for source, text in (("--log-key", pinned_text), (str(state.path), state.log_key)):
+        if text:
+            pinned = parse_key(text, source)
+            if pinned != snapshot.published_key:
+                problems.append(
+                    Problem(
+                        None,
+                        "log-key-changed",
+                        f"the log publishes key {snapshot.published_key}, not {pinned} ({source})",
+                    )
+                )
+            return pinned
+    if not snapshot.key_is_local:
+        print(
+            f"chainproof: note: trusting log key {snapshot.published_key} on first use; pin it with --log-key",
+            file=sys.stderr,
+        )
+    return snapshot.published_key
+
+
+def progress(total: int, enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled or total < 5000,
+        transient=True,
+    )
+
+
+def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | None, show_progress: bool) -> Report:
+    verifier = LedgerVerifier(snapshot.directory, key, snapshot.checkpoint, older_checkpoint=older)
+    with progress(snapshot.size, show_progress) as bar:
+        task = bar.add_task("verify", total=snapshot.size)
+
+        def counted(entries: Iterable[LogEntry]) -> Iterator[LogEntry]:
+            for n, entry in enumerate(entries, start=1):
+                if n % 2048 == 0:
+                    bar.update(task, completed=n)
+                yield entry
+
+        verifier.add(counted(snapshot.entries))
+    return verifier.finish()
+
+
+def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> tuple[list[Problem], dict[str, Any]]:
+    note = client.get_text("/v1/log/checkpoint")
+    size = checkpoint_size(note)
+    batch = client.get_json(f"/v1/batches/{sku}/{lot}")
+    entries = [(int(event["index"]), b64decode(event["leaf"], what="leaf")) for event in batch["events"]]
+    proofs = {index: client.inclusion_proof(index, size) for index, _leaf in entries if index < size}
+    directory = directory_from_json(client.get_json("/v1/actors"))
+    report = verify_batch(sku, lot, entries, proofs, directory, key, note)
+    state = report.state
+    summary = {
+        "batch": f"{sku}/{lot}",
+        "entries": len(entries),
+        "tree_size": size,
+        "recalled": bool(state and state.recalled_at),
+        "ok": report.ok,
+    }
+    return report.problems, summary
+
+
+def monitor_step(client: ServerClient, key: NoteVerifier, state: State) -> tuple[list[Problem], int]:
+    """Fetch the latest checkpoint and prove it extends the last one seen; remember it if it does."""
+    note = client.get_text("/v1/log/checkpoint")
+    try:
+        new = open_checkpoint(note, key).checkpoint
+    except LedgerError as exc:
+        return [Problem(None, "checkpoint-signature", f"checkpoint does not verify: {exc}")], checkpoint_size(note)
+    problems: list[Problem] = []
+    if state.checkpoint:
+        old_size = checkpoint_size(state.checkpoint)
+        proof: list[bytes] = []
+        if 0 < old_size < new.size:
+            proof = client.consistency_proof(old_size, new.size)
+        problems = check_consistency(state.checkpoint, note, proof, key)
+    if not problems:
+        state.save(str(key), note)
+    return problems, new.size
+
+
+def write_export(snapshot: Snapshot, out: Path) -> int:
+    header = BundleHeader(
+        snapshot.published_key.name, str(snapshot.published_key), snapshot.checkpoint, snapshot.directory, snapshot.size
+    )
+    try:
+        return write_bundle(out, header, snapshot.entries)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror}") from exc

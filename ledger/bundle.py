@@ -1,0 +1,149 @@
+"""Wire formats for taking a ledger elsewhere: the actor directory as JSON, and the offline bundle.
+
+Bundle (chainproof-bundle/v1): gzip-compressed JSON Lines. Line 1 is a header object
+    {"format", "origin", "log_key", "checkpoint", "actors", "entries"}
+(`log_key` the note verifier key string, `checkpoint` the signed note exactly as signed, `actors` as
+`directory_to_json`, `entries` the number of entry lines); then one line per entry in log order,
+    {"index": i, "leaf": "<standard base64 of the leaf bytes>"}.
+Written and read as a stream, so a bundle of a million entries never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ledger.errors import EncodingError
+from ledger.events import Role, format_time, parse_time
+from ledger.hashing import b64decode, b64encode
+from ledger.rules import Actor, ActorKey, Directory
+from ledger.verify import LogEntry
+
+BUNDLE_FORMAT = "chainproof-bundle/v1"
+
+
+def key_to_json(key: ActorKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "actor_id": key.actor_id,
+        "public_key": b64encode(key.public_key),
+        "valid_from": format_time(key.valid_from),
+        "revoked_at": None if key.revoked_at is None else format_time(key.revoked_at),
+    }
+
+
+def directory_to_json(directory: Directory) -> list[dict[str, Any]]:
+    """[{id, name, role, keys: [{key_id, actor_id, public_key, valid_from, revoked_at}]}], as GET /v1/actors."""
+    keys_by_actor: dict[str, list[ActorKey]] = {}
+    for key in directory.keys.values():
+        keys_by_actor.setdefault(key.actor_id, []).append(key)
+    return [
+        {
+            "id": actor.id,
+            "name": actor.name,
+            "role": actor.role.value,
+            "keys": [key_to_json(k) for k in sorted(keys_by_actor.get(actor.id, []), key=lambda k: k.valid_from)],
+        }
+        for actor in sorted(directory.actors.values(), key=lambda a: a.id)
+    ]
+
+
+def directory_from_json(data: Any) -> Directory:
+    """Parse the JSON of `directory_to_json` strictly. Raises EncodingError naming what is wrong."""
+    if not isinstance(data, list):
+        raise EncodingError("actor directory must be a list")
+    actors: dict[str, Actor] = {}
+    keys: dict[str, ActorKey] = {}
+    try:
+        for item in data:
+            actor = Actor(str(item["id"]), str(item["name"]), Role(item["role"]))
+            actors[actor.id] = actor
+            for key in item["keys"]:
+                if key["actor_id"] != actor.id:
+                    raise EncodingError(f"key {key['key_id']} is listed under {actor.id} but names {key['actor_id']}")
+                keys[key["key_id"]] = ActorKey(
+                    str(key["key_id"]),
+                    actor.id,
+                    b64decode(key["public_key"], what=f"public key {key['key_id']}", size=32),
+                    parse_time(key["valid_from"], "valid_from"),
+                    None if key["revoked_at"] is None else parse_time(key["revoked_at"], "revoked_at"),
+                )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EncodingError(f"malformed actor directory: {exc!r}") from exc
+    return Directory(actors, keys)
+
+
+@dataclass(frozen=True)
+class BundleHeader:
+    origin: str
+    log_key: str
+    checkpoint: str
+    directory: Directory
+    entries: int
+
+
+def write_bundle(path: Path, header: BundleHeader, entries: Iterable[LogEntry]) -> int:
+    """Write a bundle; returns the number of entries written (which must match the header's)."""
+    written = 0
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        head = {
+            "format": BUNDLE_FORMAT,
+            "origin": header.origin,
+            "log_key": header.log_key,
+            "checkpoint": header.checkpoint,
+            "actors": directory_to_json(header.directory),
+            "entries": header.entries,
+        }
+        out.write(json.dumps(head, separators=(",", ":")) + "\n")
+        for entry in entries:
+            out.write(json.dumps({"index": written, "leaf": b64encode(entry.leaf)}, separators=(",", ":")) + "\n")
+            written += 1
+    if written != header.entries:
+        raise EncodingError(f"bundle header says {header.entries} entries but {written} were written")
+    return written
+
+
+def open_bundle(path: Path) -> tuple[BundleHeader, Iterator[LogEntry]]:
+    """Read a bundle's header, and an iterator over its entries (reading lazily, in order)."""
+    handle: IO[str] = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 (the entries iterator closes it)
+    try:
+        first = handle.readline()
+        head = json.loads(first)
+        if not isinstance(head, dict) or head.get("format") != BUNDLE_FORMAT:
+            raise EncodingError(f"{path} is not a {BUNDLE_FORMAT} bundle")
+        header = BundleHeader(
+            str(head["origin"]),
+            str(head["log_key"]),
+            str(head["checkpoint"]),
+            directory_from_json(head["actors"]),
+            int(head["entries"]),
+        )
+    except (OSError, EOFError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        handle.close()
+        raise EncodingError(f"{path} is not a readable bundle: {exc}") from exc
+
+    def entries() -> Iterator[LogEntry]:
+        with handle:
+            number = 1
+            try:
+                for number, line in enumerate(handle, start=2):  # noqa: B007 (kept for the error message)
+                    item = json.loads(line)
+                    yield LogEntry(b64decode(item["leaf"], what="leaf"), stored_index=int(item["index"]))
+            except (
+                OSError,
+                EOFError,
+                zlib.error,
+                json.JSONDecodeError,
+                KeyError,
+                TypeError,
+                ValueError,
+                EncodingError,
+            ) as exc:
+                raise EncodingError(f"bundle line {number} cannot be read: {exc}") from exc
+
+    return header, entries()

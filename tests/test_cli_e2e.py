@@ -1,0 +1,399 @@
+"""The CLI against a real server on 127.0.0.1: recording every event type, auditing, and every way to fail."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from api.app import create_app
+from api.settings import Settings
+from cli.main import app
+
+runner = CliRunner()
+LOG = "chainproof.test/log"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    thread: threading.Thread
+    server: uvicorn.Server
+
+    @property
+    def store(self):
+        return self.server.config.app.state.store  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+def start_server(data_dir: Path, key_file: Path | None = None) -> Server:
+    port = _free_port()
+    settings = Settings(data_dir=data_dir, public_url=f"http://127.0.0.1:{port}", log_name=LOG, log_key_file=key_file)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    return Server(f"http://127.0.0.1:{port}", settings, thread, server)
+
+
+def cli(*args: str | Path, code: int = 0) -> str:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}: {result.output}"
+    return result.stdout if code == 0 else result.output
+
+
+@dataclass
+class Party:
+    id: str
+    token: str
+    key: Path
+
+
+def add_party(tmp: Path, db: str, name: str, role: str) -> Party:
+    key = tmp / f"{name}.pem"
+    cli("keygen", "--out", key)
+    created = json.loads(
+        cli(
+            "actor", "add", "--name", name, "--role", role, "--public-key", f"{key}.pub", "--db", db, "--format", "json"
+        )
+    )
+    return Party(created["id"], created["token"], key)
+
+
+@dataclass
+class Ledger:
+    server: Server
+    db: str
+    tmp: Path
+    merchant: Party
+    inspector: Party
+    carrier: Party
+    second_carrier: Party
+
+    def record(self, party: Party, *args: str | Path, code: int = 0) -> str:
+        return cli("record", *args, "--server", self.server.url, "--token", party.token, "--key", party.key, code=code)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    data = tmp_path / "server"
+    server = start_server(data)
+    db = f"sqlite:///{data / 'chainproof.db'}"
+    parties = [
+        add_party(tmp_path, db, n, r)
+        for n, r in (
+            ("merchant", "merchant"),
+            ("inspector", "inspector"),
+            ("carrier", "carrier"),
+            ("carrier2", "carrier"),
+        )
+    ]
+    yield Ledger(server, db, tmp_path, *parties)
+    server.stop()
+
+
+def record_journey(ledger: Ledger, lot: str = "L1") -> None:
+    m, i, c, c2 = ledger.merchant, ledger.inspector, ledger.carrier, ledger.second_carrier
+    doc = ledger.tmp / "certificate-of-origin.pdf"
+    doc.write_bytes(b"%PDF-1.7 certificate")
+    report = ledger.tmp / "report.pdf"
+    report.write_bytes(b"%PDF-1.7 inspection report")
+    batch = ("--sku", "COF-1", "--lot", lot)
+    out = ledger.record(
+        m,
+        "origin",
+        *batch,
+        "--product",
+        "Green coffee",
+        "--country",
+        "ET",
+        "--quantity",
+        "1200",
+        "--unit",
+        "kg",
+        "--gtin",
+        "4006381333931",
+        "--document",
+        doc,
+        "--produced-at",
+        "2026-11-01T06:00:00Z",
+    )
+    assert "product page: http://127.0.0.1" in out
+    assert "/01/04006381333931/10/" in out
+    ledger.record(i, "inspection", *batch, "--standard", "ISO 22000", "--result", "pass", "--report", report)
+    ledger.record(
+        m, "shipment", *batch, "--shipment", "SO-1", "--destination", "DE-HH", "--promised-by", "2026-12-20T00:00:00Z"
+    )
+    ledger.record(
+        m, "handoff", *batch, "--to", c.id, "--place", "Addis Ababa", "--shipment", "SO-1", "--temperature", "18.5"
+    )
+    ledger.record(c, "handoff", *batch, "--to", c2.id, "--place", "Djibouti port", "--shipment", "SO-1")
+    ledger.record(c2, "delivery", *batch, "--shipment", "SO-1", "--place", "Hamburg")
+
+
+def verify(ledger: Ledger, *extra: str | Path, code: int = 0) -> str:
+    return cli("verify", "--server", ledger.server.url, *extra, code=code)
+
+
+def test_keygen(tmp_path: Path) -> None:
+    out = json.loads(cli("keygen", "--out", tmp_path / "k.pem", "--format", "json"))
+    assert (tmp_path / "k.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "k.pem.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert len(out["key_id"]) == 16
+    assert "refusing to overwrite" in cli("keygen", "--out", tmp_path / "k.pem", code=2)
+
+
+def test_record_every_type_then_verify(ledger: Ledger) -> None:
+    record_journey(ledger)
+    ledger.record(
+        ledger.merchant,
+        "origin",
+        "--sku",
+        "COF-1",
+        "--lot",
+        "L2",
+        "--product",
+        "Green coffee",
+        "--country",
+        "ET",
+        "--quantity",
+        "10",
+        "--unit",
+        "kg",
+    )
+    answer = json.loads(
+        ledger.record(
+            ledger.merchant, "recall", "--sku", "COF-1", "--lot", "L2", "--reason", "mould found", "--format", "json"
+        )
+    )
+    assert answer["index"] == 7
+    out = verify(ledger)
+    assert "verified: all holds" in out
+    assert "entries 8" in out
+    summary = json.loads(verify(ledger, "--format", "json"))
+    assert summary["ok"] is True
+    assert summary["batches"] == 2
+    assert "verified: all holds" in verify(ledger, "--batch", "COF-1/L1")
+    event = ledger.server.store.batch_entries("COF-1", "L1")[1].leaf
+    assert b"ISO 22000" in event
+    assert b"report.pdf" in event  # the report's name and hash are recorded, never its bytes
+    assert b"inspection report" not in event
+
+
+def test_tampered_field_is_named(ledger: Ledger) -> None:
+    record_journey(ledger)
+    verify(ledger)  # the auditor has seen this log
+    store = ledger.server.store
+    leaf = store.entries(3, 4)[0].leaf.replace(b"Addis Ababa", b"Addis Abeba")
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER entries_no_update"))
+        conn.execute(text("UPDATE entries SET leaf = :leaf WHERE idx = 3"), {"leaf": leaf})
+    out = verify(ledger, code=1)
+    assert "index 3: statement signature does not verify" in out
+    assert "FAILED" in out
+    out = verify(ledger, "--batch", "COF-1/L1", code=1)
+    assert "index 3" in out
+
+
+def test_deleted_entry_and_truncation_below_a_seen_checkpoint(ledger: Ledger) -> None:
+    record_journey(ledger)
+    verify(ledger)
+    assert "ok: log size 6" in cli("monitor", "--server", ledger.server.url, "--once")
+    store = ledger.server.store
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER entries_no_delete"))
+        conn.execute(text("DROP TRIGGER checkpoints_no_delete"))
+        conn.execute(text("DROP TRIGGER merkle_nodes_no_delete"))
+        conn.execute(text("DELETE FROM entries WHERE idx >= 4"))
+        conn.execute(text("DELETE FROM merkle_nodes WHERE idx * (1 << level) >= 4"))
+        conn.execute(text("DELETE FROM checkpoints"))
+    out = verify(ledger, code=1)
+    assert "rollback" in out or "truncated" in out
+    out = cli("monitor", "--server", ledger.server.url, "--once", code=1)
+    assert "shrank" in out
+
+
+def test_forged_checkpoint_and_swapped_key(ledger: Ledger) -> None:
+    record_journey(ledger)
+    verify(ledger)  # pins the log key
+    # the same database served with another log key: checkpoints no longer verify with the pinned one
+    impostor = start_server(ledger.server.settings.data_dir, key_file=ledger.tmp / "impostor.pem")
+    try:
+        cli(
+            "record",
+            "recall",
+            "--sku",
+            "COF-1",
+            "--lot",
+            "L1",
+            "--reason",
+            "x",
+            "--server",
+            impostor.url,
+            "--token",
+            ledger.merchant.token,
+            "--key",
+            ledger.merchant.key,
+        )  # a new checkpoint, by the impostor key
+        out = cli("verify", "--server", impostor.url, code=1)
+        assert "log-key-changed" in out
+        assert "checkpoint-signature" in out
+    finally:
+        impostor.stop()
+    store = ledger.server.store
+    from ledger.signing import generate_private_key, public_key_bytes
+
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER actor_keys_no_update"))
+        conn.execute(
+            text("UPDATE actor_keys SET public_key = :k WHERE actor_id = :a"),
+            {"k": public_key_bytes(generate_private_key()), "a": ledger.inspector.id},
+        )
+    out = verify(ledger, code=1)
+    assert "index 1" in out
+
+
+def test_bundle_round_trip_and_tampered_bundle(ledger: Ledger) -> None:
+    record_journey(ledger)
+    bundle = ledger.tmp / "ledger.cpb"
+    assert "wrote 6 entries" in cli("export", "--server", ledger.server.url, "--out", bundle)
+    ledger.server.stop()  # offline from here on
+    assert "verified: all holds" in cli("verify", "--bundle", bundle)
+    lines = gzip.decompress(bundle.read_bytes()).decode().splitlines()
+    entry = json.loads(lines[4])  # line 0 is the header: this is entry 3, the first handoff
+    import base64
+
+    original = base64.b64decode(entry["leaf"])
+    leaf = original.replace(b"Addis Ababa", b"Addis Abeba")
+    assert leaf != original
+    lines[4] = json.dumps({"index": entry["index"], "leaf": base64.b64encode(leaf).decode()})
+    tampered = ledger.tmp / "tampered.cpb"
+    tampered.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    out = cli("verify", "--bundle", tampered, code=1)
+    assert "index 3" in out
+    assert "chainproof:" in cli("verify", "--bundle", ledger.tmp / "missing.cpb", code=2)
+    (ledger.tmp / "junk.cpb").write_bytes(b"not a bundle")
+    assert "not a readable bundle" in cli("verify", "--bundle", ledger.tmp / "junk.cpb", code=2)
+
+
+def test_usage_and_connection_errors_exit_2(ledger: Ledger, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}"
+    out = cli("verify", "--server", dead, code=2)
+    assert out.startswith("chainproof: cannot reach")
+    assert out.count("\n") == 1
+    out = ledger.record(ledger.merchant, "recall", "--sku", "A", "--lot", "1", "--reason", "x", code=2)
+    assert "refused (409)" in out
+    out = cli(
+        "record",
+        "recall",
+        "--sku",
+        "A",
+        "--lot",
+        "1",
+        "--reason",
+        "x",
+        "--server",
+        ledger.server.url,
+        "--token",
+        "cpt_wrong",
+        "--key",
+        ledger.merchant.key,
+        code=2,
+    )
+    assert "401" in out
+    assert "--token" in out
+    out = cli(
+        "record",
+        "recall",
+        "--sku",
+        "A",
+        "--lot",
+        "1",
+        "--reason",
+        "x",
+        "--server",
+        ledger.server.url,
+        "--token",
+        ledger.merchant.token,
+        "--key",
+        tmp_path / "nope.pem",
+        code=2,
+    )
+    assert "key file" in out
+    assert "not found" in out
+    out = ledger.record(ledger.merchant, "origin", "--sku", "A", "--lot", "1", code=2)
+    assert "--product" in out
+    assert "--server" in cli("verify", "--server", ledger.server.url, "--bundle", "x", code=2)
+
+
+def test_record_from_file_is_resumable(ledger: Ledger) -> None:
+    events = ledger.tmp / "events.jsonl"
+    lines = []
+    for n in range(25):
+        lines.append(
+            {
+                "type": "origin",
+                "sku": "BULK",
+                "lot": f"L{n}",
+                "data": {
+                    "product": "Tea",
+                    "country": "IN",
+                    "produced_at": "2026-11-01T00:00:00Z",
+                    "quantity": 5,
+                    "unit": "kg",
+                },
+            }
+        )
+        lines.append(
+            {
+                "type": "shipment",
+                "sku": "BULK",
+                "lot": f"L{n}",
+                "data": {
+                    "shipment_id": "S1",
+                    "destination": "FR",
+                    "placed_at": "2026-11-02T00:00:00Z",
+                    "promised_by": "2026-11-09T00:00:00Z",
+                },
+            }
+        )
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    args = ("--from-file", events, "--batch-size", "20")
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
+    assert summary["recorded"] == 50
+    assert ledger.server.store.size() == 50
+    # a crash after the last request was sent but before it was noted: the rerun resends the same bytes
+    journal = Path(summary["journal"])
+    (journal / "chunk-000002.done").unlink()
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
+    assert summary == {**summary, "recorded": 10, "already_recorded": 40}
+    assert ledger.server.store.size() == 50  # replayed, not appended again
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
+    assert summary["already_recorded"] == 50
+    assert ledger.server.store.size() == 50
+    bad = ledger.tmp / "bad.jsonl"
+    bad.write_text('{"type": "teleport", "sku": "A", "lot": "1", "data": {}}\n')
+    assert "bad.jsonl:1" in ledger.record(ledger.merchant, "--from-file", bad, code=2)
