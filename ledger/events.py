@@ -71,6 +71,11 @@ def validate_gtin(gtin: str) -> str:
     return gtin
 
 
+def gtin14(gtin: str) -> str:
+    """The 14-digit form GS1 Digital Link uses in AI (01)."""
+    return gtin.zfill(14)
+
+
 def _rfc3339(value: str) -> str:
     try:
         parse_time(value)

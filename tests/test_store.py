@@ -266,3 +266,25 @@ def test_idempotent_retry_returns_the_first_result(world: World) -> None:
     other_actor = Idempotency(world.other_merchant.id, "order-42", b"request-1")
     store.append_idempotent([world.other_merchant.submit("origin", "I", "3", origin_data())], other_actor)
     assert store.size() == 2
+
+
+def test_gtin_and_lot_identify_one_batch(world: World) -> None:
+    store = world.store
+    store.append([world.merchant.submit("origin", "SKU-A", "L1", origin_data(gtin="4006381333931"))])
+    assert store.batch_for_gtin("04006381333931", "L1") == ("SKU-A", "L1")
+    assert store.batch_for_gtin("4006381333931", "L1") == ("SKU-A", "L1")
+    assert store.batch_for_gtin("4006381333931", "L2") is None
+    with pytest.raises(RuleError, match="already identifies") as caught:
+        store.append([world.other_merchant.submit("origin", "SKU-B", "L1", origin_data(gtin="4006381333931"))])
+    assert caught.value.kind == "conflict"
+    # the same pair twice in one request: the request fails whole, and the pair stays free for the next one
+    with pytest.raises(RuleError, match="already identifies"):
+        store.append(
+            [
+                world.merchant.submit("origin", "SKU-C", "L5", origin_data(gtin="4006381333931")),
+                world.merchant.submit("origin", "SKU-D", "L5", origin_data(gtin="4006381333931")),
+            ]
+        )
+    assert store.batch_for_gtin("4006381333931", "L5") is None
+    store.append([world.merchant.submit("origin", "SKU-D", "L5", origin_data(gtin="4006381333931"))])
+    assert store.batch_for_gtin("4006381333931", "L5") == ("SKU-D", "L5")

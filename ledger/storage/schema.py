@@ -114,6 +114,17 @@ class IdempotencyRow(SQLModel, table=True):
     created_at: str = Field(sa_column=Column(String(40), nullable=False))
 
 
+class GtinBatchRow(SQLModel, table=True):
+    """GTIN (14 digits) + lot -> the batch whose origin carries them; GS1 Digital Link URLs resolve through it."""
+
+    __tablename__ = "gtin_batches"
+
+    gtin: str = Field(sa_column=Column(String(14), primary_key=True))
+    lot: str = Field(sa_column=Column(String(64), primary_key=True))
+    sku: str = Field(sa_column=Column(String(64), nullable=False))
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 APPEND_ONLY_TABLES = (
     "actors",
     "actor_keys",
@@ -124,6 +135,7 @@ APPEND_ONLY_TABLES = (
     "api_tokens",
     "token_revocations",
     "idempotency_keys",
+    "gtin_batches",
 )
 
 actors = ActorRow.__table__  # type: ignore[attr-defined]
@@ -135,3 +147,4 @@ checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 api_tokens = ApiTokenRow.__table__  # type: ignore[attr-defined]
 token_revocations = TokenRevocationRow.__table__  # type: ignore[attr-defined]
 idempotency_keys = IdempotencyRow.__table__  # type: ignore[attr-defined]
+gtin_batches = GtinBatchRow.__table__  # type: ignore[attr-defined]

@@ -39,7 +39,16 @@ from ledger.errors import (
     SignatureError,
     ValidationError,
 )
-from ledger.events import HandoffData, Role, Statement, format_time, parse_time, validate_statement
+from ledger.events import (
+    HandoffData,
+    OriginData,
+    Role,
+    Statement,
+    format_time,
+    gtin14,
+    parse_time,
+    validate_statement,
+)
 from ledger.hashing import leaf_hash, sha256_hex
 from ledger.merkle import (
     CompactRange,
@@ -59,6 +68,7 @@ from ledger.storage.schema import (
     api_tokens,
     checkpoints,
     entries,
+    gtin_batches,
     idempotency_keys,
     key_revocations,
     merkle_nodes,
@@ -170,23 +180,35 @@ class _GroupWork:
     entry_rows: list[dict[str, Any]] = field(default_factory=list)
     node_rows: list[dict[str, Any]] = field(default_factory=list)
     idempotency_rows: list[dict[str, Any]] = field(default_factory=list)
+    gtin_rows: list[dict[str, Any]] = field(default_factory=list)
+    gtins: dict[tuple[str, str], str] = field(default_factory=dict)  # (gtin14, lot) -> sku, stored or added
 
-    def savepoint(
-        self, batch_ids: set[tuple[str, str]]
-    ) -> tuple[CompactRange, dict[tuple[str, str], BatchState], int, int]:
-        return (
+    def savepoint(self, batch_ids: set[tuple[str, str]]) -> _Savepoint:
+        return _Savepoint(
             self.tree.copy(),
             {b: self.states[b].copy() for b in batch_ids},
             len(self.entry_rows),
             len(self.node_rows),
+            len(self.gtin_rows),
         )
 
-    def rollback(self, savepoint: tuple[CompactRange, dict[tuple[str, str], BatchState], int, int]) -> None:
-        tree, states, entry_count, node_count = savepoint
-        self.tree = tree
-        self.states.update(states)
-        del self.entry_rows[entry_count:]
-        del self.node_rows[node_count:]
+    def rollback(self, savepoint: _Savepoint) -> None:
+        self.tree = savepoint.tree
+        self.states.update(savepoint.states)
+        del self.entry_rows[savepoint.entries :]
+        del self.node_rows[savepoint.nodes :]
+        for row in self.gtin_rows[savepoint.gtins :]:
+            del self.gtins[(row["gtin"], row["lot"])]
+        del self.gtin_rows[savepoint.gtins :]
+
+
+@dataclass(frozen=True, slots=True)
+class _Savepoint:
+    tree: CompactRange
+    states: dict[tuple[str, str], BatchState]
+    entries: int
+    nodes: int
+    gtins: int
 
 
 class Sequencer:
@@ -436,7 +458,7 @@ class LedgerStore:
                 )
                 batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
                 states = self._load_batches(conn, batch_ids, fresh)
-                work = _GroupWork(tree, states)
+                work = _GroupWork(tree, states, gtins=self._gtins_taken(conn, group))
                 outcomes: list[AppendOutcome] = []
                 seen_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
                 for prepared in group:
@@ -447,6 +469,8 @@ class LedgerStore:
                         self._insert_many(conn, "merkle_nodes", ("level", "idx", "hash"), work.node_rows)
                         if work.idempotency_rows:
                             conn.execute(insert(idempotency_keys), work.idempotency_rows)
+                        if work.gtin_rows:
+                            conn.execute(insert(gtin_batches), work.gtin_rows)
                     except IntegrityError as exc:  # only if something bypassed the append lock
                         raise ConflictError("another writer appended at the same position; retry") from exc
             # still under the lock: the next appender must see the tree and the batch states together
@@ -514,9 +538,12 @@ class LedgerStore:
             state = work.states[(statement.sku, statement.lot)]
             try:
                 state.check(statement, item.data, directory.actors[statement.actor], directory.actors)
+                gtin_row = self._claim_gtin(work, item, work.tree.size)
             except RuleError as exc:
                 rule_error = RuleError(_where(position, total) + str(exc), exc.kind)
                 break
+            if gtin_row is not None:
+                work.gtin_rows.append(gtin_row)
             index = work.tree.size
             leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
             entry_hash = leaf_hash(leaf)
@@ -545,6 +572,44 @@ class LedgerStore:
         with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(tuple(row[c] for c in columns))
+
+    @staticmethod
+    def _gtins_taken(conn: Connection, group: Sequence[PreparedAppend]) -> dict[tuple[str, str], str]:
+        """Which of the group's (GTIN, lot) pairs already name a batch."""
+        wanted = {
+            (gtin14(c.data.gtin), c.statement.lot)
+            for p in group
+            for c in p.checked
+            if isinstance(c.data, OriginData) and c.data.gtin
+        }
+        if not wanted:
+            return {}
+        query = select(gtin_batches.c.gtin, gtin_batches.c.lot, gtin_batches.c.sku).where(
+            gtin_batches.c.gtin.in_({g for g, _ in wanted}), gtin_batches.c.lot.in_({lot for _, lot in wanted})
+        )
+        return {(row.gtin, row.lot): row.sku for row in conn.execute(query) if (row.gtin, row.lot) in wanted}
+
+    @staticmethod
+    def _claim_gtin(work: _GroupWork, item: _Checked, index: int) -> dict[str, Any] | None:
+        """GTIN + lot identify one batch (GS1): an origin may not reuse a pair another batch holds."""
+        if not isinstance(item.data, OriginData) or not item.data.gtin:
+            return None
+        key = (gtin14(item.data.gtin), item.statement.lot)
+        holder = work.gtins.get(key)
+        if holder is not None:
+            raise RuleError(
+                f"GTIN {item.data.gtin} with lot {item.statement.lot} already identifies batch {holder}/{key[1]}",
+                "conflict",
+            )
+        work.gtins[key] = item.statement.sku
+        return {"gtin": key[0], "lot": key[1], "sku": item.statement.sku, "idx": index}
+
+    def batch_for_gtin(self, gtin: str, lot: str) -> tuple[str, str] | None:
+        """(sku, lot) of the batch a GTIN (any length; compared as 14 digits) and lot identify."""
+        query = select(gtin_batches.c.sku).where(gtin_batches.c.gtin == gtin14(gtin), gtin_batches.c.lot == lot)
+        with self.engine.connect() as conn:
+            sku = conn.execute(query).scalar()
+        return None if sku is None else (str(sku), lot)
 
     def _tree_at(self, conn: Connection, size: int) -> CompactRange:
         return CompactRange.from_nodes(size, self._nodes(conn, set(root_keys(size))))
