@@ -190,6 +190,7 @@ def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
     from ledger.storage import Idempotency
 
     world.store.append_idempotent(world.journey("F", "1"), Idempotency(world.merchant.id, "k1", b"digest"))
+    world.store.append([world.merchant.submit("origin", "G", "1", origin_data(gtin="4006381333931"))])
     world.store.checkpoint()
     world.store.revoke_key(world.auditor.key.key_id)
     world.store.revoke_token(world.store.issue_token(world.auditor.id))
