@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep, StoreDep
+from api.pages.view import batch_view
 from api.routes.log import entry_out
 from api.schemas import BatchOut, VerificationOut
 from api.urls import product_url
-from ledger.note import open_checkpoint
-from ledger.verify import verify_batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -18,14 +17,8 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 def get_batch(sku: str, lot: str, store: StoreDep, settings: SettingsDep) -> BatchOut:
     """The batch's entries up to the latest checkpoint, each checked (signature, hash link, rules) and proven
     included in that checkpoint by the same verifier the CLI uses."""
-    note = store.checkpoint()
-    size = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint.size
-    found = [e for e in store.batch_entries(sku, lot) if e.stored_index is not None and e.stored_index < size]
-    pairs = [(e.stored_index or 0, e.leaf) for e in found]
-    proofs = {index: store.inclusion_proof(index, size) for index, _leaf in pairs}
-    directory = store.directory()
-    report = verify_batch(sku, lot, pairs, proofs, directory, store.signer.verifier, note, origin=store.origin)
-    state = report.state
+    view = batch_view(store, sku, lot)
+    state = view.report.state
     gtin = state.gtin if state else None
     return BatchOut(
         sku=sku,
@@ -35,10 +28,10 @@ def get_batch(sku: str, lot: str, store: StoreDep, settings: SettingsDep) -> Bat
         recalled=bool(state and state.recalled_at),
         recall_reason=state.recall_reason if state else None,
         product_url=product_url(settings.base_url, sku, lot, gtin),
-        events=[entry_out(e) for e in found],
+        events=[entry_out(e) for e in view.entries],
         verification=VerificationOut(
-            verified=report.ok,
-            checkpoint_size=size,
-            problems=[{"index": p.index, "code": p.code, "message": p.message} for p in report.problems],
+            verified=view.report.ok,
+            checkpoint_size=view.checkpoint_size,
+            problems=[{"index": p.index, "code": p.code, "message": p.message} for p in view.report.problems],
         ),
     )

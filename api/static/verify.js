@@ -1,0 +1,264 @@
+// Chainproof in-browser verifier: checks a batch with WebCrypto (Ed25519, SHA-256), trusting nothing but the
+// log key pinned in the page. The same RFC 9162 / signed-note / Wycheproof vectors drive this and ledger/ in
+// Python (tests/js/verify.test.mjs). No framework, no build step; runs in browsers and in Node.
+"use strict";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+export function b64decode(text) {
+  if (typeof text !== "string" || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) {
+    throw new Error("not canonical base64");
+  }
+  const raw = atob(text);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  if (b64encode(out) !== text) throw new Error("not canonical base64"); // non-zero padding bits
+  return out;
+}
+
+export function b64encode(bytes) {
+  let raw = "";
+  for (const b of bytes) raw += String.fromCharCode(b);
+  return btoa(raw);
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+function equal(a, b) {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+export async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+export const leafHash = (leaf) => sha256(concat(Uint8Array.of(0), leaf));
+export const nodeHash = (left, right) => sha256(concat(Uint8Array.of(1), left, right));
+
+// RFC 9162 2.1.3.2, step by step (BigInt: indices may exceed 2^53 in hostile input).
+export async function verifyInclusion(index, size, leaf, proof, root) {
+  let fn = BigInt(index), sn = BigInt(size) - 1n;
+  if (BigInt(index) >= BigInt(size) || BigInt(index) < 0n) throw new Error("index outside the tree");
+  if (leaf.length !== 32 || root.length !== 32) throw new Error("hashes must be 32 bytes");
+  let r = leaf;
+  for (const p of proof) {
+    if (p.length !== 32) throw new Error("proof hashes must be 32 bytes");
+    if (sn === 0n) throw new Error("inclusion proof too long");
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await nodeHash(p, r);
+      if ((fn & 1n) === 0n) while (fn !== 0n && (fn & 1n) === 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn >>= 1n; sn >>= 1n;
+  }
+  if (sn !== 0n) throw new Error("inclusion proof too short");
+  if (!equal(r, root)) throw new Error("inclusion proof leads to another root");
+}
+
+// RFC 9162 2.1.4.2 (with the same edge rules as ledger/merkle.py).
+export async function verifyConsistency(first, second, firstRoot, secondRoot, proof) {
+  let m = BigInt(first), n = BigInt(second);
+  if (n < m) throw new Error("tree size went backwards");
+  if (m === 0n) throw new Error("a consistency proof from an empty tree proves nothing");
+  if (m === n) {
+    if (proof.length) throw new Error("sizes are equal, so the proof must be empty");
+    if (!equal(firstRoot, secondRoot)) throw new Error("roots differ");
+    return;
+  }
+  if (!proof.length) throw new Error("empty consistency proof");
+  if (firstRoot.length !== 32 || secondRoot.length !== 32) throw new Error("roots must be 32 bytes");
+  for (const p of proof) if (p.length !== 32) throw new Error("proof hashes must be 32 bytes");
+  const path = (m & (m - 1n)) === 0n ? [firstRoot, ...proof] : [...proof];
+  let fn = m - 1n, sn = n - 1n;
+  while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+  let fr = path[0], sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0n) throw new Error("consistency proof too long");
+    if ((fn & 1n) === 1n || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      if ((fn & 1n) === 0n) while (fn !== 0n && (fn & 1n) === 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn >>= 1n; sn >>= 1n;
+  }
+  if (sn !== 0n) throw new Error("consistency proof too short");
+  if (!equal(fr, firstRoot) || !equal(sr, secondRoot)) throw new Error("consistency proof does not match the roots");
+}
+
+export async function ed25519Verify(publicKey, signature, message) {
+  if (signature.length !== 64) return false;
+  const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+  return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
+}
+
+export async function ed25519Supported() {
+  try {
+    await crypto.subtle.importKey("raw", new Uint8Array(32).fill(1), { name: "Ed25519" }, false, ["verify"]);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+// C2SP signed-note verifier keys and notes.
+export async function parseVerifierKey(text) {
+  const m = /^([^\s+]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(text.trim());
+  if (!m) throw new Error("not a note verifier key");
+  const raw = b64decode(m[3]);
+  if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 verifier key");
+  const key = raw.slice(1);
+  const digest = await sha256(concat(enc.encode(m[1] + "\n"), Uint8Array.of(1), key));
+  const hash = Array.from(digest.slice(0, 4), (b) => b.toString(16).padStart(2, "0")).join("");
+  if (hash !== m[2]) throw new Error("verifier key hash does not match its key");
+  return { name: m[1], hash: digest.slice(0, 4), key };
+}
+
+export async function openNote(note, verifier) {
+  if (!note.endsWith("\n")) throw new Error("note must end with a newline");
+  if (/[\u0000-\u0009\u000b-\u001f]/.test(note)) throw new Error("note contains control characters");
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0) throw new Error("note has no signatures");
+  const text = note.slice(0, split + 1);
+  const lines = note.slice(split + 2, -1).split("\n");
+  let verified = 0;
+  for (const line of lines) {
+    const m = /^\u2014 ([^\s+]+) ([A-Za-z0-9+/=]+)$/.exec(line);
+    if (!m) throw new Error("malformed signature line");
+    const raw = b64decode(m[2]);
+    if (raw.length < 5) throw new Error("signature too short");
+    if (m[1] !== verifier.name || !equal(raw.slice(0, 4), verifier.hash)) continue; // unknown key: ignored
+    if (!(await ed25519Verify(verifier.key, raw.slice(4), enc.encode(text)))) {
+      throw new Error("the log's signature on the checkpoint does not verify");
+    }
+    verified++;
+  }
+  if (!verified) throw new Error("the checkpoint is not signed by the log key");
+  return text;
+}
+
+export function parseCheckpoint(text) {
+  const lines = text.split("\n");
+  if (lines.length < 4 || lines[lines.length - 1] !== "") throw new Error("malformed checkpoint");
+  if (!/^(0|[1-9][0-9]{0,19})$/.test(lines[1])) throw new Error("malformed checkpoint size");
+  const root = b64decode(lines[2]);
+  if (root.length !== 32) throw new Error("malformed checkpoint root");
+  return { origin: lines[0], size: BigInt(lines[1]), root };
+}
+
+const STATEMENT_CONTEXT = enc.encode("chainproof/statement/v1\n");
+const LEAF_PREFIX = /^\{"index":(0|[1-9][0-9]{0,18}),"logged_at":"([0-9A-Za-z:.+-]{1,64})","prev":(null|"[A-Za-z0-9+/]{43}="),"signature":"([A-Za-z0-9+/]{86}==)","statement":/;
+
+// An entry's leaf: its fields, and the exact statement bytes the signature covers (see docs/adr/0001).
+export function parseLeaf(leaf) {
+  const text = dec.decode(leaf);
+  const m = LEAF_PREFIX.exec(text);
+  if (!m || !text.endsWith("}")) throw new Error("leaf is not a canonical entry");
+  const prefixBytes = enc.encode(m[0]).length;
+  const statementBytes = leaf.slice(prefixBytes, leaf.length - 1);
+  const statement = JSON.parse(dec.decode(statementBytes));
+  return {
+    index: Number(m[1]),
+    loggedAt: m[2],
+    prev: m[3] === "null" ? null : b64decode(m[3].slice(1, -1)),
+    signature: b64decode(m[4]),
+    statementBytes,
+    statement,
+  };
+}
+
+// Verify a batch as the page ships it: {log_key, checkpoint, entries: [{index, leaf, proof}], keys: {key_id:
+// {actor_id, public_key}}}. Returns every problem found (an empty list means all holds).
+export async function verifyBatch(data) {
+  const problems = [];
+  const key = await parseVerifierKey(data.log_key);
+  let checkpoint = null;
+  try {
+    checkpoint = parseCheckpoint(await openNote(data.checkpoint, key));
+    if (checkpoint.origin !== key.name) throw new Error("checkpoint is for another log");
+  } catch (e) {
+    problems.push({ index: null, message: "checkpoint: " + e.message });
+  }
+  if (!data.entries.length) problems.push({ index: null, message: "no entries to verify" });
+  let previous = null;
+  for (const item of data.entries) {
+    const where = item.index;
+    let entry;
+    const leaf = b64decode(item.leaf);
+    const hash = await leafHash(leaf);
+    try {
+      entry = parseLeaf(leaf);
+    } catch (e) {
+      problems.push({ index: where, message: "entry cannot be read: " + e.message });
+      previous = hash;
+      continue;
+    }
+    if (entry.index !== item.index) problems.push({ index: where, message: "entry says it is index " + entry.index });
+    const signer = data.keys[entry.statement.key_id];
+    if (!signer || signer.actor_id !== entry.statement.actor) {
+      problems.push({ index: where, message: "signed with a key not published for its actor" });
+    } else if (!(await ed25519Verify(b64decode(signer.public_key), entry.signature,
+                                       concat(STATEMENT_CONTEXT, entry.statementBytes)))) {
+      problems.push({ index: where, message: "signature does not verify" });
+    }
+    const linked = previous === null ? entry.prev === null : entry.prev !== null && equal(entry.prev, previous);
+    if (!linked) problems.push({ index: where, message: "does not link to the batch's previous entry" });
+    if (checkpoint) {
+      try {
+        await verifyInclusion(item.index, checkpoint.size, hash, item.proof.map(b64decode), checkpoint.root);
+      } catch (e) {
+        problems.push({ index: where, message: "not in the signed log: " + e.message });
+      }
+    }
+    previous = hash;
+  }
+  return problems;
+}
+
+// On a product page: run, and show the result in #browser-check.
+export async function runOnPage(doc) {
+  const box = doc.getElementById("browser-check");
+  const source = doc.getElementById("ledger-data");
+  if (!box || !source) return;
+  const t = JSON.parse(doc.getElementById("i18n-data").textContent);
+  if (!(await ed25519Supported())) {
+    box.className = "check unsupported";
+    box.textContent = t.unsupported;
+    return;
+  }
+  try {
+    const problems = await verifyBatch(JSON.parse(source.textContent));
+    if (!problems.length) {
+      box.className = "check ok";
+      box.textContent = t.ok;
+    } else {
+      box.className = "check failed";
+      box.textContent = t.failed;
+      const list = doc.createElement("ul");
+      for (const p of problems) {
+        const li = doc.createElement("li");
+        li.textContent = (p.index === null ? "" : "#" + p.index + ": ") + p.message;
+        list.appendChild(li);
+      }
+      box.appendChild(list);
+    }
+  } catch (e) {
+    box.className = "check failed";
+    box.textContent = t.failed + " " + e.message;
+  }
+  box.setAttribute("data-state", box.className.replace("check ", ""));
+}
+
+if (typeof document !== "undefined") {
+  runOnPage(document);
+}
