@@ -12,14 +12,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Tools some tests use from outside PyPI: Go's reference signed-note implementation (an independent checkpoint
-# verifier). Installed when we are root and apt is there; otherwise those tests skip and say why.
+# Tools some tests use from outside PyPI, from Debian's packages: Go's reference signed-note implementation (an
+# independent checkpoint verifier), Chromium (product pages in a real browser), zbarimg (QR round trip) and Node
+# (the in-browser verifier's unit tests). Installed when we are root and apt is there; otherwise those tests skip
+# and say why.
+TEST_TOOLS_MISSING = $(shell \
+	command -v go >/dev/null 2>&1 && test -d /usr/share/gocode/src/golang.org/x/mod/sumdb/note || echo "golang-go golang-golang-x-mod-dev"; \
+	test -x /usr/bin/chromium || echo chromium; \
+	command -v zbarimg >/dev/null 2>&1 || echo zbar-tools; \
+	command -v node >/dev/null 2>&1 || echo nodejs)
+
 test-deps:
-	@if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb/note ]; then \
+	@if [ -n "$(strip $(TEST_TOOLS_MISSING))" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-golang-x-mod-dev) >/dev/null \
-	      || echo "warning: could not install Go; the independent signed-note check will skip"; \
-	  else echo "note: Go not installed and not root; the independent signed-note check will skip"; fi; \
+	    echo "installing test tools: $(strip $(TEST_TOOLS_MISSING))"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_TOOLS_MISSING)) >/dev/null \
+	      || echo "warning: could not install $(strip $(TEST_TOOLS_MISSING)); the tests that need them will skip"; \
+	  else echo "note: not root: $(strip $(TEST_TOOLS_MISSING)) not installed; the tests that need them will skip"; fi; \
 	fi
 
 # First start: a demo ledger on SQLite under ./var; then serve on 127.0.0.1:8000 (URLs are printed).

@@ -4,59 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.settings import Settings
 from cli.main import app
+from tests.servers import Server, free_port, start_server
 
 runner = CliRunner()
-LOG = "chainproof.test/log"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    settings: Settings
-    thread: threading.Thread
-    server: uvicorn.Server
-
-    @property
-    def store(self):
-        return self.server.config.app.state.store  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
-
-def start_server(data_dir: Path, key_file: Path | None = None) -> Server:
-    port = _free_port()
-    settings = Settings(data_dir=data_dir, public_url=f"http://127.0.0.1:{port}", log_name=LOG, log_key_file=key_file)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    return Server(f"http://127.0.0.1:{port}", settings, thread, server)
 
 
 def cli(*args: str | Path, code: int = 0) -> str:
@@ -300,7 +259,7 @@ def test_bundle_round_trip_and_tampered_bundle(ledger: Ledger) -> None:
 
 
 def test_usage_and_connection_errors_exit_2(ledger: Ledger, tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     out = cli("verify", "--server", dead, code=2)
     assert out.startswith("chainproof: cannot reach")
     assert out.count("\n") == 1

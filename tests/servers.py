@@ -1,0 +1,54 @@
+"""A real uvicorn server on 127.0.0.1 in a thread, for tests that need HTTP end to end (CLI, browser)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from api.app import create_app
+from api.settings import Settings
+
+LOG = "chainproof.test/log"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    thread: threading.Thread
+    server: uvicorn.Server
+
+    @property
+    def store(self) -> Any:
+        return self.server.config.app.state.store
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+def start_server(data_dir: Path, key_file: Path | None = None) -> Server:
+    port = free_port()
+    settings = Settings(data_dir=data_dir, public_url=f"http://127.0.0.1:{port}", log_name=LOG, log_key_file=key_file)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    if not server.started:
+        raise RuntimeError("test server did not start")
+    return Server(f"http://127.0.0.1:{port}", settings, thread, server)

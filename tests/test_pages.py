@@ -1,0 +1,145 @@
+"""Product pages and QR codes: URLs and GS1 Digital Link parsing, verdicts, languages, SLA, weight, QR round trip."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from api.pages.i18n import choose_language
+from api.pages.routes import sla_status
+from api.settings import Settings
+from api.urls import product_path
+from cli.demo import seed_demo
+
+BASE = "https://trace.example"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    seed_demo(app.state.store, tmp_path / "keys")
+    with TestClient(app) as client:
+        yield client
+
+
+def verdict(html: str) -> str:
+    match = re.search(r'data-verdict="([a-z]+)"', html)
+    assert match, html[:500]
+    return match.group(1)
+
+
+def test_product_paths() -> None:
+    assert product_path("COF", "L1", "4006381333931") == "/01/04006381333931/10/L1"
+    assert product_path("COF", "L1", "96385074") == "/01/00000096385074/10/L1"
+    assert product_path("COF", "L1") == "/p/COF/L1"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "expected"),
+    [
+        ("/01/04006381333931/10/L2611-A", 200, "verified"),
+        ("/01/4006381333931/10/L2611-A", 200, "verified"),  # GTIN-13 form of the same GTIN
+        ("/01/04006381333931/10/L2611-A/21/SN-0001", 200, "verified"),  # a serialised item of the batch
+        ("/p/COF-YIRG-250/L2611-A", 200, "verified"),
+        ("/01/05012345678900/10/K-0903", 200, "recalled"),
+        ("/01/04006381333932/10/L2611-A", 404, "unknown"),  # bad check digit
+        ("/01/04006381333931/21/SN/10/L2611-A", 404, "unknown"),  # AIs out of order
+        ("/01/04006381333931", 404, "unknown"),
+        ("/01/04006381333931/10/", 404, "unknown"),
+        ("/01/ABC/10/L1", 404, "unknown"),
+        ("/01/04006381333931/10/NO-SUCH-LOT", 404, "unknown"),
+        ("/p/NOPE/NOPE", 404, "unknown"),
+    ],
+)
+def test_digital_link_routes(site: TestClient, path: str, status: int, expected: str) -> None:
+    response = site.get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert verdict(response.text) == expected
+
+
+def test_unknown_and_bad_links_say_so_plainly(site: TestClient) -> None:
+    assert "not a valid product link" in site.get("/01/123/10/x").text
+    page = site.get("/p/NOPE/NOPE").text
+    assert "Unknown product" in page
+    assert "may not be genuine" in page
+
+
+def test_page_content_and_weight(site: TestClient) -> None:
+    response = site.get("/01/04006381333931/10/L2611-A")
+    html = response.text
+    for expected in (
+        "Yirgacheffe green coffee",
+        "Sidama Highlands Coffee",
+        "Ethiopia (ET)",
+        "ISO 22000",
+        "Bureau Veritas Agri",
+        "Djibouti port, DJ",
+        "18.5 °C",
+        "chainproof verify --server " + BASE,
+    ):
+        assert expected in html, expected
+    assert 'id="ledger-data"' in html
+    # nothing is fetched from anywhere else: no external scripts, styles, fonts or images
+    assert not re.search(r'(src|href)="(https?:)?//', html.replace(f'href="{BASE}', ""))
+    assert "<link" not in html
+    script = site.get("/static/verify.js")
+    assert script.status_code == 200
+    assert len(response.content) + len(script.content) < 100_000
+
+
+def test_language_choice(site: TestClient) -> None:
+    assert "已验证" in site.get("/p/COF-YIRG-250/L2611-A", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).text
+    assert "Verified" in site.get("/p/COF-YIRG-250/L2611-A", headers={"Accept-Language": "fr, en;q=0.5"}).text
+    page = site.get("/p/COF-YIRG-250/L2611-A?lang=zh", headers={"Accept-Language": "en"})
+    assert "已验证" in page.text
+    assert page.headers["content-language"] == "zh"
+    assert choose_language(None, "de-DE, zh-Hans;q=0.8, en;q=0.7") == "zh"
+    assert choose_language(None, "en;q=0.2, zh;q=0.9") == "zh"
+    assert choose_language("xx", None) == "en"
+
+
+def test_sla_status_from_a_shipment(site: TestClient) -> None:
+    assert 'class="sla on_time"' in site.get("/p/COF-YIRG-250/L2611-A?shipment=SO-L2611-A").text
+    assert 'class="sla late"' in site.get("/p/COF-YIRG-250/L2611-B?shipment=SO-L2611-B").text
+    assert 'class="sla at_risk"' in site.get("/p/OIL-KAL-500/K-0917?shipment=SO-K-0917").text
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    assert sla_status("2026-11-24T00:00:00Z", None, now) == "overdue"
+    assert sla_status("2026-11-27T00:00:00Z", None, now) == "in_transit"
+    assert sla_status("2026-11-25T12:00:00Z", None, now + timedelta(hours=1)) == "at_risk"
+
+
+def test_tampered_batch_fails_on_the_server_too(site: TestClient) -> None:
+    store = site.app.state.store  # type: ignore[attr-defined]
+    target = next(e for e in store.batch_entries("COF-YIRG-250", "L2611-A") if b"Djibouti" in e.leaf)
+    index, leaf = target.stored_index, target.leaf.replace(b"Djibouti", b"Dschibuti")
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER entries_no_update"))
+        conn.execute(text("UPDATE entries SET leaf = :leaf WHERE idx = :i"), {"leaf": leaf, "i": index})
+    html = site.get("/p/COF-YIRG-250/L2611-A").text
+    assert verdict(html) == "failed"
+    assert f"#{index}:" in html
+
+
+def test_qr_codes_carry_the_page_url(site: TestClient, tmp_path: Path) -> None:
+    png = site.get("/v1/batches/COF-YIRG-250/L2611-A/qr.png")
+    assert png.headers["content-type"] == "image/png"
+    svg = site.get("/v1/batches/COF-YIRG-250/L2611-A/qr.svg")
+    assert svg.headers["content-type"] == "image/svg+xml"
+    assert b"<svg" in svg.content
+    assert site.get("/v1/batches/NOPE/1/qr.png").status_code == 404
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbarimg (Debian zbar-tools) is not installed; make test-deps installs it")
+    path = tmp_path / "qr.png"
+    path.write_bytes(png.content)
+    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(path)], capture_output=True, text=True, check=True)
+    assert decoded.stdout.strip() == f"{BASE}/01/04006381333931/10/L2611-A"
