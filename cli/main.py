@@ -459,6 +459,38 @@ def trusted_key_for(published: Any, log_key: str | None, state_dir: Path | None,
 
 @app.command()
 @handled
+def qr(
+    sku: Annotated[str, typer.Option(help="batch SKU")],
+    lot: Annotated[str, typer.Option(help="batch lot")],
+    out: Annotated[Path, typer.Option("--out", help="file to write: .png or .svg")],
+    server: ServerOption = "http://127.0.0.1:8000",
+    output_format: FormatOption = "text",
+) -> None:
+    """Write the QR code of a batch's product page, for print (error correction M, standard quiet zone).
+
+    Example: chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example
+    """
+    from api.pages.routes import qr_png, qr_svg
+    from cli.client import ServerClient
+
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".svg"):
+        fail("--out must end in .png or .svg")
+    assert server is not None
+    with ServerClient(server) as client:
+        url = str(client.get_json(f"/v1/batches/{sku}/{lot}")["product_url"])
+    try:
+        out.write_bytes(qr_png(url) if suffix == ".png" else qr_svg(url))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    if output_format == "json":
+        typer.echo(json.dumps({"file": str(out), "url": url}))
+    else:
+        typer.echo(f"wrote {out}: {url}")
+
+
+@app.command()
+@handled
 def export(
     out: Annotated[Path, typer.Option("--out", help="bundle file to write")],
     server: Annotated[str | None, typer.Option("--server", help="export from this server")] = None,

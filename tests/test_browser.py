@@ -83,3 +83,24 @@ def test_page_in_a_real_browser(
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert all(url.startswith(site.url) for url in requests), requests
     page.close()
+
+
+def test_browser_without_ed25519_shows_the_servers_verdict(site: Server, browser) -> None:
+    page = browser.new_page(viewport={"width": 360, "height": 800})
+    # a browser whose WebCrypto lacks Ed25519
+    page.add_init_script(
+        """
+        const original = crypto.subtle.importKey.bind(crypto.subtle);
+        crypto.subtle.importKey = (format, data, algorithm, ...rest) =>
+          (algorithm && (algorithm === "Ed25519" || algorithm.name === "Ed25519"))
+            ? Promise.reject(new DOMException("Unrecognized name", "NotSupportedError"))
+            : original(format, data, algorithm, ...rest);
+        """
+    )
+    page.goto(site.url + "/01/05012345678900/10/K-0903")
+    page.wait_for_selector("#browser-check:not([data-state=checking])", timeout=15000)
+    assert page.get_attribute("#browser-check", "data-state") == "unsupported"
+    text = page.inner_text("#browser-check")
+    assert "cannot check Ed25519" in text
+    assert "Recalled" in text
+    page.close()

@@ -356,3 +356,41 @@ def test_record_from_file_is_resumable(ledger: Ledger) -> None:
     bad = ledger.tmp / "bad.jsonl"
     bad.write_text('{"type": "teleport", "sku": "A", "lot": "1", "data": {}}\n')
     assert "bad.jsonl:1" in ledger.record(ledger.merchant, "--from-file", bad, code=2)
+
+
+def test_qr_for_print(ledger: Ledger) -> None:
+    import shutil
+    import subprocess
+
+    record_journey(ledger)
+    out = json.loads(
+        cli(
+            "qr",
+            "--sku",
+            "COF-1",
+            "--lot",
+            "L1",
+            "--out",
+            ledger.tmp / "label.png",
+            "--server",
+            ledger.server.url,
+            "--format",
+            "json",
+        )
+    )
+    assert out["url"] == f"{ledger.server.url}/01/04006381333931/10/L1"
+    assert (
+        b"<svg" in (ledger.tmp / "label.svg").read_bytes()
+        if cli("qr", "--sku", "COF-1", "--lot", "L1", "--out", ledger.tmp / "label.svg", "--server", ledger.server.url)
+        else False
+    )
+    assert "must end in" in cli("qr", "--sku", "COF-1", "--lot", "L1", "--out", ledger.tmp / "x.gif", code=2)
+    assert "404" in cli(
+        "qr", "--sku", "NO", "--lot", "PE", "--out", ledger.tmp / "y.png", "--server", ledger.server.url, code=2
+    )
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbarimg (Debian zbar-tools) is not installed")
+    decoded = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", str(ledger.tmp / "label.png")], capture_output=True, text=True, check=True
+    )
+    assert decoded.stdout.strip() == out["url"]

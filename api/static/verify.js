@@ -234,6 +234,7 @@ export async function runOnPage(doc) {
   if (!(await ed25519Supported())) {
     box.className = "check unsupported";
     box.textContent = t.unsupported;
+    box.setAttribute("data-state", "unsupported");
     return;
   }
   try {
