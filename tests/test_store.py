@@ -51,6 +51,8 @@ def test_proofs_from_storage_verify_against_the_checkpoint(world: World) -> None
         assert entry.recorded_hash is not None
         proof = store.inclusion_proof(entry.stored_index, second.size)
         merkle.verify_inclusion(entry.stored_index, second.size, entry.recorded_hash, proof, second.root_hash)
+    together = store.inclusion_proofs(list(range(second.size)), second.size)
+    assert together == {i: store.inclusion_proof(i, second.size) for i in range(second.size)}
     proof = store.consistency_proof(first.size, second.size)
     merkle.verify_consistency(first.size, second.size, first.root_hash, second.root_hash, proof)
     assert store.checkpoint_at(first.size) == first_note

@@ -60,7 +60,7 @@ def batch_view(store: LedgerStore, sku: str, lot: str) -> BatchView:
     size = checkpoint.size
     found = [e for e in store.batch_entries(sku, lot) if e.stored_index is not None and e.stored_index < size]
     pairs = [(e.stored_index or 0, e.leaf) for e in found]
-    proofs = {index: store.inclusion_proof(index, size) for index, _leaf in pairs}
+    proofs = store.inclusion_proofs([index for index, _leaf in pairs], size)
     directory = store.directory()
     report = verify_batch(sku, lot, pairs, proofs, directory, store.signer.verifier, note, origin=store.origin)
     return BatchView(sku, lot, note, size, checkpoint.root_hash, found, proofs, directory, report)

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ledger import merkle
 from ledger.canonical import canonical_json
 from ledger.entry import build_leaf, parse_leaf
 from ledger.errors import (
@@ -779,6 +780,14 @@ class LedgerStore:
         with self.engine.connect() as conn:
             self._checked_size(conn, size)
             return build_inclusion_proof(index, size, lambda keys: self._nodes(conn, keys))
+
+    def inclusion_proofs(self, indices: Sequence[int], size: int) -> dict[int, list[bytes]]:
+        """Inclusion proofs of several entries in one tree, from one read of the stored subtrees."""
+        ranges = {index: merkle.inclusion_ranges(index, size) for index in indices}
+        with self.engine.connect() as conn:
+            self._checked_size(conn, size)
+            nodes = self._nodes(conn, merkle.node_keys_for(r for rs in ranges.values() for r in rs))
+        return {index: merkle.hashes_for_ranges(rs, nodes) for index, rs in ranges.items()}
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         with self.engine.connect() as conn:
