@@ -13,6 +13,9 @@ from ledger.hashing import sha256_hex
 from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_bytes, sign_statement, write_private_key
 from ledger.storage import LedgerStore, Submission
 
+DEMO_PAGE = "/01/04006381333931/10/L2611-A?shipment=SO-L2611-A"
+"""The demo's showcase: a verified coffee lot, opened from its (on-time) shipment."""
+
 
 class _Signer:
     def __init__(self, store: LedgerStore, name: str, role: Role, key_dir: Path, registered: datetime) -> None:
@@ -44,7 +47,7 @@ def _t(moment: datetime) -> str:
 
 
 def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) -> dict[str, str]:
-    """Fill the store with the demo; returns a few (sku, lot) names worth showing, by what they show."""
+    """Fill the store with the demo; returns product page paths worth showing, by what they show."""
     now = now or datetime.now(UTC)
     day = timedelta(days=1)
     registered = now - 60 * day
@@ -226,4 +229,9 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
         )
     )
     store.append(events, now=now)
-    return {"verified": "COF-YIRG-250/L2611-A", "recalled": "OIL-KAL-500/K-0903"}
+    return {
+        "verified": DEMO_PAGE,
+        "late delivery": "/01/04006381333931/10/L2611-B?shipment=SO-L2611-B",
+        "at risk": "/01/05012345678900/10/K-0917?shipment=SO-K-0917",
+        "recalled": "/01/05012345678900/10/K-0903",
+    }

@@ -145,8 +145,8 @@ def demo(
         fail("the ledger is not empty; the demo only fills an empty ledger")
     shown = seed_demo(store, settings.data_dir / "demo-keys")
     typer.echo(f"demo ledger: {store.size()} entries; {len(store.directory().actors)} actors")
-    for label, batch in shown.items():
-        typer.echo(f"  {label}: {settings.base_url}/v1/batches/{batch}")
+    for label, url in shown.items():
+        typer.echo(f"  {label} product page: {settings.base_url}{url}")
 
 
 @app.command()
@@ -185,7 +185,9 @@ def serve(
         }
     )
     base = settings.base_url
-    typer.echo(f"checkpoint: {base}/v1/log/checkpoint\nAPI docs:   {base}/docs")
+    from cli.demo import DEMO_PAGE
+
+    typer.echo(f"product page (demo): {base}{DEMO_PAGE}\ncheckpoint: {base}/v1/log/checkpoint\nAPI docs:   {base}/docs")
     uvicorn.run(
         "api.app:app_from_env",
         factory=True,

@@ -1,0 +1,77 @@
+"""Does `chainproof verify --bundle` stream? Builds ledgers of N entries, exports each to a bundle and verifies it
+in a fresh process, printing the peak memory (max RSS) for each size: flat means streaming.
+
+    python bench/memory_bench.py [--sizes 100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.audit import Snapshot, write_export  # noqa: E402
+from ledger.logkey import load_or_create_log_signer  # noqa: E402
+from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate  # noqa: E402
+from tests.factory import handoff_data, make_world, origin_data  # noqa: E402
+
+
+def build(size: int, directory: Path) -> Path:
+    engine = create_db_engine(default_sqlite_url(directory))
+    migrate(engine)
+    store = LedgerStore(engine, load_or_create_log_signer(directory / "log-key.pem", "bench.chainproof/log"))
+    world = make_world(store)
+    m, c1, c2 = world.merchant, world.carrier, world.second_carrier
+    chunks, chunk = [], []
+    for n in range(size // 10):
+        lot = f"L{n:07d}"
+        chunk.append(m.submit("origin", "MEM", lot, origin_data()))
+        chunk.append(m.submit("handoff", "MEM", lot, handoff_data(m.id, c1.id, temperature=5.5)))
+        holder, other = c1, c2
+        for _ in range(8):
+            chunk.append(holder.submit("handoff", "MEM", lot, handoff_data(holder.id, other.id, temperature=4.5)))
+            holder, other = other, holder
+        if len(chunk) >= 1000:
+            chunks.append(chunk)
+            chunk = []
+    if chunk:
+        chunks.append(chunk)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(store.append_queued, chunks))
+    note = store.checkpoint()
+    bundle = directory / "ledger.cpb"
+    snapshot = Snapshot(store.signer.verifier, note, store.directory(), store.size(), store.iter_entries())
+    write_export(snapshot, bundle)
+    return bundle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000")
+    args = parser.parse_args()
+    chainproof = Path(sys.executable).parent / "chainproof"
+    for size in (int(s) for s in args.sizes.split(",")):
+        directory = Path(tempfile.mkdtemp(prefix="chainproof-mem-"))
+        bundle = build(size, directory)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        command = [str(chainproof), "verify", "--bundle", str(bundle), "--state", str(directory / "state")]
+        result = subprocess.run([*command, "--format", "json"], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(
+            f"verify --bundle of {size:>8} entries: exit {result.returncode}, {size / seconds:7.0f} entries/s, "
+            f"peak RSS {max(peak, before) / 1024:.0f} MiB, bundle {bundle.stat().st_size / 2**20:.0f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
