@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_json
-from ledger.events import Role, format_time
+from ledger.events import Role, format_time, new_statement
 from ledger.hashing import sha256_hex
 from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_bytes, sign_statement, write_private_key
 from ledger.storage import LedgerStore, Submission
@@ -29,16 +29,7 @@ class _Signer:
         return self.actor.id
 
     def sign(self, kind: str, sku: str, lot: str, data: dict[str, Any], at: datetime) -> Submission:
-        statement = {
-            "v": 1,
-            "type": kind,
-            "sku": sku,
-            "lot": lot,
-            "actor": self.actor.id,
-            "key_id": self.key.key_id,
-            "signed_at": format_time(at),
-            "data": data,
-        }
+        statement = new_statement(kind, sku, lot, self.actor.id, self.key.key_id, format_time(at), data)
         return Submission(statement, sign_statement(self.private_key, canonical_json(statement)))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from cli.client import CliError, ServerClient
 from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
-from ledger.events import EventType, parse_time
+from ledger.events import EventType, new_statement, parse_time
 from ledger.hashing import b64encode
 from ledger.signing import (
     Ed25519PrivateKey,
@@ -158,16 +158,7 @@ def event_data(kind: EventType, o: dict[str, Any]) -> dict[str, Any]:
 def signed_event(
     key: Ed25519PrivateKey, actor_id: str, kind: str, sku: str, lot: str, data: dict[str, Any], signed_at: str
 ) -> dict[str, Any]:
-    statement = {
-        "v": 1,
-        "type": kind,
-        "sku": sku,
-        "lot": lot,
-        "actor": actor_id,
-        "key_id": key_id_for(public_key_bytes(key)),
-        "signed_at": signed_at,
-        "data": data,
-    }
+    statement = new_statement(kind, sku, lot, actor_id, key_id_for(public_key_bytes(key)), signed_at, data)
     return {"statement": statement, "signature": b64encode(sign_statement(key, canonical_json(statement)))}
 
 

@@ -219,6 +219,22 @@ class Statement(_Strict):
 _STATEMENT_ADAPTER = TypeAdapter(Statement)
 
 
+def new_statement(
+    kind: str, sku: str, lot: str, actor: str, key_id: str, signed_at: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A statement as JSON, ready to canonicalize and sign (what every client, the CLI included, sends)."""
+    return {
+        "v": STATEMENT_VERSION,
+        "type": kind,
+        "sku": sku,
+        "lot": lot,
+        "actor": actor,
+        "key_id": key_id,
+        "signed_at": signed_at,
+        "data": data,
+    }
+
+
 def _describe(exc: PydanticValidationError, prefix: str) -> str:
     parts = []
     for error in exc.errors()[:5]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.canonical import canonical_json
-from ledger.events import Role
+from ledger.events import Role, new_statement
 from ledger.rules import Actor, ActorKey
 from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_bytes, sign_statement
 from ledger.storage import LedgerStore, Submission
@@ -26,16 +26,7 @@ class Party:
         return self.actor.id
 
     def statement(self, kind: str, sku: str, lot: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "v": 1,
-            "type": kind,
-            "sku": sku,
-            "lot": lot,
-            "actor": self.actor.id,
-            "key_id": self.key.key_id,
-            "signed_at": SIGNED_AT,
-            "data": data,
-        }
+        return new_statement(kind, sku, lot, self.actor.id, self.key.key_id, SIGNED_AT, data)
 
     def sign(self, statement: dict[str, Any]) -> Submission:
         return Submission(statement, sign_statement(self.private_key, canonical_json(statement)))

@@ -8,6 +8,8 @@ Create Date: 2026-11-25
 import sqlalchemy as sa
 from alembic import op
 
+from ledger.migrations.triggers import make_append_only
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -37,24 +39,7 @@ def upgrade() -> None:
         sa.Column("response", sa.Text, nullable=False),
         sa.Column("created_at", sa.String(40), nullable=False),
     )
-    if op.get_bind().dialect.name == "postgresql":
-        for table in TABLES:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION chainproof_append_only()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION chainproof_append_only()"
-            )
-    else:
-        for table in TABLES:
-            for operation in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} BEGIN "
-                    f"SELECT RAISE(ABORT, 'chainproof: {operation} on {table} rejected: the ledger is append-only'); "
-                    "END"
-                )
+    make_append_only(*TABLES)
 
 
 def downgrade() -> None:
