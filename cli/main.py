@@ -311,7 +311,14 @@ def record(
             return
         if event_type is None or not sku or not lot:
             fail("record needs TYPE, --sku and --lot (or --from-file)")
-        options = {k: v for k, v in locals().items() if k not in ("client", "private_key")}
+        options = {
+            "product": product, "country": country, "region": region, "facility": facility,
+            "produced_at": produced_at, "quantity": quantity, "unit": unit, "gtin": gtin, "document": document,
+            "standard": standard, "result": result, "inspected_at": inspected_at, "report": report,
+            "report_url": report_url, "shipment": shipment, "destination": destination, "placed_at": placed_at,
+            "promised_by": promised_by, "to": to, "place": place, "at": at, "temperature": temperature,
+            "delivered_at": delivered_at, "reason": reason,
+        }  # fmt: skip
         answer = record_one(client, private_key, event_type, sku, lot, options)
     if output_format == "json":
         typer.echo(json.dumps(answer))
