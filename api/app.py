@@ -108,7 +108,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready", "tree_size": store.size()}
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents its default validation error; this API answers every error with a problem, so say so."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        from api.schemas import Problem
+
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Problem"] = Problem.model_json_schema()
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code.startswith(("4", "5")):
+                        response["content"] = problem
+                        response.setdefault("description", "RFC 9457 problem")
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 def app_from_env() -> FastAPI:

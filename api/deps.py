@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import ProblemError
@@ -63,6 +63,11 @@ class TokenCache:
     def forget(self, token: str) -> None:
         self._entries.pop(token, None)
 
+
+SkuPath = Annotated[str, Path(description="batch SKU")]
+LotPath = Annotated[str, Path(description="batch lot")]
+ActorIdPath = Annotated[str, Path(description="actor id")]
+KeyIdPath = Annotated[str, Path(description="key id (16 hex digits)")]
 
 StoreDep = Annotated[LedgerStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

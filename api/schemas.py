@@ -51,7 +51,7 @@ class LogEntryOut(BaseModel):
 
 
 class EntriesPage(BaseModel):
-    entries: list[LogEntryOut]
+    entries: list[LogEntryOut] = Field(description="entries in log order")
     next: int | None = Field(description="start of the next page, or null when this page reaches `end`")
     tree_size: int = Field(description="log size when the page was read")
 
@@ -63,55 +63,55 @@ class VerificationOut(BaseModel):
 
 
 class BatchOut(BaseModel):
-    sku: str
-    lot: str
+    sku: str = Field(description="batch SKU")
+    lot: str = Field(description="batch lot")
     gtin: str | None = Field(description="GTIN from the origin event, if any")
     owner: str | None = Field(description="actor id of the merchant who recorded the origin")
-    recalled: bool
-    recall_reason: str | None
-    product_url: str
-    events: list[LogEntryOut]
-    verification: VerificationOut
+    recalled: bool = Field(description="whether a recall was recorded for the batch")
+    recall_reason: str | None = Field(description="the recall's reason, if recalled")
+    product_url: str = Field(description="the batch's public product page (what its QR code carries)")
+    events: list[LogEntryOut] = Field(description="the batch's entries in log order")
+    verification: VerificationOut = Field(description="the server's check of these entries")
 
 
 class InclusionProofOut(BaseModel):
-    index: int
-    tree_size: int
+    index: int = Field(description="leaf index")
+    tree_size: int = Field(description="tree size the proof is for")
     hashes: list[str] = Field(description="RFC 9162 inclusion path, standard base64, bottom-up")
 
 
 class ConsistencyProofOut(BaseModel):
-    first: int
-    second: int
+    first: int = Field(description="older tree size")
+    second: int = Field(description="newer tree size")
     hashes: list[str] = Field(description="RFC 9162 consistency path, standard base64")
 
 
 class KeyOut(BaseModel):
     key_id: str = Field(description="first 16 hex digits of SHA-256 of the raw public key")
-    actor_id: str
+    actor_id: str = Field(description="the actor the key belongs to")
     public_key: str = Field(description="standard base64 of the raw 32-byte Ed25519 public key")
     valid_from: str = Field(description="RFC 3339 time from which the key may sign")
     revoked_at: str | None = Field(description="RFC 3339 time from which statements signed with it are refused")
 
 
 class ActorOut(BaseModel):
-    id: str
-    name: str
-    role: Role
-    keys: list[KeyOut]
+    id: str = Field(description="actor id, as statements name it")
+    name: str = Field(description="organisation name")
+    role: Role = Field(description="admin, merchant, inspector, carrier or auditor")
+    keys: list[KeyOut] = Field(description="every key the actor registered, revoked ones included")
 
 
 class ActorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, description="organisation name")
-    role: Role
+    role: Role = Field(description="admin, merchant, inspector, carrier or auditor")
     public_key: str = Field(description="Ed25519 public key: PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes")
 
 
 class ActorCreated(BaseModel):
-    id: str
-    key_id: str
+    id: str = Field(description="the new actor's id")
+    key_id: str = Field(description="id of its registered key")
     token: str = Field(description="API token, shown once; only its hash is stored")
 
 
@@ -124,8 +124,19 @@ class KeyCreate(BaseModel):
 class KeyRevoke(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=500)
+    reason: str = Field(default="", max_length=500, description="why the key is revoked (kept with it)")
 
 
 class TokenOut(BaseModel):
     token: str = Field(description="API token, shown once")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error this API returns (media type application/problem+json)."""
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str = Field(description="short summary of the kind of problem")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="what went wrong with this request, for a person to act on")
+    instance: str | None = Field(default=None, description="the request path")
+    errors: list[dict[str, Any]] | None = Field(default=None, description="per-field errors, for invalid input")

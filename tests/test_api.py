@@ -421,3 +421,23 @@ def test_health_and_docs(api: Api) -> None:
         assert path in spec["paths"], path
     assert api.client.get("/docs").status_code == 200
     _problem(api.client.get("/v1/nothing-here"), 404)
+
+
+def test_openapi_describes_every_field_and_every_error(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    undescribed = [
+        f"{name}.{prop}"
+        for name, schema in schemas.items()
+        for prop, field in schema.get("properties", {}).items()
+        if "description" not in field
+    ]
+    assert undescribed == []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                assert parameter.get("description") or parameter["schema"].get("description"), (path, parameter)
+            for code, response in operation.get("responses", {}).items():
+                if code.startswith("4"):
+                    assert "application/problem+json" in response["content"], (path, method, code)

@@ -6,17 +6,18 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pycountry
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from api.deps import SettingsDep, StoreDep
+from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.i18n import LANGUAGES, TEXT, choose_language
 from api.pages.view import BatchView, batch_view
 from api.urls import product_url
@@ -215,12 +216,17 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
 
 
 @router.get("/p/{sku}/{lot}", response_class=HTMLResponse, summary="Product page of a batch without a GTIN")
-def product_page(sku: str, lot: str, request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
+def product_page(sku: SkuPath, lot: LotPath, request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
     return _render_product(request, store, settings, sku, lot)
 
 
 @router.get("/01/{path:path}", response_class=HTMLResponse, summary="Product page by GS1 Digital Link")
-def digital_link_page(path: str, request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
+def digital_link_page(
+    path: Annotated[str, PathParam(description="{gtin}/10/{lot}, optionally followed by /21/{serial}")],
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
     """/01/{gtin}/10/{lot}, optionally /21/{serial}: AIs in that order, a GTIN with a valid check digit."""
     parts = path.split("/")
     if len(parts) not in (3, 5) or parts[1] != "10" or (len(parts) == 5 and parts[3] != "21") or not all(parts):
@@ -270,7 +276,7 @@ def qr_svg(data: str) -> bytes:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def batch_qr_png(sku: str, lot: str, store: StoreDep, settings: SettingsDep) -> Response:
+def batch_qr_png(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> Response:
     return Response(qr_png(_batch_url(store, settings, sku, lot)), media_type="image/png")
 
 
@@ -281,5 +287,5 @@ def batch_qr_png(sku: str, lot: str, store: StoreDep, settings: SettingsDep) -> 
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-def batch_qr_svg(sku: str, lot: str, store: StoreDep, settings: SettingsDep) -> Response:
+def batch_qr_svg(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> Response:
     return Response(qr_svg(_batch_url(store, settings, sku, lot)), media_type="image/svg+xml")

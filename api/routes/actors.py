@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.deps import CurrentActor, StoreDep, require_admin
+from api.deps import ActorIdPath, CurrentActor, KeyIdPath, StoreDep, require_admin
 from api.problems import ProblemError
 from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, KeyRevoke, TokenOut
 from ledger.events import Role, format_time
@@ -55,13 +55,13 @@ def whoami(caller: CurrentActor, store: StoreDep) -> ActorOut:
 
 
 @router.get("/actors/{actor_id}", response_model=ActorOut, summary="One actor with its public keys")
-def get_actor(actor_id: str, store: StoreDep) -> ActorOut:
+def get_actor(actor_id: ActorIdPath, store: StoreDep) -> ActorOut:
     directory = store.directory()
     return actor_out(_actor(directory, actor_id), directory)
 
 
 @router.get("/actors/{actor_id}/keys", response_model=list[KeyOut], summary="An actor's keys and validity periods")
-def get_actor_keys(actor_id: str, store: StoreDep) -> list[KeyOut]:
+def get_actor_keys(actor_id: ActorIdPath, store: StoreDep) -> list[KeyOut]:
     directory = store.directory()
     return actor_out(_actor(directory, actor_id), directory).keys
 
@@ -74,13 +74,13 @@ def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> Ac
 
 
 @router.post("/actors/{actor_id}/keys", status_code=201, response_model=KeyOut, summary="Add a key (rotation)")
-def add_key(actor_id: str, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
+def add_key(actor_id: ActorIdPath, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
     _self_or_admin(caller, actor_id)
     return key_out(store.add_key(actor_id, parse_public_key_text(body.public_key)))
 
 
 @router.post("/keys/{key_id}/revoke", status_code=204, summary="Revoke a key: it signs nothing from now on")
-def revoke_key(key_id: str, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
+def revoke_key(key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
     key = store.directory().keys.get(key_id)
     if key is None:
         raise ProblemError(404, f"key {key_id} does not exist", "not-found")
@@ -89,7 +89,7 @@ def revoke_key(key_id: str, body: KeyRevoke, caller: CurrentActor, store: StoreD
 
 
 @router.post("/actors/{actor_id}/tokens", status_code=201, response_model=TokenOut, summary="Issue an API token")
-def issue_token(actor_id: str, caller: CurrentActor, store: StoreDep) -> TokenOut:
+def issue_token(actor_id: ActorIdPath, caller: CurrentActor, store: StoreDep) -> TokenOut:
     _self_or_admin(caller, actor_id)
     return TokenOut(token=store.issue_token(actor_id))
 

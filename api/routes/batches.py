@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import SettingsDep, StoreDep
+from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.view import batch_view
 from api.routes.log import entry_out
 from api.schemas import BatchOut, VerificationOut
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 
 @router.get("/{sku}/{lot}", response_model=BatchOut, summary="A batch's events in order, with a verification")
-def get_batch(sku: str, lot: str, store: StoreDep, settings: SettingsDep) -> BatchOut:
+def get_batch(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> BatchOut:
     """The batch's entries up to the latest checkpoint, each checked (signature, hash link, rules) and proven
     included in that checkpoint by the same verifier the CLI uses."""
     view = batch_view(store, sku, lot)
