@@ -106,7 +106,12 @@ class Document(_Strict):
     sha256: str = Field(pattern=_SHA256_HEX_RE, description="SHA-256 of the document bytes, lowercase hex")
     media_type: str | None = Field(default=None, max_length=200, description="e.g. application/pdf")
     size: int | None = Field(default=None, ge=0, description="document size in bytes")
-    url: str | None = Field(default=None, max_length=2000, description="where the document may be fetched")
+    url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s<>\"]+$",
+        description="where the document may be fetched (http or https)",
+    )
     name: str | None = Field(default=None, max_length=200, description="file name or title")
 
 

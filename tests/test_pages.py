@@ -143,3 +143,25 @@ def test_qr_codes_carry_the_page_url(site: TestClient, tmp_path: Path) -> None:
     path.write_bytes(png.content)
     decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(path)], capture_output=True, text=True, check=True)
     assert decoded.stdout.strip() == f"{BASE}/01/04006381333931/10/L2611-A"
+
+
+def test_page_is_safe_from_what_actors_write(site: TestClient) -> None:
+    """Recorded text is data: escaped in HTML, never a script or a javascript: link; query strings stay encoded."""
+    from ledger.errors import ValidationError
+    from tests.factory import add_party, inspection_data, origin_data
+
+    store = site.app.state.store  # type: ignore[attr-defined]
+    merchant = add_party(store, "<script>alert(1)</script> Foods", "merchant")
+    inspector = add_party(store, "Inspector", "inspector")
+    store.append([merchant.submit("origin", "XSS", "1", origin_data(product="</script><img src=x onerror=alert(1)>"))])
+    bad = inspection_data()
+    bad["report"]["url"] = "javascript:alert(1)"
+    with pytest.raises(ValidationError, match="url"):
+        store.append([inspector.submit("inspection", "XSS", "1", bad)])
+    html = site.get("/p/XSS/1?shipment=a%26b%3Dc").text
+    assert "<script>alert(1)</script>" not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Foods" in html
+    data = html.split('id="ledger-data">')[1].split("</script>")[0]
+    assert "</" not in data  # the embedded JSON cannot close its own element
+    assert "shipment=a%26b%3Dc&amp;lang=zh" in html

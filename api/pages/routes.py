@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import pycountry
 import qrcode
@@ -47,9 +48,7 @@ def _language(request: Request) -> str:
 
 def _base_context(request: Request, lang: str) -> dict[str, Any]:
     def lang_query(code: str) -> str:
-        params = dict(request.query_params)
-        params["lang"] = code
-        return "&".join(f"{k}={v}" for k, v in params.items())
+        return urlencode({**request.query_params, "lang": code})
 
     return {"lang": lang, "t": TEXT[lang], "languages": LANGUAGES, "lang_query": lang_query}
 
@@ -174,6 +173,11 @@ def _page_context(view: BatchView, shipment_id: str | None, now: datetime) -> di
         "events": events,
         "problems": view.report.problems,
     }
+
+
+def _web_link(url: object) -> str | None:
+    """Only http(s) links reach the page (the schema already refuses others; a page never trusts that alone)."""
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
 def sla_status(promised_by: str, delivered_at: str | None, now: datetime) -> str:
