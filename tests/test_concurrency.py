@@ -18,13 +18,26 @@ EVENTS_PER_THREAD = 200
 @pytest.mark.slow
 def test_concurrent_appends(engine: Engine, tmp_path) -> None:
     from ledger.logkey import load_or_create_log_signer
+    from ledger.storage import create_db_engine
 
-    store = LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", "chainproof.test/log"))
+    signer = load_or_create_log_signer(tmp_path / "log.key", "chainproof.test/log")
+    store = LedgerStore(engine, signer)
     world = make_world(store)
     # every thread writes to its own batch AND to one shared batch, so chains are contended too
     store.append([world.merchant.submit("origin", "SHARED", "1", origin_data())])
+    url = engine.url.render_as_string(hide_password=False)
 
     def writer(thread: int) -> int:
+        # a store (and engine) of its own per thread, as each API worker process has: nothing in Python
+        # serializes these appenders, only the database lock (advisory lock / BEGIN IMMEDIATE)
+        own_engine = create_db_engine(url)
+        own = LedgerStore(own_engine, signer)
+        try:
+            return append_as_worker(own, thread)
+        finally:
+            own_engine.dispose()
+
+    def append_as_worker(store: LedgerStore, thread: int) -> int:
         lot = f"T{thread}"
         store.append([world.merchant.submit("origin", "SKU", lot, origin_data())])
         holder, other = world.merchant, world.carrier

@@ -259,13 +259,17 @@ class LedgerStore:
             raise ValueError("a store without a log key needs the log's origin")
         self.origin = origin or (signer.name if signer else "")
         self._postgres = engine.dialect.name == "postgresql"
-        # Batch states as of some log index, so an append replays only what other workers added since
-        # (never the whole chain). Entries are immutable, so a cached state plus the newer entries is exact.
-        self._batch_cache: OrderedDict[tuple[str, str], BatchState] = OrderedDict()
+        # Batch states, so an append replays only what other workers added since (never the whole chain):
+        # entries are immutable, so a cached state plus the newer entries is exact. Each state carries the epoch
+        # it was last known complete in; the epoch changes whenever another writer has appended since our own
+        # last commit, so states of the current epoch need no reading at all.
+        self._batch_cache: OrderedDict[tuple[str, str], tuple[BatchState, int]] = OrderedDict()
+        self._epoch = 0
+        self._epoch_size = -1  # the log size after our last commit, while nobody else has appended
         self._batch_cache_lock = threading.Lock()
         self._key_cache: dict[str, Ed25519PublicKey] = {}
         # One appender at a time per process (threads queue here rather than spin on SQLite's busy handler), and
-        # the right edge of the tree as of our last commit, reused while nobody else has appended.
+        # the right edge of the tree as of our last commit, reused while nobody else has appended (same epoch).
         self._append_lock = threading.Lock()
         self._head: CompactRange | None = None
         self._sequencer: Sequencer | None = None
@@ -451,14 +455,17 @@ class LedgerStore:
                 moment = now or utc_now()
                 logged_at = format_time(moment)
                 size = self._size(conn)
-                # Nobody else appended since our last commit: our cached tree edge and batch states are current.
-                fresh = self._head is not None and self._head.size == size
-                tree = self._head.copy() if fresh and self._head is not None else self._tree_at(conn, size)
+                if size != self._epoch_size or self._head is None:
+                    # another writer appended since our last commit: what we cached may be behind
+                    self._epoch += 1
+                    tree = self._tree_at(conn, size)
+                else:
+                    tree = self._head.copy()
                 directory = self.directory(
                     conn, sorted({k for p in group for k in p.key_ids}), sorted({a for p in group for a in p.actor_ids})
                 )
                 batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
-                states = self._load_batches(conn, batch_ids, fresh)
+                states = self._load_batches(conn, batch_ids)
                 work = _GroupWork(tree, states, gtins=self._gtins_taken(conn, group))
                 outcomes: list[AppendOutcome] = []
                 seen_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
@@ -476,6 +483,7 @@ class LedgerStore:
                         raise ConflictError("another writer appended at the same position; retry") from exc
             # still under the lock: the next appender must see the tree and the batch states together
             self._head = work.tree
+            self._epoch_size = work.tree.size
             self._remember_batches(work.states)  # only once committed
         return outcomes
 
@@ -692,21 +700,19 @@ class LedgerStore:
         except RuleError as exc:
             raise RuleError(_where(position, total) + str(exc), exc.kind) from exc
 
-    def _load_batches(
-        self, conn: Connection, batch_ids: set[tuple[str, str]], fresh: bool
-    ) -> dict[tuple[str, str], BatchState]:
-        """The batches' current states: cached ones advanced by newer entries, the rest replayed from their chains.
+    def _load_batches(self, conn: Connection, batch_ids: set[tuple[str, str]]) -> dict[tuple[str, str], BatchState]:
+        """The batches' current states: cached ones of this epoch as they are, older ones advanced by the entries
+        appended since, the rest replayed from their chains.
 
-        Called under the append lock, so no entry can appear while we read; one query serves every batch. With
-        `fresh` (nobody else appended since our last commit) cached states need no reading at all.
+        Called under the append lock, so no entry can appear while we read; one query serves every batch.
         """
         states: dict[tuple[str, str], BatchState] = {}
         to_read: dict[tuple[str, str], BatchState] = {}
         with self._batch_cache_lock:
             for batch_id in batch_ids:
                 cached = self._batch_cache.get(batch_id)
-                states[batch_id] = cached.copy() if cached is not None else BatchState(*batch_id)
-                if cached is None or not fresh:
+                states[batch_id] = cached[0].copy() if cached is not None else BatchState(*batch_id)
+                if cached is None or cached[1] != self._epoch:
                     to_read[batch_id] = states[batch_id]
         if not to_read:
             return states
@@ -734,7 +740,7 @@ class LedgerStore:
     def _remember_batches(self, states: dict[tuple[str, str], BatchState]) -> None:
         with self._batch_cache_lock:
             for batch_id, state in states.items():
-                self._batch_cache[batch_id] = state
+                self._batch_cache[batch_id] = (state, self._epoch)
                 self._batch_cache.move_to_end(batch_id)
             while len(self._batch_cache) > _BATCH_CACHE_SIZE:
                 self._batch_cache.popitem(last=False)
