@@ -6,6 +6,7 @@ context are what the Ed25519 signature covers (see `ledger.signing`).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,12 +43,26 @@ class Role(StrEnum):
 
 def parse_time(value: str, what: str = "time") -> datetime:
     """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC."""
-    if not isinstance(value, str) or not _RFC3339_RE.fullmatch(value):
+    if not isinstance(value, str):
         raise ValidationError(f"{what} must be an RFC 3339 time with an offset, like 2026-11-20T08:00:00Z")
+    parsed = _parse_rfc3339(value)
+    if parsed is None:
+        raise ValidationError(f"{what} must be an RFC 3339 time with an offset, like 2026-11-20T08:00:00Z")
+    if isinstance(parsed, str):
+        raise ValidationError(f"{what} {value!r} is not a real date and time: {parsed}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_rfc3339(value: str) -> datetime | str | None:
+    """The time in UTC; None if not RFC 3339 in form; the reason if not a real date. Cached: an entry names
+    the same times several times (its schema, the rules and the verifier each read them)."""
+    if not _RFC3339_RE.fullmatch(value):
+        return None
     try:  # Python 3.11 reads "Z" and truncates fractions beyond microseconds
         return datetime.fromisoformat(value).astimezone(UTC)
     except ValueError as exc:
-        raise ValidationError(f"{what} {value!r} is not a real date and time: {exc}") from exc
+        return str(exc)
 
 
 def format_time(moment: datetime) -> str:
