@@ -44,10 +44,13 @@ class LogEntryOut(BaseModel):
     index: int = Field(description="position in the global log")
     leaf: str = Field(description="standard base64 of the exact leaf bytes (what the Merkle tree hashes)")
     entry_hash: str = Field(description="hex SHA-256(0x00 || leaf)")
-    logged_at: str = Field(description="server time the entry was logged (inside the leaf)")
+    logged_at: str | None = Field(description="server time the entry was logged (inside the leaf)")
     prev: str | None = Field(description="base64 entry hash of the batch's previous entry (null for the first)")
-    signature: str = Field(description="base64 Ed25519 signature of the statement")
-    statement: dict[str, Any] = Field(description="the signed statement, decoded from the leaf")
+    signature: str | None = Field(description="base64 Ed25519 signature of the statement")
+    statement: dict[str, Any] | None = Field(
+        description="the signed statement, decoded from the leaf (null, like logged_at and signature, if the stored "
+        "leaf cannot be read: the leaf is still served so that a verifier can report it)"
+    )
 
 
 class EntriesPage(BaseModel):

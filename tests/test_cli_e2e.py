@@ -394,3 +394,16 @@ def test_qr_for_print(ledger: Ledger) -> None:
         ["zbarimg", "--quiet", "--raw", str(ledger.tmp / "label.png")], capture_output=True, text=True, check=True
     )
     assert decoded.stdout.strip() == out["url"]
+
+
+def test_damaged_leaf_is_reported_not_a_crash(ledger: Ledger) -> None:
+    """A leaf that is not even JSON any more: the server still serves it, and the auditor names its index."""
+    record_journey(ledger)
+    store = ledger.server.store
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER entries_no_update"))
+        conn.execute(text("UPDATE entries SET leaf = :leaf WHERE idx = 2"), {"leaf": b"\x00 not json"})
+    out = verify(ledger, code=1)
+    assert "index 2: leaf cannot be read" in out
+    out = verify(ledger, "--batch", "COF-1/L1", code=1)
+    assert "index 2" in out

@@ -12,16 +12,25 @@ from api.problems import ProblemError
 from api.schemas import ConsistencyProofOut, EntriesPage, InclusionProofOut, LogEntryOut
 from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
-from ledger.hashing import b64encode
+from ledger.hashing import b64encode, leaf_hash
 from ledger.verify import LogEntry
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
 
 def entry_out(entry: LogEntry) -> LogEntryOut:
-    parsed = parse_leaf(entry.leaf)
+    """An entry as stored: its position and exact leaf always; the decoded fields when the leaf can be read
+    (a damaged leaf is still served, so that verifiers can see and report it)."""
+    position = entry.stored_index if entry.stored_index is not None else -1
+    try:
+        parsed = parse_leaf(entry.leaf)
+    except LedgerError:
+        return LogEntryOut(
+            index=position, leaf=b64encode(entry.leaf), entry_hash=leaf_hash(entry.leaf).hex(),
+            logged_at=None, prev=None, signature=None, statement=None,
+        )  # fmt: skip
     return LogEntryOut(
-        index=parsed.index,
+        index=position,
         leaf=b64encode(entry.leaf),
         entry_hash=parsed.hash.hex(),
         logged_at=parsed.logged_at,
