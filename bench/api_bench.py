@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ledger_bench import percentile, raw_verify_rate  # noqa: E402
+from bench.workload import journey  # noqa: E402
 from ledger.logkey import load_or_create_log_signer  # noqa: E402
 from ledger.storage import LedgerStore, Submission, create_db_engine, default_sqlite_url, migrate  # noqa: E402
-from tests.factory import World, handoff_data, inspection_data, make_world, origin_data, shipment_data  # noqa: E402
+from tests.factory import World, make_world, origin_data  # noqa: E402
 
 LOG_NAME = "bench.chainproof/log"
 
@@ -41,26 +42,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _journey(world: World, lot: str) -> list[tuple[str, Submission]]:
-    """(token owner id, submission) for a ten-event journey."""
-    m, i, c1, c2 = world.merchant, world.inspector, world.carrier, world.second_carrier
-    sku, sid = "BENCH", "S1"
-    events = [
-        (m, m.submit("origin", sku, lot, origin_data())),
-        (i, i.submit("inspection", sku, lot, inspection_data())),
-        (m, m.submit("shipment", sku, lot, shipment_data(sid))),
-        (m, m.submit("handoff", sku, lot, handoff_data(m.id, c1.id, sid))),
-    ]
-    holder, other = c1, c2
-    for _ in range(5):
-        events.append((holder, holder.submit("handoff", sku, lot, handoff_data(holder.id, other.id, sid))))
-        holder, other = other, holder
-    events.append(
-        (holder, holder.submit("delivery", sku, lot, {"shipment_id": sid, "delivered_at": "2026-11-08T15:00:00Z"}))
-    )
-    return [(party.id, sub) for party, sub in events]
 
 
 def _body(sub: Submission) -> dict[str, Any]:
@@ -164,8 +145,8 @@ def _single_streams(world: World, tokens: dict[str, str], events: int, connectio
     streams: list[list[bytes]] = [[] for _ in range(connections)]
     for n in range(events // 10):
         stream = streams[n % connections]
-        for owner, sub in _journey(world, f"{tag}{n:07d}"):
-            stream.append(_request("/v1/events", tokens[owner], _body(sub)))
+        for sub in journey(world, "BENCH", f"{tag}{n:07d}"):
+            stream.append(_request("/v1/events", tokens[sub.statement["actor"]], _body(sub)))
     return streams
 
 

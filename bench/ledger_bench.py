@@ -14,18 +14,18 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.workload import append_all, chunks
 from ledger.canonical import canonical_json
 from ledger.logkey import load_or_create_log_signer
 from ledger.note import open_checkpoint
 from ledger.signing import generate_private_key, sign_statement, verify_statement
-from ledger.storage import LedgerStore, Submission, create_db_engine, default_sqlite_url, migrate
+from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
 from ledger.verify import verify_ledger
-from tests.factory import handoff_data, inspection_data, make_world, origin_data, shipment_data
+from tests.factory import handoff_data, make_world
 
 
 def raw_verify_rate(seconds: float = 2.0) -> float:
@@ -65,36 +65,10 @@ def main() -> None:
     print(f"raw Ed25519 verify, one core:       {rate:10.0f} /s  (ratio 1.00)")
 
     print(f"signing {total} statements (not timed) ...", file=sys.stderr)
-    m, i, c1, c2 = world.merchant, world.inspector, world.carrier, world.second_carrier
-    submissions: list[Submission] = []
-    lot = 0
-    while len(submissions) < total:
-        sku, name = "BENCH", f"L{lot:07d}"
-        sid = "S1"
-        # Sensor readings as loggers report them (one decimal). An integral float such as 5.0 takes rfc8785's
-        # slower pure-Python path; a client's canonical JSON would carry it as the integer 5 anyway.
-        journey = [
-            m.submit("origin", sku, name, origin_data()),
-            i.submit("inspection", sku, name, inspection_data()),
-            m.submit("shipment", sku, name, shipment_data(sid)),
-            m.submit("handoff", sku, name, handoff_data(m.id, c1.id, sid)),
-            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=5.2)),
-            c2.submit("handoff", sku, name, handoff_data(c2.id, c1.id, sid, temperature=6.1)),
-            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=4.3)),
-            c2.submit("handoff", sku, name, handoff_data(c2.id, c1.id, sid, temperature=3.9)),
-            c1.submit("handoff", sku, name, handoff_data(c1.id, c2.id, sid, temperature=3.4)),
-            c2.submit("delivery", sku, name, {"shipment_id": sid, "delivered_at": "2026-11-08T15:00:00Z"}),
-        ]
-        submissions.extend(journey)
-        lot += 1
-    submissions = submissions[:total]
-
-    # Two submitting threads, as API workers' request threads would be: one batch's parsing and signature checks
-    # overlap with the other's commit (the store's sequencer commits them in order of arrival).
-    chunks = [submissions[n : n + args.batch] for n in range(0, total, args.batch)]
+    batches = chunks(world, total, "BENCH", size=args.batch)
+    total = sum(len(chunk) for chunk in batches)
     start = time.perf_counter()
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(store.append_queued, chunks))
+    append_all(store, batches)
     append_s = time.perf_counter() - start
     append_rate = total / append_s
     print(

@@ -11,16 +11,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.workload import append_all, chunks  # noqa: E402
 from cli.audit import Snapshot, write_export  # noqa: E402
 from ledger.logkey import load_or_create_log_signer  # noqa: E402
 from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate  # noqa: E402
-from tests.factory import handoff_data, make_world, origin_data  # noqa: E402
+from tests.factory import make_world  # noqa: E402
 
 
 def build(size: int, directory: Path) -> Path:
@@ -28,23 +28,7 @@ def build(size: int, directory: Path) -> Path:
     migrate(engine)
     store = LedgerStore(engine, load_or_create_log_signer(directory / "log-key.pem", "bench.chainproof/log"))
     world = make_world(store)
-    m, c1, c2 = world.merchant, world.carrier, world.second_carrier
-    chunks, chunk = [], []
-    for n in range(size // 10):
-        lot = f"L{n:07d}"
-        chunk.append(m.submit("origin", "MEM", lot, origin_data()))
-        chunk.append(m.submit("handoff", "MEM", lot, handoff_data(m.id, c1.id, temperature=5.5)))
-        holder, other = c1, c2
-        for _ in range(8):
-            chunk.append(holder.submit("handoff", "MEM", lot, handoff_data(holder.id, other.id, temperature=4.5)))
-            holder, other = other, holder
-        if len(chunk) >= 1000:
-            chunks.append(chunk)
-            chunk = []
-    if chunk:
-        chunks.append(chunk)
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(store.append_queued, chunks))
+    append_all(store, chunks(world, size, "MEM"))
     note = store.checkpoint()
     bundle = directory / "ledger.cpb"
     snapshot = Snapshot(store.signer.verifier, note, store.directory(), store.size(), store.iter_entries())

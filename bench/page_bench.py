@@ -11,7 +11,6 @@ import random
 import statistics
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.api_bench import _free_port, _load_in_second_process, _serve, _setup  # noqa: E402
 from bench.ledger_bench import percentile  # noqa: E402
+from bench.workload import append_all, chunks  # noqa: E402
 from ledger.storage import default_sqlite_url  # noqa: E402
-from tests.factory import handoff_data, inspection_data, origin_data, shipment_data  # noqa: E402
 
 
 def main() -> None:
@@ -31,30 +30,8 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="chainproof-pagebench-"))
     db_url = default_sqlite_url(data_dir)
     store, world, _tokens = _setup(db_url, data_dir)
-    m, i, c1, c2 = world.merchant, world.inspector, world.carrier, world.second_carrier
     print(f"filling {args.entries} entries (not timed) ...", file=sys.stderr)
-    chunks, chunk = [], []
-    for n in range(args.entries // 10):
-        lot = f"L{n:07d}"
-        chunk += [
-            m.submit("origin", "PAGE", lot, origin_data(gtin="4006381333931")),
-            i.submit("inspection", "PAGE", lot, inspection_data()),
-            m.submit("shipment", "PAGE", lot, shipment_data("S1")),
-            m.submit("handoff", "PAGE", lot, handoff_data(m.id, c1.id, "S1")),
-            c1.submit("handoff", "PAGE", lot, handoff_data(c1.id, c2.id, "S1", temperature=5.5)),
-            c2.submit("handoff", "PAGE", lot, handoff_data(c2.id, c1.id, "S1", temperature=6.5)),
-            c1.submit("handoff", "PAGE", lot, handoff_data(c1.id, c2.id, "S1", temperature=4.5)),
-            c2.submit("handoff", "PAGE", lot, handoff_data(c2.id, c1.id, "S1", temperature=3.5)),
-            c1.submit("handoff", "PAGE", lot, handoff_data(c1.id, c2.id, "S1", temperature=2.5)),
-            c2.submit("delivery", "PAGE", lot, {"shipment_id": "S1", "delivered_at": "2026-11-08T15:00:00Z"}),
-        ]
-        if len(chunk) >= 1000:
-            chunks.append(chunk)
-            chunk = []
-    if chunk:
-        chunks.append(chunk)
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(store.append_queued, chunks))
+    append_all(store, chunks(world, args.entries, "PAGE", gtin="4006381333931"))
     store.engine.dispose()
     lots = args.entries // 10
     rng = random.Random(5)
