@@ -131,27 +131,23 @@ class State:
         tmp.replace(self.path)
 
 
-def trusted_key(snapshot: Snapshot, pinned_text: str | None, state: State, problems: list[Problem]) -> NoteVerifier:
-    """The key to check checkpoints with: the one given, else the one remembered, else (trust on first use) the
-    one the source publishes. A source publishing another key than the trusted one is a problem."""
+def trusted_key(
+    published: NoteVerifier, pinned_text: str | None, state: State, problems: list[Problem], *, announce: bool = True
+) -> NoteVerifier:
+    """The key to check checkpoints with: the one given, else the one remembered, else (trust on first use, said on
+    stderr when `announce`) the one the source publishes. A source publishing another key than the trusted one is a
+    problem."""
     for source, text in (("--log-key", pinned_text), (str(state.path), state.log_key)):
         if text:
             pinned = parse_key(text, source)
-            if pinned != snapshot.published_key:
+            if pinned != published:
                 problems.append(
-                    Problem(
-                        None,
-                        "log-key-changed",
-                        f"the log publishes key {snapshot.published_key}, not {pinned} ({source})",
-                    )
+                    Problem(None, "log-key-changed", f"the log publishes key {published}, not {pinned} ({source})")
                 )
             return pinned
-    if not snapshot.key_is_local:
-        print(
-            f"chainproof: note: trusting log key {snapshot.published_key} on first use; pin it with --log-key",
-            file=sys.stderr,
-        )
-    return snapshot.published_key
+    if announce:
+        print(f"chainproof: note: trusting log key {published} on first use; pin it with --log-key", file=sys.stderr)
+    return published
 
 
 def progress(total: int, enabled: bool) -> Any:

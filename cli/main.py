@@ -420,9 +420,8 @@ def verify(
         if not sku or not lot:
             fail("--batch takes SKU/LOT")
         with ServerClient(server) as client:
-            published = parse_published_key(client)
             problems: list[Any] = []
-            key = trusted_key_for(published, log_key, state, problems)
+            key = server_key(client, log_key, state, problems)
             found, summary = batch_check(client, key, sku, lot)
         problems += found
         summary["ok"] = summary["ok"] and not problems
@@ -438,7 +437,7 @@ def verify(
         snapshot = from_bundle(bundle)
     remembered = State(state, snapshot.published_key.name)
     problems = []
-    key = trusted_key(snapshot, log_key, remembered, problems)
+    key = trusted_key(snapshot.published_key, log_key, remembered, problems, announce=not snapshot.key_is_local)
     report = run_full_verification(
         snapshot, key, remembered.checkpoint, sys.stderr.isatty() and output_format == "text"
     )
@@ -452,18 +451,12 @@ def verify(
     raise typer.Exit(0 if summary["ok"] else 1)
 
 
-def parse_published_key(client: Any) -> Any:
-    from cli.audit import parse_key
+def server_key(client: Any, log_key: str | None, state_dir: Path | None, problems: list[Any]) -> Any:
+    """The log key to trust for a server (see cli.audit.trusted_key)."""
+    from cli.audit import State, parse_key, trusted_key
 
-    return parse_key(client.get_text("/v1/log/key"), "the server's log key")
-
-
-def trusted_key_for(published: Any, log_key: str | None, state_dir: Path | None, problems: list[Any]) -> Any:
-    from cli.audit import Snapshot, State, trusted_key
-    from ledger.rules import Directory
-
-    stub = Snapshot(published, "", Directory({}, {}), 0, [])
-    return trusted_key(stub, log_key, State(state_dir, published.name), problems)
+    published = parse_key(client.get_text("/v1/log/key"), "the server's log key")
+    return trusted_key(published, log_key, State(state_dir, published.name), problems)
 
 
 @app.command()
@@ -549,9 +542,8 @@ def monitor(
     from cli.client import ServerClient
 
     with ServerClient(server) as client:
-        published = parse_published_key(client)
         problems: list[Any] = []
-        key = trusted_key_for(published, log_key, state, problems)
+        key = server_key(client, log_key, state, problems)
         remembered = State(state, key.name)
         while True:
             if not problems:

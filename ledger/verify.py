@@ -12,15 +12,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
+
+from pydantic import BaseModel
 
 from ledger.entry import ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, ProofError
-from ledger.events import parse_time, validate_statement
+from ledger.events import Statement, parse_time, validate_statement
 from ledger.hashing import b64encode, leaf_hash
 from ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
-from ledger.rules import BatchState, Directory, check_times
+from ledger.rules import ActorKey, BatchState, Directory, check_times
 from ledger.signing import Ed25519PublicKey, StatementCheck, load_public_key, start_statement_checks
 
 CHUNK = 2048
@@ -73,6 +76,35 @@ class Report:
         }
 
 
+def _load_key(key: ActorKey) -> Ed25519PublicKey:
+    return load_public_key(key.public_key)
+
+
+def _judge(
+    index: int,
+    parsed: ParsedEntry,
+    statement: Statement,
+    data: BaseModel,
+    logged_at: datetime,
+    batch: BatchState,
+    directory: Directory,
+    public_key: Callable[[ActorKey], Ed25519PublicKey],
+    problems: list[Problem],
+) -> StatementCheck | None:
+    """Signer, times and batch rules for one entry (problems recorded, never raised), then advance its batch past
+    it. Returns the signature check to run, if the signer's key is known."""
+    task = None
+    try:
+        actor, key = directory.check_signer(statement, logged_at)
+        task = (index, public_key(key), parsed.signature, parsed.statement_bytes)
+        check_times(statement, data, logged_at)
+        batch.check(statement, data, actor, directory.actors)
+    except LedgerError as exc:
+        problems.append(Problem(index, "rule", str(exc)))
+    batch.apply(statement, data, parsed.hash, index, parsed.logged_at)
+    return task
+
+
 class LedgerVerifier:
     """Streaming verifier: `add()` entries in log order (any number of calls), then `finish()`.
 
@@ -119,11 +151,11 @@ class LedgerVerifier:
     def _problem(self, index: int | None, code: str, message: str) -> None:
         self._problems.append(Problem(index, code, message))
 
-    def _public_key(self, key_id: str, raw: bytes) -> Ed25519PublicKey:
-        key = self._keys.get(key_id)
-        if key is None:
-            key = self._keys[key_id] = load_public_key(raw)
-        return key
+    def _public_key(self, key: ActorKey) -> Ed25519PublicKey:
+        public = self._keys.get(key.key_id)
+        if public is None:
+            public = self._keys[key.key_id] = load_public_key(key.public_key)
+        return public
 
     def add(self, entries: Iterable[LogEntry]) -> None:
         iterator = iter(entries)
@@ -178,16 +210,7 @@ class LedgerVerifier:
         if batch is None:
             batch = self._batches[batch_id] = BatchState(statement.sku, statement.lot)
         self._check_link(pos, parsed, batch)
-        task = None
-        try:
-            actor, key = self._directory.check_signer(statement, logged_at)
-            task = (pos, self._public_key(key.key_id, key.public_key), parsed.signature, parsed.statement_bytes)
-            check_times(statement, data, logged_at)
-            batch.check(statement, data, actor, self._directory.actors)
-        except LedgerError as exc:
-            self._problem(pos, "rule", str(exc))
-        batch.apply(statement, data, parsed.hash, pos, parsed.logged_at)
-        return task
+        return _judge(pos, parsed, statement, data, logged_at, batch, self._directory, self._public_key, self._problems)
 
     def _check_link(self, pos: int, parsed: ParsedEntry, batch: BatchState) -> None:
         if parsed.prev == batch.last_hash:
@@ -348,14 +371,9 @@ def verify_batch(
             problems.append(Problem(index, "batch", f"entry belongs to {statement.sku}/{statement.lot}"))
         if parsed.prev != state.last_hash:
             problems.append(Problem(index, "chain", "prev hash does not match the batch's previous entry"))
-        try:
-            actor, key = directory.check_signer(statement, logged_at)
-            checks.append((index, load_public_key(key.public_key), parsed.signature, parsed.statement_bytes))
-            check_times(statement, data, logged_at)
-            state.check(statement, data, actor, directory.actors)
-        except LedgerError as exc:
-            problems.append(Problem(index, "rule", str(exc)))
-        state.apply(statement, data, entry_hash, index, parsed.logged_at)
+        task = _judge(index, parsed, statement, data, logged_at, state, directory, _load_key, problems)
+        if task is not None:
+            checks.append(task)
         if report.checkpoint is not None:
             cp = report.checkpoint.checkpoint
             try:

@@ -55,7 +55,6 @@ from ledger.merkle import (
     CompactRange,
     NodeKey,
     build_consistency_proof,
-    build_inclusion_proof,
     root_from_nodes,
     root_keys,
 )
@@ -783,9 +782,7 @@ class LedgerStore:
             return root_from_nodes(size, self._nodes(conn, set(root_keys(size))))
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with self.engine.connect() as conn:
-            self._checked_size(conn, size)
-            return build_inclusion_proof(index, size, lambda keys: self._nodes(conn, keys))
+        return self.inclusion_proofs([index], size)[index]
 
     def inclusion_proofs(self, indices: Sequence[int], size: int) -> dict[int, list[bytes]]:
         """Inclusion proofs of several entries in one tree, from one read of the stored subtrees."""
