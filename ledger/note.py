@@ -13,7 +13,7 @@ from ledger.errors import EncodingError, SignatureError
 from ledger.hashing import b64decode, b64encode, sha256
 from ledger.signing import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
+    PublicKey,
     load_public_key,
     public_key_bytes,
     sign_raw,
@@ -68,7 +68,7 @@ class NoteVerifier:
     def __str__(self) -> str:
         return f"{self.name}+{self.key_hash:08x}+{b64encode(bytes([ED25519_TYPE]) + self.public_key)}"
 
-    def ed25519(self) -> Ed25519PublicKey:
+    def ed25519(self) -> PublicKey:
         return load_public_key(self.public_key)
 
 

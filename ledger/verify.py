@@ -3,14 +3,15 @@
 No IO and no clock: the caller hands over bytes and trusted keys (the CLI reads them from a server, a database or
 a bundle). It does not stop at the first problem, and it never reports success on empty input: a report is `ok`
 only if at least one entry was checked and a checkpoint signed by the log key covered it.
-Signatures are checked on a small thread pool (Ed25519 verification releases the GIL), the rest in order.
+Signatures of a long run are checked in worker processes (`signature_process_pool`) while this process parses
+and applies the rules in order; the first chunk is checked in-process, so a short run never starts a pool.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -24,7 +25,13 @@ from ledger.hashing import b64encode, leaf_hash
 from ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
 from ledger.rules import ActorKey, BatchState, Directory, check_times
-from ledger.signing import Ed25519PublicKey, StatementCheck, load_public_key, start_statement_checks
+from ledger.signing import (
+    PublicKey,
+    StatementCheck,
+    load_public_key,
+    signature_process_pool,
+    start_statement_checks,
+)
 
 CHUNK = 2048
 
@@ -76,7 +83,7 @@ class Report:
         }
 
 
-def _load_key(key: ActorKey) -> Ed25519PublicKey:
+def _load_key(key: ActorKey) -> PublicKey:
     return load_public_key(key.public_key)
 
 
@@ -88,7 +95,7 @@ def _judge(
     logged_at: datetime,
     batch: BatchState,
     directory: Directory,
-    public_key: Callable[[ActorKey], Ed25519PublicKey],
+    public_key: Callable[[ActorKey], PublicKey],
     problems: list[Problem],
 ) -> StatementCheck | None:
     """Signer, times and batch rules for one entry (problems recorded, never raised), then advance its batch past
@@ -125,9 +132,10 @@ class LedgerVerifier:
         self._problems: list[Problem] = []
         self._tree = CompactRange()
         self._batches: dict[tuple[str, str], BatchState] = {}
-        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._keys: dict[str, PublicKey] = {}
         self._workers = max(1, workers)
-        self._pool = ThreadPoolExecutor(self._workers) if self._workers > 1 else None
+        self._pool: Executor | None = None  # started with the second chunk: a short run never pays for it
+        self._chunks = 0
         self._pending: deque[Callable[[], list[int]]] = deque()
         self._checkpoint = self._open(checkpoint, log_key, origin, "checkpoint")
         self._older = self._open(older_checkpoint, log_key, origin, "older checkpoint") if older_checkpoint else None
@@ -151,7 +159,7 @@ class LedgerVerifier:
     def _problem(self, index: int | None, code: str, message: str) -> None:
         self._problems.append(Problem(index, code, message))
 
-    def _public_key(self, key: ActorKey) -> Ed25519PublicKey:
+    def _public_key(self, key: ActorKey) -> PublicKey:
         public = self._keys.get(key.key_id)
         if public is None:
             public = self._keys[key.key_id] = load_public_key(key.public_key)
@@ -172,6 +180,9 @@ class LedgerVerifier:
             self._tree.append(entry_hash)
             if self._tree.size in self._wanted_sizes:
                 self._root_at[self._tree.size] = self._tree.root()
+        self._chunks += 1
+        if self._pool is None and self._workers > 1 and self._chunks > 1:
+            self._pool = signature_process_pool(self._workers)
         # Pipelined: these signatures are checked on the pool while the next chunk is parsed here.
         self._pending.append(start_statement_checks(tasks, self._pool, self._workers))
         while len(self._pending) > 2:
@@ -224,11 +235,16 @@ class LedgerVerifier:
                 pos, "chain", f"prev hash does not match the batch's previous entry (index {batch.last_index})"
             )
 
+    def close(self) -> None:
+        """Stop the worker processes (finish() does this; call it when abandoning a verifier half way)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
     def finish(self) -> Report:
         while self._pending:
             self._report_bad_signatures(self._pending.popleft()())
-        if self._pool is not None:
-            self._pool.shutdown()
+        self.close()
         size = self._tree.size
         if size == 0:
             self._problem(None, "empty", "no entries to verify: an empty log proves nothing")
@@ -274,8 +290,11 @@ def verify_ledger(
     verifier = LedgerVerifier(
         directory, log_key, checkpoint, origin=origin, older_checkpoint=older_checkpoint, workers=workers
     )
-    verifier.add(entries)
-    return verifier.finish()
+    try:
+        verifier.add(entries)
+        return verifier.finish()
+    finally:
+        verifier.close()
 
 
 def check_consistency(

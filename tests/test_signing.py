@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.errors import EncodingError, SignatureError
 from ledger.signing import (
@@ -40,9 +42,38 @@ def test_wycheproof_ed25519(public_hex: str, case: dict) -> None:
     assert ok is (case["result"] == "valid"), case["comment"]
 
 
+@pytest.mark.parametrize(("public_hex", "case"), CASES, ids=[f"tc{c['tcId']}" for _, c in CASES])
+def test_libsodium_and_openssl_agree_on_wycheproof(public_hex: str, case: dict) -> None:
+    # Keys and signing use `cryptography` (OpenSSL), verification libsodium: they must never disagree.
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)).verify(
+            bytes.fromhex(case["sig"]), bytes.fromhex(case["msg"])
+        )
+        openssl_ok = True
+    except InvalidSignature:
+        openssl_ok = False
+    key = load_public_key(bytes.fromhex(public_hex))
+    assert verify_raw(key, bytes.fromhex(case["sig"]), bytes.fromhex(case["msg"])) is openssl_ok
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "0100000000000000000000000000000000000000000000000000000000000000",  # the identity, order 1
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p: not canonical
+    ],
+)
+def test_small_order_and_non_canonical_keys_are_refused(encoded: str) -> None:
+    # A small-order key can "verify" signatures for messages its holder never chose; refuse it at registration.
+    with pytest.raises(SignatureError):
+        load_public_key(bytes.fromhex(encoded))
+
+
 def test_statement_signature_is_bound_to_its_context() -> None:
     private = generate_private_key()
-    public = private.public_key()
+    public = load_public_key(public_key_bytes(private))
     message = b'{"v":1}'
     signature = sign_statement(private, message)
     assert verify_statement(public, signature, message)

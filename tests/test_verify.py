@@ -153,3 +153,64 @@ def test_future_times_are_rejected(world: World) -> None:
     with pytest.raises(ValidationError, match="future"):
         world.store.append([world.merchant.sign(late)])
     assert world.store.size() == 0
+
+
+@pytest.fixture
+def long_log(world: World, monkeypatch: pytest.MonkeyPatch):
+    """Enough chunks (made small) for the verifier to start its worker processes, with signatures broken in
+    several chunks; the same entries checked with workers=1 give the reference report."""
+    import ledger.verify as verify_module
+    from ledger.verify import LogEntry
+
+    monkeypatch.setattr(verify_module, "CHUNK", 64)
+    for n in range(45):
+        world.store.append(world.journey("OIL", f"P{n}"))
+    entries = list(world.store.iter_entries())
+    broken = {5, 70, 150, len(entries) - 1}
+
+    def forge_signature(leaf: bytes) -> bytes:
+        at = leaf.index(b'"signature":"') + len(b'"signature":"')
+        return leaf[:at] + (b"B" if leaf[at : at + 1] == b"A" else b"A") + leaf[at + 1 :]
+
+    tampered = [LogEntry(forge_signature(e.leaf)) if i in broken else e for i, e in enumerate(entries)]
+    assert len(entries) >= 4 * 64
+    return world, tampered, broken
+
+
+def _bad_signatures(report) -> set[int]:
+    return {p.index for p in report.problems if p.code == "bad-signature"}
+
+
+def test_worker_processes_report_exactly_what_one_process_does(long_log, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.verify as verify_module
+
+    started: list[int] = []
+    real_pool = verify_module.signature_process_pool
+    monkeypatch.setattr(verify_module, "signature_process_pool", lambda n: started.append(n) or real_pool(n))
+    world, entries, broken = long_log
+    checkpoint = world.store.checkpoint()
+    alone = _run(world.store, checkpoint, entries=entries, workers=1)
+    assert started == []
+    pooled = _run(world.store, checkpoint, entries=entries, workers=2)
+    assert started == [2]
+    assert _bad_signatures(alone) == broken
+    assert pooled.problems == alone.problems
+    assert pooled.root == alone.root
+
+
+def test_a_dead_signature_pool_changes_nothing_but_speed(long_log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the worker processes die (or cannot start), their chunks are checked here: never a silent pass."""
+    from concurrent.futures import BrokenExecutor, Executor, Future
+
+    import ledger.verify as verify_module
+
+    class DeadPool(Executor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            future: Future = Future()
+            future.set_exception(BrokenExecutor("worker died"))
+            return future
+
+    monkeypatch.setattr(verify_module, "signature_process_pool", lambda workers: DeadPool())
+    world, entries, broken = long_log
+    report = _run(world.store, world.store.checkpoint(), entries=entries, workers=2)
+    assert _bad_signatures(report) == broken

@@ -60,7 +60,7 @@ from ledger.merkle import (
 )
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
-from ledger.signing import Ed25519PublicKey, key_id_for, load_public_key, start_statement_checks
+from ledger.signing import PublicKey, key_id_for, load_public_key, start_statement_checks
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.schema import (
     actor_keys,
@@ -266,7 +266,7 @@ class LedgerStore:
         self._epoch = 0
         self._epoch_size = -1  # the log size after our last commit, while nobody else has appended
         self._batch_cache_lock = threading.Lock()
-        self._key_cache: dict[str, Ed25519PublicKey] = {}
+        self._key_cache: dict[str, PublicKey] = {}
         # One appender at a time per process (threads queue here rather than spin on SQLite's busy handler), and
         # the right edge of the tree as of our last commit, reused while nobody else has appended (same epoch).
         self._append_lock = threading.Lock()
@@ -679,7 +679,7 @@ class LedgerStore:
             except IntegrityError as exc:
                 raise ConflictError("the token is already revoked") from exc
 
-    def _public_keys(self, key_ids: set[str]) -> dict[str, Ed25519PublicKey]:
+    def _public_keys(self, key_ids: set[str]) -> dict[str, PublicKey]:
         """Public keys of the registered ids among `key_ids` (cached: a key id's row never changes)."""
         missing = key_ids - self._key_cache.keys()
         if missing:
