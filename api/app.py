@@ -17,7 +17,7 @@ from api import problems
 from api.deps import TokenCache
 from api.pages import routes as pages
 from api.problems import problem_response
-from api.routes import actors, batches, events, log
+from api.routes import actors, batches, certificates, events, log
 from api.settings import Settings
 from ledger.logkey import load_or_create_log_signer
 from ledger.storage import LedgerStore, create_db_engine, migrate
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.token_cache = TokenCache()
     problems.install(app)
-    for module in (events, batches, log, actors):
+    for module in (events, batches, certificates, log, actors):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")

@@ -1,1 +1,2 @@
-"""Signed authenticity certificates (a later issue). Not built yet."""
+"""Signed authenticity certificates: claims signed by the log key, evidence to check them offline, a PDF that
+carries both, and the QR codes of product pages."""

@@ -226,3 +226,41 @@ def write_export(snapshot: Snapshot, out: Path) -> int:
         return write_bundle(out, header, snapshot.entries)
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror}") from exc
+
+
+def certificate_status(
+    client: ServerClient,
+    key: NoteVerifier,
+    certificate_checkpoint: str,
+    certified: list[dict[str, Any]],
+    sku: str,
+    lot: str,
+) -> tuple[list[Problem], dict[str, Any]]:
+    """Is a certificate still good on the live log? The latest checkpoint must extend the certificate's (same
+    history, proven), the batch must still begin with the certified entries, and no recall may follow them."""
+    note = client.get_text("/v1/log/checkpoint")
+    old_size = checkpoint_size(certificate_checkpoint)
+    new_size = checkpoint_size(note)
+    proof = client.consistency_proof(old_size, new_size) if 0 < old_size < new_size else []
+    problems = check_consistency(certificate_checkpoint, note, proof, key)
+    found, summary = batch_check(client, key, sku, lot)
+    problems += found
+    current = client.get_json(f"/v1/batches/{sku}/{lot}")
+    hashes = [str(event.get("entry_hash")) for event in current["events"]]
+    certified_hashes = [b64decode(str(e["hash"]), what="entry hash").hex() for e in certified]
+    if hashes[: len(certified_hashes)] != certified_hashes:
+        problems.append(
+            Problem(None, "history", "the log no longer shows the certified entries of this batch: history changed")
+        )
+    revoked = bool(summary.get("recalled"))
+    if revoked:
+        recall = next((e for e in current["events"] if (e.get("statement") or {}).get("type") == "recall"), {})
+        reason = ((recall.get("statement") or {}).get("data") or {}).get("reason", "")
+        problems.append(
+            Problem(
+                recall.get("index"),
+                "revoked",
+                f"REVOKED: the batch was recalled on {recall.get('logged_at')}: {reason}",
+            )
+        )
+    return problems, {"checked_against_tree_size": new_size, "revoked": revoked}

@@ -30,7 +30,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 actor_app = typer.Typer(help="Actors (organisations) and their keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+certificate_app = typer.Typer(
+    help="Certificates of authenticity: fetch them, check them offline.", no_args_is_help=True
+)
 app.add_typer(actor_app, name="actor")
+app.add_typer(certificate_app, name="certificate")
 
 DbOption = Annotated[
     str | None, typer.Option("--db", help="database URL (default: $CHAINPROOF_DB, else SQLite under the data dir)")
@@ -472,7 +476,7 @@ def qr(
 
     Example: chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example
     """
-    from api.pages.routes import qr_png, qr_svg
+    from certificates.qr import qr_png, qr_svg
     from cli.client import ServerClient
 
     suffix = out.suffix.lower()
@@ -565,6 +569,118 @@ def monitor(
             if once:
                 return
             time.sleep(interval)
+
+
+@certificate_app.command("get")
+@handled
+def certificate_get(
+    sku: Annotated[str, typer.Option(help="batch SKU")],
+    lot: Annotated[str, typer.Option(help="batch lot")],
+    out: Annotated[Path, typer.Option("--out", help="file to write: .pdf, or .json for the certificate alone")],
+    server: ServerOption = "http://127.0.0.1:8000",
+    output_format: FormatOption = "text",
+) -> None:
+    """Fetch a batch's certificate of authenticity (refused for a recalled batch).
+
+    Example: chainproof certificate get --sku COF-1 --lot L7 --out cert.pdf --server https://trace.example
+    """
+    from cli.client import ServerClient
+
+    suffix = out.suffix.lower()
+    if suffix not in (".pdf", ".json"):
+        fail("--out must end in .pdf or .json")
+    assert server is not None
+    with ServerClient(server) as client:
+        body = client.request("GET", f"/v1/batches/{sku}/{lot}/certificate{suffix}").content
+    try:
+        out.write_bytes(body)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    if output_format == "json":
+        typer.echo(json.dumps({"file": str(out), "bytes": len(body)}))
+    else:
+        typer.echo(f"wrote {out} ({len(body)} bytes)")
+
+
+@certificate_app.command("verify")
+@handled
+def certificate_verify(
+    file: Annotated[Path, typer.Argument(help="certificate PDF, or its certificate JSON")],
+    log_key: LogKeyOption = None,
+    server: Annotated[
+        str | None, typer.Option("--server", help="also check the live log: same history, and no recall since")
+    ] = None,
+    state: StateOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Check a certificate: the log's signature, and every claim against the evidence it carries (each event's
+    signature, hash links and inclusion proof, the signed checkpoint). Offline unless --server is given, which
+    also checks that no recall has revoked it since. Exit 0 valid, 1 invalid or revoked, 2 usage errors.
+
+    The log key comes from --log-key, else the one remembered for that log (see `verify`), else the server's
+    published key with --server (trusted on first use); a certificate never vouches for its own key.
+
+    Example: chainproof certificate verify cert.pdf --log-key 'trace.example/log+1a2b3c4d+AV...'
+    """
+    from certificates.core import verify_certificate
+    from certificates.pdf import certificate_from_file
+    from cli.audit import State, certificate_status, parse_key
+
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    certificate = certificate_from_file(raw)
+    named = parse_key(certificate.log_key, "the certificate's log key")
+    problems: list[Any] = []
+    remembered = State(state, named.name)
+    key_text = log_key or remembered.log_key
+    client = None
+    if server is not None:
+        from cli.client import ServerClient
+
+        client = ServerClient(server)
+        key = server_key(client, log_key, state, problems)
+    elif key_text:
+        key = parse_key(key_text, "--log-key" if log_key else str(remembered.path))
+    else:
+        fail(
+            f"no trusted log key for {named.name}: give --log-key (the certificate names {named}; compare it with "
+            "the key the log publishes), or --server"
+        )
+    report = verify_certificate(certificate, key)
+    problems += report.problems
+    claims = report.claims or {}
+    batch = claims.get("batch") or {}
+    origin = claims.get("origin") or {}
+    summary: dict[str, Any] = {
+        "certificate": report.serial,
+        "batch": f"{batch.get('sku')}/{batch.get('lot')}",
+        "product": origin.get("product"),
+        "issued_at": claims.get("issued_at"),
+        "tree_size": (claims.get("checkpoint") or {}).get("size"),
+        "revocation": "not checked (offline; add --server)",
+    }
+    if client is not None:
+        with client:
+            if report.claims is not None:
+                found, status = certificate_status(
+                    client,
+                    key,
+                    certificate.checkpoint,
+                    list(claims.get("entries") or []),
+                    str(batch.get("sku")),
+                    str(batch.get("lot")),
+                )
+                problems += found
+                summary["revocation"] = (
+                    "REVOKED by a recall"
+                    if status["revoked"]
+                    else f"not revoked at tree size {status['checked_against_tree_size']}"
+                )
+    summary["ok"] = report.claims is not None and not problems
+    _print_report(problems, summary, output_format)
+    raise typer.Exit(0 if summary["ok"] else 1)
 
 
 def main() -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pycountry
-import qrcode
-import qrcode.image.svg
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
@@ -22,6 +19,7 @@ from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.i18n import LANGUAGES, TEXT, choose_language
 from api.pages.view import BatchView, batch_view
 from api.urls import product_url
+from certificates.qr import qr_png, qr_svg
 from ledger.entry import parse_leaf
 from ledger.errors import NotFoundError
 from ledger.events import EventType, parse_time, validate_gtin
@@ -205,6 +203,7 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         checkpoint=view.checkpoint_note,
         log_key=log_key,
         base_url=settings.base_url,
+        certificate_url=f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}/certificate.pdf",
         ledger_json=_script_json(view.browser_data(log_key)),
         i18n_json=_script_json(
             {
@@ -251,26 +250,6 @@ def _batch_url(store: Any, settings: Any, sku: str, lot: str) -> str:
     first = parse_leaf(store.batch_entries(sku, lot)[0].leaf).statement
     gtin = first.get("data", {}).get("gtin") if first.get("type") == EventType.ORIGIN else None
     return product_url(settings.base_url, sku, lot, gtin)
-
-
-def qr_code(data: str) -> qrcode.QRCode:  # type: ignore[type-arg]
-    """Error correction M (15%), the standard quiet zone of 4 modules."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=10)
-    code.add_data(data)
-    code.make(fit=True)
-    return code
-
-
-def qr_png(data: str) -> bytes:
-    buffer = io.BytesIO()
-    qr_code(data).make_image().save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def qr_svg(data: str) -> bytes:
-    buffer = io.BytesIO()
-    qr_code(data).make_image(image_factory=qrcode.image.svg.SvgPathImage).save(buffer)
-    return buffer.getvalue()
 
 
 @router.get(

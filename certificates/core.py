@@ -1,0 +1,279 @@
+"""Certificates of authenticity: what one says, how the log signs it, and how anyone checks it offline.
+
+A certificate is a C2SP signed note by the log's own key (the key that signs checkpoints), whose text is
+
+    chainproof certificate v1
+    <canonical JSON claims>
+
+The claims name the batch, its product, origin and inspections, every entry of the batch by log index, type and
+entry hash, and the checkpoint (tree size and root hash) they are included in. Beside the note travels the
+evidence: the signed checkpoint, each entry's leaf and inclusion proof, and the signers' keys. Checking a
+certificate re-derives the claims from the evidence with the ledger's own batch verifier (`verify_batch`) and
+compares, so the signature makes it official and the evidence makes it checkable without trusting the issuer.
+
+A recall revokes a certificate: none is issued for a recalled batch, and an online check (`chainproof certificate
+verify --server`) looks for a recall logged after the certificate's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ledger.bundle import directory_from_json, directory_to_json
+from ledger.canonical import canonical_json, parse_json
+from ledger.errors import EncodingError, LedgerError, RuleError
+from ledger.events import EventType, format_time
+from ledger.hashing import b64decode, b64encode, sha256_hex
+from ledger.note import NoteSigner, NoteVerifier, open_note, parse_note, sign_note
+from ledger.rules import Directory
+from ledger.verify import BatchReport, Problem, verify_batch
+
+CERTIFICATE_FORMAT = "chainproof-certificate/v1"
+CERTIFICATE_HEADER = "chainproof certificate v1"
+"""First line of the signed note text: it can never parse as a checkpoint (whose second line is a tree size),
+so a certificate signature is never mistaken for a checkpoint signature, nor the other way round."""
+
+
+class CertificateRefusedError(RuleError):
+    """The batch cannot be certified (recalled, or it does not verify): a conflict with its state."""
+
+
+def certified_facts(report: BatchReport, directory: Directory) -> dict[str, Any]:
+    """The claims a certificate makes about a batch, read from its verified entries (issuer and checker alike)."""
+
+    def who(actor_id: str) -> dict[str, str]:
+        actor = directory.actors.get(actor_id)
+        return {"id": actor_id, "name": actor.name if actor else actor_id}
+
+    origin: dict[str, Any] | None = None
+    inspections: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for parsed in report.entries:
+        statement = parsed.statement
+        data = statement.get("data", {})
+        kind = statement.get("type")
+        entries.append({"index": parsed.index, "type": kind, "hash": b64encode(parsed.hash)})
+        if kind == EventType.ORIGIN and origin is None:
+            origin = {
+                "product": data.get("product"),
+                "producer": who(statement.get("actor", "")),
+                "country": data.get("country"),
+                "region": data.get("region"),
+                "facility": data.get("facility"),
+                "produced_at": data.get("produced_at"),
+                "quantity": data.get("quantity"),
+                "unit": data.get("unit"),
+            }
+        elif kind == EventType.INSPECTION:
+            inspections.append(
+                {
+                    "inspector": who(statement.get("actor", "")),
+                    "standard": data.get("standard"),
+                    "result": data.get("result"),
+                    "inspected_at": data.get("inspected_at"),
+                    "report_sha256": (data.get("report") or {}).get("sha256"),
+                }
+            )
+    state = report.state
+    return {
+        "batch": {
+            "sku": state.sku if state else None,
+            "lot": state.lot if state else None,
+            "gtin": state.gtin if state else None,
+        },
+        "origin": origin,
+        "inspections": inspections,
+        "entries": entries,
+    }
+
+
+@dataclass
+class Certificate:
+    """A certificate with its evidence: what `certificate.json` holds and a certificate PDF carries inside."""
+
+    note: str
+    checkpoint: str
+    log_key: str
+    entries: list[dict[str, Any]]
+    actors: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CERTIFICATE_FORMAT,
+            "certificate": self.note,
+            "checkpoint": self.checkpoint,
+            "log_key": self.log_key,
+            "entries": self.entries,
+            "actors": self.actors,
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+
+    def claims(self) -> dict[str, Any]:
+        """The signed claims, read without checking the signature (for display; `verify_certificate` checks)."""
+        return _claims_of(parse_note(self.note).text)
+
+    @property
+    def serial(self) -> str:
+        """The certificate number: derived from the signed note, so anyone can recompute it."""
+        return certificate_serial(self.note)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Certificate:
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EncodingError(f"not a certificate file (not JSON: {exc})") from exc
+        if not isinstance(data, dict) or data.get("format") != CERTIFICATE_FORMAT:
+            raise EncodingError(f"not a certificate file (format is not {CERTIFICATE_FORMAT})")
+        try:
+            certificate = cls(
+                note=str(data["certificate"]),
+                checkpoint=str(data["checkpoint"]),
+                log_key=str(data["log_key"]),
+                entries=list(data["entries"]),
+                actors=list(data["actors"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise EncodingError(f"certificate file is missing {exc}") from exc
+        return certificate
+
+
+def certificate_serial(note: str) -> str:
+    digest = sha256_hex(note.encode("utf-8"))[:16].upper()
+    return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
+
+
+def _involved(directory: Directory, leaves: Sequence[bytes]) -> Directory:
+    """The actors a batch's entries mention (signers, custody parties), with their keys: all a checker needs."""
+    ids = {actor_id for actor_id in directory.actors if any(actor_id.encode() in leaf for leaf in leaves)}
+    return Directory(
+        {k: v for k, v in directory.actors.items() if k in ids},
+        {k: v for k, v in directory.keys.items() if v.actor_id in ids},
+    )
+
+
+def issue_certificate(
+    report: BatchReport,
+    entries: Sequence[tuple[int, bytes]],
+    proofs: Mapping[int, Sequence[bytes]],
+    directory: Directory,
+    checkpoint_note: str,
+    signer: NoteSigner,
+    *,
+    page_url: str,
+    issued_at: datetime,
+) -> Certificate:
+    """Sign a certificate for a batch `verify_batch` has just checked. Refuses a recalled or failing batch."""
+    state = report.state
+    if not report.ok or state is None or report.checkpoint is None:
+        reasons = "; ".join(str(p) for p in report.problems[:3]) or "no verified entries"
+        raise CertificateRefusedError(f"the batch does not verify, so it cannot be certified: {reasons}", "conflict")
+    if state.recalled_at is not None:
+        raise CertificateRefusedError(
+            f"batch {state.sku}/{state.lot} was recalled on {state.recalled_at} ({state.recall_reason}): "
+            "its certificates are revoked and no new one is issued",
+            "conflict",
+        )
+    checkpoint = report.checkpoint.checkpoint
+    claims = {
+        "v": 1,
+        "issuer": signer.name,
+        "issued_at": format_time(issued_at),
+        "page_url": page_url,
+        **certified_facts(report, directory),
+        "checkpoint": {"size": checkpoint.size, "root": b64encode(checkpoint.root_hash)},
+    }
+    text = f"{CERTIFICATE_HEADER}\n{canonical_json(claims).decode('utf-8')}\n"
+    return Certificate(
+        note=sign_note(text, signer),
+        checkpoint=checkpoint_note,
+        log_key=str(signer.verifier),
+        entries=[
+            {"index": index, "leaf": b64encode(leaf), "proof": [b64encode(h) for h in proofs.get(index, ())]}
+            for index, leaf in entries
+        ],
+        actors=directory_to_json(_involved(directory, [leaf for _index, leaf in entries])),
+    )
+
+
+@dataclass
+class CertificateReport:
+    """What checking a certificate found. `claims` is set once the signature verified."""
+
+    problems: list[Problem] = field(default_factory=list)
+    claims: dict[str, Any] | None = None
+    serial: str | None = None
+    batch: BatchReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.claims is not None
+
+
+def _claims_of(note_text: str) -> dict[str, Any]:
+    header, _, rest = note_text.partition("\n")
+    if header != CERTIFICATE_HEADER:
+        raise EncodingError(f"signed note is not a certificate (first line {header[:60]!r})")
+    body = rest.removesuffix("\n")
+    if "\n" in body:
+        raise EncodingError("certificate text has extra lines")
+    claims = parse_json(body.encode("utf-8"))
+    if not isinstance(claims, dict) or claims.get("v") != 1:
+        raise EncodingError("certificate claims are not a version 1 object")
+    if canonical_json(claims).decode("utf-8") != body:
+        raise EncodingError("certificate claims are not in canonical form")
+    return claims
+
+
+def verify_certificate(certificate: Certificate, log_key: NoteVerifier) -> CertificateReport:
+    """Check a certificate offline against a trusted log key: the signature, then every claim against the
+    evidence. Reports every problem found; `ok` only if there are none."""
+    report = CertificateReport(serial=certificate.serial)
+    problems = report.problems
+    try:
+        claims = report.claims = _claims_of(open_note(certificate.note, [log_key]).text)
+    except LedgerError as exc:
+        problems.append(Problem(None, "certificate-signature", f"certificate does not verify with log key: {exc}"))
+        return report
+    try:
+        batch = claims["batch"]
+        sku, lot = str(batch["sku"]), str(batch["lot"])
+        directory = directory_from_json(certificate.actors)
+        entries = [(int(e["index"]), b64decode(e["leaf"], what="leaf")) for e in certificate.entries]
+        proofs = {
+            int(e["index"]): [b64decode(h, what="proof hash", size=32) for h in e["proof"]] for e in certificate.entries
+        }
+    except (LedgerError, KeyError, TypeError, ValueError) as exc:
+        problems.append(Problem(None, "malformed", f"certificate evidence cannot be read: {exc!r}"))
+        return report
+    checked = report.batch = verify_batch(sku, lot, entries, proofs, directory, log_key, certificate.checkpoint)
+    problems.extend(checked.problems)
+    if checked.checkpoint is not None:
+        cp = checked.checkpoint.checkpoint
+        if claims.get("checkpoint") != {"size": cp.size, "root": b64encode(cp.root_hash)}:
+            problems.append(Problem(None, "checkpoint", "the certificate names another checkpoint than its evidence"))
+    facts = certified_facts(checked, directory)
+    for name, value in facts.items():
+        if claims.get(name) != value:
+            problems.append(Problem(None, "claims", f"the certificate's {name} does not match its verified entries"))
+    if checked.state is not None and checked.state.recalled_at is not None:
+        problems.append(Problem(None, "recalled", f"the batch was recalled on {checked.state.recalled_at}"))
+    return report
+
+
+__all__ = [
+    "CERTIFICATE_FORMAT",
+    "Certificate",
+    "CertificateRefusedError",
+    "CertificateReport",
+    "certificate_serial",
+    "certified_facts",
+    "issue_certificate",
+    "verify_certificate",
+]

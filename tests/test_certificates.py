@@ -1,0 +1,312 @@
+"""Certificates of authenticity: issued for a verified batch, refused for a recalled one, checked offline against
+their own evidence (every forgery and tamper caught), revoked online by a later recall, and carried in a PDF."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from api.app import create_app
+from api.pages.view import batch_view
+from api.settings import Settings
+from certificates.core import (
+    CERTIFICATE_HEADER,
+    Certificate,
+    CertificateRefusedError,
+    issue_certificate,
+    verify_certificate,
+)
+from certificates.pdf import ATTACHMENT_NAME, certificate_from_file, render_certificate_pdf
+from cli.main import app as cli_app
+from ledger.canonical import canonical_json
+from ledger.errors import EncodingError
+from ledger.hashing import b64decode, b64encode
+from ledger.logkey import load_or_create_log_signer
+from ledger.note import NoteSigner, parse_note, sign_note
+from ledger.signing import generate_private_key
+from ledger.storage import LedgerStore
+from tests.factory import World, make_world
+from tests.servers import start_server
+from tests.test_note import _go_notecheck
+
+BASE = "https://trace.example"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+FORGER_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"  # RFC 8032 test 2's public key
+
+
+def _issue(store: LedgerStore, sku: str, lot: str, signer: NoteSigner | None = None) -> Certificate:
+    view = batch_view(store, sku, lot)
+    return issue_certificate(
+        view.report,
+        [(e.stored_index or 0, e.leaf) for e in view.entries],
+        view.proofs,
+        view.directory,
+        view.checkpoint_note,
+        signer or store.signer,
+        page_url=f"{BASE}/p/{sku}/{lot}",
+        issued_at=NOW,
+    )
+
+
+@pytest.fixture
+def certified(world: World) -> tuple[World, Certificate]:
+    world.store.append(world.journey("OIL", "1", shipments=2))
+    world.store.append(world.journey("OIL", "2"))  # another batch in the same log
+    return world, _issue(world.store, "OIL", "1")
+
+
+def _problems(certificate: Certificate, world: World) -> set[str]:
+    report = verify_certificate(certificate, world.store.signer.verifier)
+    assert not report.ok
+    return {p.code for p in report.problems}
+
+
+def _resign(certificate: Certificate, signer: NoteSigner, **claim_changes: object) -> Certificate:
+    claims = {**certificate.claims(), **claim_changes}
+    text = f"{CERTIFICATE_HEADER}\n{canonical_json(claims).decode()}\n"
+    return replace(certificate, note=sign_note(text, signer))
+
+
+def test_a_certificate_says_what_the_batch_says_and_verifies(certified) -> None:
+    world, certificate = certified
+    report = verify_certificate(certificate, world.store.signer.verifier)
+    assert report.ok, report.problems
+    claims = report.claims
+    assert claims is not None
+    assert claims["batch"] == {"sku": "OIL", "lot": "1", "gtin": None}
+    assert claims["origin"]["producer"] == {"id": world.merchant.id, "name": "Sidama Coffee Co"}
+    assert [i["inspector"]["id"] for i in claims["inspections"]] == [world.inspector.id]
+    batch_entries = world.store.batch_entries("OIL", "1")
+    assert [e["index"] for e in claims["entries"]] == [e.stored_index for e in batch_entries]
+    assert claims["checkpoint"]["size"] == world.store.size()
+    # Only the actors the batch mentions travel with it (not the other merchant, admin or auditor).
+    assert {a["id"] for a in certificate.actors} == {
+        world.merchant.id,
+        world.inspector.id,
+        world.carrier.id,
+        world.second_carrier.id,
+    }
+    # The serial is the note's: anyone recomputes it, and a round trip through the file keeps everything.
+    again = Certificate.from_bytes(certificate.to_bytes())
+    assert again == certificate
+    assert again.serial == certificate.serial
+    assert verify_certificate(again, world.store.signer.verifier).ok
+
+
+def test_a_recalled_or_failing_batch_gets_no_certificate(world: World) -> None:
+    store = world.store
+    store.append(world.journey("OIL", "1"))
+    store.append([world.merchant.submit("recall", "OIL", "1", {"reason": "Seal failure"})])
+    with pytest.raises(CertificateRefusedError, match=r"recalled.*Seal failure"):
+        _issue(store, "OIL", "1")
+
+
+def test_edited_claims_break_the_signature(certified) -> None:
+    world, certificate = certified
+    note = certificate.note.replace("Sidama Coffee Co", "Sidama Coffee Cc")
+    assert note != certificate.note
+    assert _problems(replace(certificate, note=note), world) == {"certificate-signature"}
+
+
+def test_a_certificate_signed_by_another_key_is_refused(certified) -> None:
+    world, certificate = certified
+    impostor = NoteSigner(world.store.signer.name, generate_private_key())
+    assert _problems(_resign(certificate, impostor), world) == {"certificate-signature"}
+
+
+def test_claims_the_evidence_does_not_bear_out_are_caught_even_when_signed(certified) -> None:
+    """A (mistaken or compromised) issuer signing claims its own evidence contradicts: the check still fails."""
+    world, certificate = certified
+    claims = certificate.claims()
+    lying_origin = {**claims["origin"], "country": "CO"}
+    assert _problems(_resign(certificate, world.store.signer, origin=lying_origin), world) == {"claims"}
+    fewer = claims["entries"][:-1]
+    assert _problems(_resign(certificate, world.store.signer, entries=fewer), world) == {"claims"}
+    other_root = {**claims["checkpoint"], "root": b64encode(bytes(32))}
+    assert _problems(_resign(certificate, world.store.signer, checkpoint=other_root), world) == {"checkpoint"}
+
+
+def test_tampered_evidence_is_caught(certified) -> None:
+    world, certificate = certified
+    # A leaf edited (a handoff place): its signature and inclusion proof both fail, the claims no longer match.
+    entries = [dict(e) for e in certificate.entries]
+    leaf = b64decode(entries[3]["leaf"], what="leaf")
+    entries[3]["leaf"] = b64encode(leaf.replace(b"Djibouti", b"Djibouty"))
+    assert {"bad-signature", "inclusion", "claims"} <= _problems(replace(certificate, entries=entries), world)
+    # An entry dropped from the evidence: the chain breaks and the claims name an entry not shown.
+    dropped = certificate.entries[:2] + certificate.entries[3:]
+    assert {"chain", "claims"} <= _problems(replace(certificate, entries=dropped), world)
+    # A proof hash flipped.
+    entries = [dict(e) for e in certificate.entries]
+    entries[0]["proof"] = [b64encode(bytes(32)), *entries[0]["proof"][1:]]
+    assert "inclusion" in _problems(replace(certificate, entries=entries), world)
+    # An actor's key swapped for the forger's own: it is not the key its id names.
+    actors = json.loads(json.dumps(certificate.actors))
+    actors[0]["keys"][0]["public_key"] = b64encode(bytes.fromhex(FORGER_KEY))
+    assert "rule" in _problems(replace(certificate, actors=actors), world)
+
+
+def test_a_checkpoint_or_other_note_is_not_a_certificate(certified) -> None:
+    world, certificate = certified
+    # The log key signs checkpoints too; a checkpoint passed off as a certificate is refused by its header.
+    assert _problems(replace(certificate, note=certificate.checkpoint), world) == {"certificate-signature"}
+    with pytest.raises(EncodingError, match="not a certificate file"):
+        Certificate.from_bytes(b'{"format": "something-else"}')
+    with pytest.raises(EncodingError, match="not JSON"):
+        Certificate.from_bytes(b"\x00\x01")
+
+
+def test_certificate_note_verifies_with_the_go_reference(certified, tmp_path_factory) -> None:
+    world, certificate = certified
+    notecheck = _go_notecheck(tmp_path_factory)
+    verifier = str(world.store.signer.verifier)
+    result = subprocess.run([notecheck, verifier], input=certificate.note.encode(), capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == parse_note(certificate.note).text
+    forged = certificate.note.replace('"lot":"1"', '"lot":"2"')
+    assert subprocess.run([notecheck, verifier], input=forged.encode(), capture_output=True).returncode == 1
+
+
+def test_pdf_carries_the_certificate_and_the_page_qr(certified, tmp_path: Path) -> None:
+    _world, certificate = certified
+    pdf = render_certificate_pdf(certificate, certificate.claims())
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) == 1
+    text = reader.pages[0].extract_text()
+    assert certificate.serial in text
+    assert "Sidama Coffee Co" in text
+    assert "ISO 22000" in text
+    assert reader.attachments[ATTACHMENT_NAME] == [certificate.to_bytes()]
+    assert certificate_from_file(pdf) == certificate
+    with pytest.raises(EncodingError, match="not a Chainproof certificate"):
+        certificate_from_file(_pdf_without_attachment(pdf))
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbarimg (Debian zbar-tools) is not installed")
+    image = tmp_path / "qr.png"
+    image.write_bytes(reader.pages[0].images[0].data)
+    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(image)], capture_output=True, text=True, check=True)
+    assert decoded.stdout.strip() == f"{BASE}/p/OIL/1"
+
+
+def _pdf_without_attachment(pdf: bytes) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
+    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    world = make_world(app.state.store)
+    world.store.append(world.journey("OIL", "1"))
+    world.store.append(world.journey("OIL", "9"))
+    world.store.append([world.merchant.submit("recall", "OIL", "9", {"reason": "Seal failure"})])
+    with TestClient(app) as client:
+        yield client, world
+
+
+def test_api_serves_certificates_and_refuses_with_problems(site) -> None:
+    client, world = site
+    as_json = client.get("/v1/batches/OIL/1/certificate.json")
+    assert as_json.status_code == 200
+    certificate = Certificate.from_bytes(as_json.content)
+    assert f"certificate-{certificate.serial}.json" in as_json.headers["content-disposition"]
+    assert verify_certificate(certificate, world.store.signer.verifier).ok
+    as_pdf = client.get("/v1/batches/OIL/1/certificate.pdf")
+    assert as_pdf.status_code == 200
+    assert as_pdf.headers["content-type"] == "application/pdf"
+    from_pdf = certificate_from_file(as_pdf.content)
+    assert verify_certificate(from_pdf, world.store.signer.verifier).ok
+    assert from_pdf.claims()["page_url"] == f"{BASE}/p/OIL/1"
+    for suffix in ("json", "pdf"):
+        recalled = client.get(f"/v1/batches/OIL/9/certificate.{suffix}")
+        assert recalled.status_code == 409
+        assert recalled.headers["content-type"] == "application/problem+json"
+        assert "recalled" in recalled.json()["detail"]
+        assert "Seal failure" in recalled.json()["detail"]
+        unknown = client.get(f"/v1/batches/NO/SUCH/certificate.{suffix}")
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/problem+json"
+
+
+def test_product_page_links_the_certificate_or_says_it_is_revoked(site) -> None:
+    client, _world = site
+    page = client.get("/p/OIL/1").text
+    assert 'id="certificate-link" href="/v1/batches/OIL/1/certificate.pdf"' in page
+    recalled = client.get("/p/OIL/9").text
+    assert 'id="certificate-revoked"' in recalled
+    assert "certificate-link" not in recalled
+    assert "证书" in client.get("/p/OIL/1", headers={"Accept-Language": "zh-CN"}).text
+
+
+runner = CliRunner()
+
+
+def cli(*args: str | Path, code: int = 0) -> str:
+    result = runner.invoke(cli_app, [str(a) for a in args])
+    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}: {result.output}"
+    return result.output
+
+
+def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "server")
+    try:
+        world = make_world(server.store)
+        world.store.append(world.journey("OIL", "1"))
+        log_key = str(server.store.signer.verifier)
+        state = tmp_path / "state"
+        pdf, as_json = tmp_path / "cert.pdf", tmp_path / "cert.json"
+        cli("certificate", "get", "--sku", "OIL", "--lot", "1", "--out", pdf, "--server", server.url)
+        cli("certificate", "get", "--sku", "OIL", "--lot", "1", "--out", as_json, "--server", server.url)
+        offline = cli("certificate", "verify", pdf, "--log-key", log_key, "--state", state)
+        assert "verified: all holds" in offline
+        assert "not checked (offline" in offline
+        assert "verified: all holds" in cli("certificate", "verify", as_json, "--log-key", log_key, "--state", state)
+        online = json.loads(
+            cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key, "--format", "json")
+        )
+        assert online["ok"]
+        assert online["revocation"].startswith("not revoked")
+
+        world.store.append(world.journey("OIL", "2"))  # the log grows: the certificate stays good
+        assert "verified: all holds" in cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key)
+
+        world.store.append([world.merchant.submit("recall", "OIL", "1", {"reason": "Seal failure"})])
+        revoked = cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key, code=1)
+        assert "REVOKED" in revoked
+        assert "Seal failure" in revoked
+        # Offline, a certificate cannot know of a later recall, and says it did not check.
+        assert "not checked (offline" in cli("certificate", "verify", pdf, "--log-key", log_key)
+        refused = cli("certificate", "get", "--sku", "OIL", "--lot", "1", "--out", pdf, "--server", server.url, code=2)
+        assert "409" in refused
+        assert "recalled" in refused
+
+        # Wrong key, no key, not a certificate, bad --out: one line each.
+        other = str(load_or_create_log_signer(tmp_path / "other.key", server.store.signer.name).verifier)
+        assert "FAILED" in cli("certificate", "verify", as_json, "--log-key", other, code=1)
+        no_key = cli("certificate", "verify", as_json, "--state", tmp_path / "empty-state", code=2)
+        assert "no trusted log key" in no_key
+        assert len(no_key.strip().splitlines()) == 1
+        junk = tmp_path / "junk.pdf"
+        junk.write_bytes(b"%PDF-1.4 nothing here")
+        assert "cannot read the PDF" in cli("certificate", "verify", junk, "--log-key", log_key, code=2)
+        bad_out = cli("certificate", "get", "--sku", "OIL", "--lot", "1", "--out", tmp_path / "c.doc", code=2)
+        assert "must end in" in bad_out
+    finally:
+        server.stop()
