@@ -124,6 +124,8 @@ def _serve(db_url: str, data_dir: Path, port: int, workers: int) -> subprocess.P
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 if b" 200 " in sock.recv(200):
+                    if workers > 1:
+                        time.sleep(3)  # the first worker answered; give the others time to start listening too
                     return process
         except OSError:
             time.sleep(0.2)
@@ -196,7 +198,10 @@ def _proof_latency(port: int, size: int, samples: int = 2000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events per ingestion run")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=16, help="connections for single-event POSTs")
+    parser.add_argument(
+        "--batch-connections", type=int, default=8, help="connections for batches (2 workers need requests in flight)"
+    )
     parser.add_argument("--proof-size", type=int, default=100_000)
     parser.add_argument("--pg-url", help="PostgreSQL server URL for the 2-worker run (a fresh database is made)")
     parser.add_argument("--load-file", help=argparse.SUPPRESS)
@@ -227,7 +232,7 @@ def main() -> None:
         _ingest(
             "POST /v1/events/batch (100), 1 worker, SQLite",
             port,
-            _batch_streams(world, tokens, args.events * 2, 4, "B"),
+            _batch_streams(world, tokens, args.events * 2, args.batch_connections, "B"),
             100,
             rate,
         )
@@ -261,7 +266,7 @@ def main() -> None:
                     _ingest(
                         f"POST /v1/events/batch (100), {workers} worker(s), PG",
                         port,
-                        _batch_streams(world, tokens, args.events * 2, 4, f"P{workers}"),
+                        _batch_streams(world, tokens, args.events * 2, args.batch_connections, f"P{workers}"),
                         100,
                         rate,
                     )

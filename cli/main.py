@@ -163,11 +163,14 @@ def serve(
     public_url: Annotated[str | None, typer.Option(help="public base URL for product links")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Serve the HTTP API (uvicorn, with httptools and uvloop).
+    """Serve the HTTP API (uvicorn, with httptools and uvloop). With several workers on Linux, each listens on
+    its own SO_REUSEPORT socket, so the kernel spreads connections evenly among them.
 
     Example: chainproof serve --db postgresql://postgres@127.0.0.1/chainproof --workers 2
     """
     import uvicorn
+
+    from cli.serve import reuse_port_supported, run_workers
 
     settings = settings_for(
         db, public_url=public_url or os.environ.get("CHAINPROOF_PUBLIC_URL") or f"http://{host}:{port}"
@@ -192,6 +195,12 @@ def serve(
     from cli.demo import DEMO_PAGE
 
     typer.echo(f"product page (demo): {base}{DEMO_PAGE}\ncheckpoint: {base}/v1/log/checkpoint\nAPI docs:   {base}/docs")
+    if workers > 1 and reuse_port_supported():
+        try:
+            run_workers(host, port, workers, log_level)
+        except (OSError, RuntimeError) as exc:
+            fail(str(exc))
+        return
     uvicorn.run(
         "api.app:app_from_env",
         factory=True,
