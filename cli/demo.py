@@ -14,6 +14,7 @@ from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_b
 from ledger.storage import LedgerStore, Submission
 
 DEMO_PAGE = "/01/04006381333931/10/L2611-A?shipment=SO-L2611-A"
+DEMO_CERTIFICATE = "/v1/batches/COF-YIRG-250/L2611-A/certificate.pdf"
 """The demo's showcase: a verified coffee lot, opened from its (on-time) shipment."""
 
 

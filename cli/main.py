@@ -192,9 +192,12 @@ def serve(
         }
     )
     base = settings.base_url
-    from cli.demo import DEMO_PAGE
+    from cli.demo import DEMO_CERTIFICATE, DEMO_PAGE
 
-    typer.echo(f"product page (demo): {base}{DEMO_PAGE}\ncheckpoint: {base}/v1/log/checkpoint\nAPI docs:   {base}/docs")
+    typer.echo(
+        f"product page (demo): {base}{DEMO_PAGE}\ncertificate (demo):  {base}{DEMO_CERTIFICATE}\n"
+        f"checkpoint: {base}/v1/log/checkpoint\nAPI docs:   {base}/docs"
+    )
     if workers > 1 and reuse_port_supported():
         try:
             run_workers(host, port, workers, log_level)

@@ -104,3 +104,19 @@ def test_browser_without_ed25519_shows_the_servers_verdict(site: Server, browser
     assert "cannot check Ed25519" in text
     assert "Recalled" in text
     page.close()
+
+
+def test_certificate_link_on_a_phone(site: Server, browser) -> None:
+    """The certificate is one tap away on a genuine batch's page, and a recalled batch's page says it is revoked."""
+    page = browser.new_page(viewport={"width": 360, "height": 800})
+    page.goto(site.url + "/01/04006381333931/10/L2611-A")
+    link = page.locator("#certificate-link")
+    assert link.is_visible()
+    response = page.request.get(site.url + str(link.get_attribute("href")))
+    assert response.status == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.body().startswith(b"%PDF-")
+    page.goto(site.url + "/01/05012345678900/10/K-0903")
+    assert page.locator("#certificate-revoked").is_visible()
+    assert page.locator("#certificate-link").count() == 0
+    page.close()

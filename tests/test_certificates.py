@@ -310,3 +310,16 @@ def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> Non
         assert "must end in" in bad_out
     finally:
         server.stop()
+
+
+def test_the_demo_certificate_that_serve_prints_exists(tmp_path: Path) -> None:
+    from cli.demo import DEMO_CERTIFICATE, seed_demo
+
+    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    seed_demo(app.state.store, tmp_path / "keys")
+    with TestClient(app) as client:
+        response = client.get(DEMO_CERTIFICATE)
+    assert response.status_code == 200
+    certificate = certificate_from_file(response.content)
+    assert verify_certificate(certificate, app.state.store.signer.verifier).ok
+    assert certificate.claims()["page_url"] == f"{BASE}/01/04006381333931/10/L2611-A"
