@@ -127,7 +127,7 @@ def main() -> None:
     assert report.ok, report.problems[:3]
     verify_rate = total / verify_s
     print(
-        f"full verification (2 threads):      {verify_rate:10.0f} /s  (ratio {verify_rate / rate:.2f}; target 1.6; "
+        f"full verification (2 processes):    {verify_rate:10.0f} /s  (ratio {verify_rate / rate:.2f}; target 1.6; "
         f"{verify_rate / sodium_rate:.2f} of libsodium's rate)"
     )
     print(f"ledger: {report.entries} entries, {report.batches} batches, root {report.summary()['root']}")
