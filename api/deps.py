@@ -15,12 +15,14 @@ from ledger.rules import Actor
 from ledger.storage import LedgerStore
 
 
-def get_store(request: Request) -> LedgerStore:
+# `async def` although they do no IO: FastAPI runs a plain `def` dependency on a worker thread, a thread handoff
+# per dependency per request, for a mere attribute read.
+async def get_store(request: Request) -> LedgerStore:
     store: LedgerStore = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -222,10 +222,10 @@ class Sequencer:
         self._thread = threading.Thread(target=self._run, name="chainproof-sequencer", daemon=True)
         self._thread.start()
 
-    def submit(self, prepared: PreparedAppend) -> AppendOutcome:
+    def enqueue(self, prepared: PreparedAppend) -> Future[AppendOutcome]:
         future: Future[AppendOutcome] = Future()
         self._queue.put((prepared, future))
-        return future.result()
+        return future
 
     def _run(self) -> None:
         while True:
@@ -406,13 +406,21 @@ class LedgerStore:
         """Like `append_idempotent`, but committed by the store's sequencer together with whatever other threads
         submit meanwhile (group commit): one transaction, one lock and one fsync for many requests, each still
         all or nothing on its own."""
+        return self.submit_queued(submissions, idempotency).result().unwrap()
+
+    def submit_queued(
+        self, submissions: Sequence[Submission], idempotency: Idempotency | None = None
+    ) -> Future[AppendOutcome]:
+        """`append_queued` without the wait: checks the request here (raising ValidationError or SignatureError),
+        queues it for the sequencer, and returns the future of its outcome, so an event loop can await the commit
+        instead of parking a thread on it."""
         prepared = self.prepare(submissions, idempotency)
         # Wait for the signatures here, in the caller's thread, so the sequencer never waits on them.
         _raise_bad_signature(prepared, prepared.signature_checks())
         with self._sequencer_lock:
             if self._sequencer is None:
                 self._sequencer = Sequencer(self)
-        return self._sequencer.submit(prepared).unwrap()
+        return self._sequencer.enqueue(prepared)
 
     def prepare(self, submissions: Sequence[Submission], idempotency: Idempotency | None = None) -> PreparedAppend:
         """Everything that needs no lock: schema, canonical bytes, and signature checks (started on the pool;
