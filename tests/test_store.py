@@ -291,3 +291,30 @@ def test_gtin_and_lot_identify_one_batch(world: World) -> None:
     assert store.batch_for_gtin("4006381333931", "L5") is None
     store.append([world.merchant.submit("origin", "SKU-D", "L5", origin_data(gtin="4006381333931"))])
     assert store.batch_for_gtin("4006381333931", "L5") == ("SKU-D", "L5")
+
+
+def test_planner_statistics_are_refreshed_as_the_log_doubles(world: World, monkeypatch) -> None:
+    """On PostgreSQL the store ANALYZEs the growing tables at doubling sizes: with stale statistics a batch lookup
+    read every entry of the SKU. (SQLite plans this lookup from the index without statistics.)"""
+    from sqlalchemy import text
+
+    import ledger.storage.store as store_module
+
+    if world.store.engine.dialect.name != "postgresql":
+        pytest.skip("statistics refresh is for PostgreSQL")
+    monkeypatch.setattr(store_module, "_ANALYZE_FIRST", 20)
+    store = store_module.LedgerStore(world.store.engine, world.store.signer)
+
+    def last_analyze() -> object:
+        with store.engine.connect() as conn:
+            return conn.execute(
+                text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'entries'")
+            ).scalar_one()
+
+    store.append([world.merchant.submit("origin", "OIL", f"S{n}", origin_data()) for n in range(10)])
+    assert last_analyze() is None
+    store.append([world.merchant.submit("origin", "OIL", f"T{n}", origin_data()) for n in range(15)])
+    first = last_analyze()
+    assert first is not None
+    store.append([world.merchant.submit("origin", "OIL", f"U{n}", origin_data()) for n in range(10)])
+    assert last_analyze() == first  # 35 < 2 x 25: not yet
