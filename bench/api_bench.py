@@ -98,6 +98,24 @@ def _load_in_second_process(port: int, streams: list[list[bytes]]) -> dict[str, 
     return dict(json.loads(out.stdout))
 
 
+def _listening_sockets(port: int) -> int:
+    """LISTEN sockets on 127.0.0.1:port (one per worker with SO_REUSEPORT), from /proc/net/tcp (state 0A)."""
+    wanted = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
+
+
+def _wait_for_listeners(port: int, workers: int, deadline: float) -> None:
+    if workers < 2 or not Path("/proc/net/tcp").exists():
+        return
+    while _listening_sockets(port) < workers and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # listening is not yet serving: let the last one finish starting
+
+
 def _serve(db_url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, CHAINPROOF_DATA_DIR=str(data_dir), CHAINPROOF_LOG_NAME=LOG_NAME)
     chainproof = Path(sys.executable).parent / "chainproof"
@@ -124,8 +142,7 @@ def _serve(db_url: str, data_dir: Path, port: int, workers: int) -> subprocess.P
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 if b" 200 " in sock.recv(200):
-                    if workers > 1:
-                        time.sleep(3)  # the first worker answered; give the others time to start listening too
+                    _wait_for_listeners(port, workers, deadline)  # the first worker answered; wait for all
                     return process
         except OSError:
             time.sleep(0.2)
