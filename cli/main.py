@@ -675,7 +675,9 @@ def certificate_verify(
     }
     if client is not None:
         with client:
-            if report.claims is not None:
+            if report.claims is None:
+                summary["revocation"] = "not checked: the certificate itself does not verify"
+            else:
                 found, status = certificate_status(
                     client,
                     key,
