@@ -187,6 +187,26 @@ def test_key_rotation_and_revocation(world: World) -> None:
     assert report.ok, report.problems  # the old entry stays valid: it was logged before the revocation
 
 
+def test_another_workers_key_changes_take_effect_at_once(world: World) -> None:
+    """A store caches keys and actors between commits; a key added or revoked by another worker (another store on
+    the same database) must count from this store's very next append."""
+    from ledger.signing import generate_private_key, public_key_bytes
+
+    appender = world.store
+    admin = LedgerStore(appender.engine, appender.signer)
+    merchant = add_party(admin, "Cached Merchant", "merchant")
+    appender.append([merchant.submit("origin", "K", "1", origin_data())])  # key and actor now cached
+    admin.revoke_key(merchant.key.key_id, "stolen")
+    with pytest.raises(RuleError, match="revoked"):
+        appender.append([merchant.submit("shipment", "K", "1", shipment_data("S"))])
+    new_private = generate_private_key()
+    merchant.key, merchant.private_key = admin.add_key(merchant.id, public_key_bytes(new_private)), new_private
+    appender.append([merchant.submit("shipment", "K", "1", shipment_data("S"))])  # a key it has never seen
+    newcomer = add_party(admin, "New Carrier", "carrier")  # an actor it has never seen, named in a handoff
+    appender.append([merchant.submit("handoff", "K", "1", handoff_data(merchant.id, newcomer.id, "S"))])
+    assert len(appender.batch_entries("K", "1")) == 3
+
+
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
 def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
     from ledger.storage import Idempotency

@@ -278,6 +278,10 @@ class LedgerStore:
         self._sequencer_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="chainproof-verify")
         self._analyze_at = _ANALYZE_FIRST  # log size at which to refresh PostgreSQL's statistics next
+        # Keys and actors as of `_directory_revocations` key revocations (see _directory_for); append lock only.
+        self._directory_keys: dict[str, ActorKey] = {}
+        self._directory_actors: dict[str, Actor] = {}
+        self._directory_revocations = -1
 
     @property
     def signer(self) -> NoteSigner:
@@ -465,15 +469,15 @@ class LedgerStore:
                 self._lock_appends(conn)
                 moment = now or utc_now()
                 logged_at = format_time(moment)
-                size = self._size(conn)
+                size, revocations = self._size_and_revocations(conn)
                 if size != self._epoch_size or self._head is None:
                     # another writer appended since our last commit: what we cached may be behind
                     self._epoch += 1
                     tree = self._tree_at(conn, size)
                 else:
                     tree = self._head.copy()
-                directory = self.directory(
-                    conn, sorted({k for p in group for k in p.key_ids}), sorted({a for p in group for a in p.actor_ids})
+                directory = self._directory_for(
+                    conn, revocations, {k for p in group for k in p.key_ids}, {a for p in group for a in p.actor_ids}
                 )
                 batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
                 states = self._load_batches(conn, batch_ids)
@@ -512,6 +516,37 @@ class LedgerStore:
                 conn.commit()
         except SQLAlchemyError as exc:  # statistics are an optimisation: never fail an append over them
             logger.warning("ANALYZE failed (appends go on; autovacuum will analyze later): %s", exc)
+
+    @staticmethod
+    def _size_and_revocations(conn: Connection) -> tuple[int, int]:
+        """The log size and the number of key revocations, in one round trip under the append lock."""
+        row = conn.execute(
+            select(
+                select(func.coalesce(func.max(entries.c.idx), -1) + 1).scalar_subquery(),
+                select(func.count()).select_from(key_revocations).scalar_subquery(),
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    def _directory_for(self, conn: Connection, revocations: int, key_ids: set[str], actor_ids: set[str]) -> Directory:
+        """The keys and actors a commit needs, from a cache that is exact: actors and keys are rows that never
+        change (the tables are append-only), and a key's revocation is a new row in `key_revocations`, so while
+        that table's row count (read under the lock) is what it was, every cached key and actor is current. A new
+        revocation empties the cache; keys and actors not cached yet are read. Called under the append lock."""
+        if revocations != self._directory_revocations:
+            self._directory_keys.clear()
+            self._directory_actors.clear()
+            self._directory_revocations = revocations
+        missing_keys = key_ids - self._directory_keys.keys()
+        missing_actors = actor_ids - self._directory_actors.keys()
+        if missing_keys or missing_actors:
+            found = self.directory(conn, sorted(missing_keys), sorted(missing_actors))
+            self._directory_keys.update(found.keys)
+            self._directory_actors.update(found.actors)
+        return Directory(
+            {a: self._directory_actors[a] for a in actor_ids if a in self._directory_actors},
+            {k: self._directory_keys[k] for k in key_ids if k in self._directory_keys},
+        )
 
     def _commit_one(
         self,
