@@ -338,3 +338,20 @@ def test_planner_statistics_are_refreshed_as_the_log_doubles(world: World, monke
     assert first is not None
     store.append([world.merchant.submit("origin", "OIL", f"U{n}", origin_data()) for n in range(10)])
     assert last_analyze() == first  # 35 < 2 x 25: not yet
+
+
+def test_a_writer_that_bypassed_the_lock_is_refused_by_the_database(world: World, monkeypatch) -> None:
+    """Even with the append lock skipped and a stale log size, the entries' primary key refuses a second entry at
+    an index: a ConflictError, and nothing written."""
+    store = world.store
+    store.append([world.merchant.submit("origin", "L", "1", origin_data())])
+    size = store.size()
+    stale = LedgerStore(store.engine, store.signer)
+    monkeypatch.setattr(stale, "_lock_appends", lambda conn: None)
+    monkeypatch.setattr(LedgerStore, "_size_and_revocations", staticmethod(lambda conn: (0, 0)))
+    with pytest.raises(ConflictError, match="same position"):
+        stale.append([world.merchant.submit("origin", "L", "2", origin_data())])
+    monkeypatch.undo()
+    assert store.size() == size
+    with pytest.raises(NotFoundError):
+        store.batch_entries("L", "2")

@@ -488,8 +488,7 @@ class LedgerStore:
                     outcomes.append(self._commit_one(conn, prepared, directory, work, moment, logged_at, seen_keys))
                 if work.entry_rows:
                     try:
-                        self._insert_many(conn, "entries", ("idx", "sku", "lot", "leaf", "leaf_hash"), work.entry_rows)
-                        self._insert_many(conn, "merkle_nodes", ("level", "idx", "hash"), work.node_rows)
+                        self._insert_entries_and_nodes(conn, work.entry_rows, work.node_rows)
                         if work.idempotency_rows:
                             conn.execute(insert(idempotency_keys), work.idempotency_rows)
                         if work.gtin_rows:
@@ -631,6 +630,40 @@ class LedgerStore:
         if rule_error is not None:
             raise rule_error
         return results
+
+    def _insert_entries_and_nodes(
+        self, conn: Connection, entry_rows: list[dict[str, Any]], node_rows: list[dict[str, Any]]
+    ) -> None:
+        """Both tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold the
+        append lock meanwhile, and each round trip under it also waits for this process's GIL."""
+        if not self._postgres:
+            self._insert_many(conn, "entries", ("idx", "sku", "lot", "leaf", "leaf_hash"), entry_rows)
+            self._insert_many(conn, "merkle_nodes", ("level", "idx", "hash"), node_rows)
+            return
+        import psycopg
+
+        driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(
+                    "WITH new_entries AS (INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) "
+                    "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::bytea[], %b::bytea[])) "
+                    "INSERT INTO merkle_nodes (level, idx, hash) SELECT * FROM unnest(%b::smallint[], %b::bigint[], "
+                    "%b::bytea[])",
+                    (
+                        [r["idx"] for r in entry_rows],
+                        [r["sku"] for r in entry_rows],
+                        [r["lot"] for r in entry_rows],
+                        [r["leaf"] for r in entry_rows],
+                        [r["leaf_hash"] for r in entry_rows],
+                        [r["level"] for r in node_rows],
+                        [r["idx"] for r in node_rows],
+                        [r["hash"] for r in node_rows],
+                    ),
+                    prepare=False,
+                )
+        except psycopg.errors.IntegrityError as exc:  # raised by the driver itself, not wrapped by SQLAlchemy
+            raise ConflictError("another writer appended at the same position; retry") from exc
 
     def _insert_many(self, conn: Connection, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """Bulk insert on the hot path: COPY on PostgreSQL (psycopg's executemany sends a statement per row),
