@@ -77,7 +77,6 @@ from ledger.storage.schema import (
 )
 from ledger.verify import LogEntry
 
-_TABLES = {"entries": entries, "merkle_nodes": merkle_nodes}
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
 _BATCH_CACHE_SIZE = 10_000
 logger = logging.getLogger(__name__)
@@ -636,9 +635,9 @@ class LedgerStore:
     ) -> None:
         """Both tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold the
         append lock meanwhile, and each round trip under it also waits for this process's GIL."""
-        if not self._postgres:
-            self._insert_many(conn, "entries", ("idx", "sku", "lot", "leaf", "leaf_hash"), entry_rows)
-            self._insert_many(conn, "merkle_nodes", ("level", "idx", "hash"), node_rows)
+        if not self._postgres:  # SQLite: executemany in-process is as good as it gets
+            conn.execute(insert(entries), entry_rows)
+            conn.execute(insert(merkle_nodes), node_rows)
             return
         import psycopg
 
@@ -664,17 +663,6 @@ class LedgerStore:
                 )
         except psycopg.errors.IntegrityError as exc:  # raised by the driver itself, not wrapped by SQLAlchemy
             raise ConflictError("another writer appended at the same position; retry") from exc
-
-    def _insert_many(self, conn: Connection, table: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """Bulk insert on the hot path: COPY on PostgreSQL (psycopg's executemany sends a statement per row),
-        executemany on SQLite. Same transaction either way."""
-        if not self._postgres:
-            conn.execute(insert(_TABLES[table]), rows)
-            return
-        driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] for c in columns))
 
     @staticmethod
     def _gtins_taken(conn: Connection, group: Sequence[PreparedAppend]) -> dict[tuple[str, str], str]:
