@@ -36,7 +36,7 @@ from ledger.logkey import load_or_create_log_signer
 from ledger.note import NoteSigner, parse_note, sign_note
 from ledger.signing import generate_private_key
 from ledger.storage import LedgerStore
-from tests.factory import World, make_world
+from tests.factory import World, add_party, make_world, origin_data
 from tests.servers import start_server
 from tests.test_note import _go_notecheck
 
@@ -323,3 +323,19 @@ def test_the_demo_certificate_that_serve_prints_exists(tmp_path: Path) -> None:
     certificate = certificate_from_file(response.content)
     assert verify_certificate(certificate, app.state.store.signer.verifier).ok
     assert certificate.claims()["page_url"] == f"{BASE}/01/04006381333931/10/L2611-A"
+
+
+def test_pdf_draws_chinese_names_too(world: World) -> None:
+    """Names outside Latin script (a Chinese producer and product) are drawn with the CJK font, not dropped."""
+    producer = add_party(world.store, "云南咖啡合作社", "merchant")
+    world.store.append([producer.submit("origin", "CAF", "Y1", origin_data(product="普洱咖啡豆"))])
+    certificate = _issue(world.store, "CAF", "Y1")
+    claims = certificate.claims()
+    assert claims["origin"]["product"] == "普洱咖啡豆"
+    assert claims["origin"]["producer"]["name"] == "云南咖啡合作社"
+    pdf = render_certificate_pdf(certificate, claims)
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    base_fonts = {str(font.get_object()["/BaseFont"]) for font in page["/Resources"]["/Font"].values()}
+    assert any("STSong-Light" in name for name in base_fonts), base_fonts
+    assert any("Vera" in name for name in base_fonts), base_fonts
+    assert verify_certificate(certificate_from_file(pdf), world.store.signer.verifier).ok
