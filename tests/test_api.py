@@ -255,6 +255,12 @@ BAD_INPUTS = {
         422,
         "signature",
     ),
+    # a key id that is not a string must not break the (cached) key lookup before validation
+    "key-id-not-a-string": (
+        lambda a: _signed_body(a, a.world.merchant, "origin", origin_data(), key_id=["k"]),
+        422,
+        "key_id",
+    ),
     "first-not-origin": (lambda a: _signed_body(a, a.world.merchant, "recall", {"reason": "x"}), 409, "origin"),
     "not-your-statement": (lambda a: _signed_body(a, a.world.other_merchant, "origin", origin_data()), 403, "token"),
 }

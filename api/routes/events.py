@@ -118,9 +118,10 @@ async def _record(
     idempotency = None
     if idempotency_key is not None:  # "the same request" is the same bytes to the same endpoint
         idempotency = Idempotency(actor.id, idempotency_key, sha256(request.url.path.encode() + b"\n" + body))
-    if len(submissions) <= _CHECKED_ON_THE_LOOP:
-        # A few events are checked right here (a fraction of a millisecond) and the commit is awaited: no thread
-        # is handed the request and none is parked on the commit, which is most of a small request's cost.
+    if len(submissions) <= _CHECKED_ON_THE_LOOP and store.knows_keys(s.statement.get("key_id") for s in submissions):
+        # A few events with known keys are checked right here (a fraction of a millisecond, no database) and the
+        # commit is awaited: no thread is handed the request and none is parked on the commit, which is most of a
+        # small request's cost. Otherwise the check may read the database, which the event loop must not wait on.
         outcome = await asyncio.wrap_future(store.submit_queued(submissions, idempotency))
         results, replayed = outcome.unwrap()
     else:

@@ -15,7 +15,7 @@ import queue
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -761,6 +761,10 @@ class LedgerStore:
                 )
             except IntegrityError as exc:
                 raise ConflictError("the token is already revoked") from exc
+
+    def knows_keys(self, key_ids: Iterable[object]) -> bool:
+        """Whether `prepare` has every one of these keys cached, and so needs no database for them."""
+        return all(isinstance(key_id, str) and key_id in self._key_cache for key_id in key_ids)
 
     def _public_keys(self, key_ids: set[str]) -> dict[str, PublicKey]:
         """Public keys of the registered ids among `key_ids` (cached: a key id's row never changes)."""
