@@ -20,7 +20,15 @@ from ledger.errors import LedgerError
 from ledger.hashing import b64decode
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
 from ledger.rules import Directory
-from ledger.verify import LedgerVerifier, LogEntry, Problem, Report, check_consistency, verify_batch
+from ledger.verify import (
+    BatchReport,
+    LedgerVerifier,
+    LogEntry,
+    Problem,
+    Report,
+    check_consistency,
+    verify_batch,
+)
 
 
 @dataclass
@@ -180,19 +188,24 @@ def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | No
     return verifier.finish()
 
 
-def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> tuple[list[Problem], dict[str, Any]]:
-    note = client.get_text("/v1/log/checkpoint")
+def _verified_batch(client: ServerClient, key: NoteVerifier, sku: str, lot: str, note: str) -> tuple[BatchReport, int]:
+    """The batch as served, checked against the signed checkpoint `note`; and how many entries were served."""
     size = checkpoint_size(note)
     batch = client.get_json(f"/v1/batches/{sku}/{lot}")
     entries = [(int(event["index"]), b64decode(event["leaf"], what="leaf")) for event in batch["events"]]
     proofs = {index: client.inclusion_proof(index, size) for index, _leaf in entries if index < size}
     directory = directory_from_json(client.get_json("/v1/actors"))
-    report = verify_batch(sku, lot, entries, proofs, directory, key, note)
+    return verify_batch(sku, lot, entries, proofs, directory, key, note), len(entries)
+
+
+def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> tuple[list[Problem], dict[str, Any]]:
+    note = client.get_text("/v1/log/checkpoint")
+    report, served = _verified_batch(client, key, sku, lot, note)
     state = report.state
     summary = {
         "batch": f"{sku}/{lot}",
-        "entries": len(entries),
-        "tree_size": size,
+        "entries": served,
+        "tree_size": checkpoint_size(note),
         "recalled": bool(state and state.recalled_at),
         "ok": report.ok,
     }
@@ -243,24 +256,23 @@ def certificate_status(
     new_size = checkpoint_size(note)
     proof = client.consistency_proof(old_size, new_size) if 0 < old_size < new_size else []
     problems = check_consistency(certificate_checkpoint, note, proof, key)
-    found, summary = batch_check(client, key, sku, lot)
-    problems += found
-    current = client.get_json(f"/v1/batches/{sku}/{lot}")
-    hashes = [str(event.get("entry_hash")) for event in current["events"]]
-    certified_hashes = [b64decode(str(e["hash"]), what="entry hash").hex() for e in certified]
-    if hashes[: len(certified_hashes)] != certified_hashes:
+    report, _served = _verified_batch(client, key, sku, lot, note)
+    problems += report.problems
+    # read from the verified entries, never from the server's decoded fields
+    certified_hashes = [b64decode(str(e["hash"]), what="entry hash") for e in certified]
+    if [parsed.hash for parsed in report.entries][: len(certified_hashes)] != certified_hashes:
         problems.append(
             Problem(None, "history", "the log no longer shows the certified entries of this batch: history changed")
         )
-    revoked = bool(summary.get("recalled"))
-    if revoked:
-        recall = next((e for e in current["events"] if (e.get("statement") or {}).get("type") == "recall"), {})
-        reason = ((recall.get("statement") or {}).get("data") or {}).get("reason", "")
+    state = report.state
+    revoked = bool(state and state.recalled_at)
+    if state is not None and state.recalled_at is not None:
+        recall = next((p for p in report.entries if p.statement.get("type") == "recall"), None)
         problems.append(
             Problem(
-                recall.get("index"),
+                None if recall is None else recall.index,
                 "revoked",
-                f"REVOKED: the batch was recalled on {recall.get('logged_at')}: {reason}",
+                f"REVOKED: the batch was recalled on {state.recalled_at}: {state.recall_reason}",
             )
         )
     return problems, {"checked_against_tree_size": new_size, "revoked": revoked}
