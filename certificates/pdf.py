@@ -70,10 +70,11 @@ def _quantity(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def render_certificate_pdf(certificate: Certificate, claims: dict[str, Any]) -> bytes:
-    """A one-page A4 certificate with its QR code and the certificate file attached. `claims` are the signed
-    claims (from `verify_certificate`, or as just issued)."""
+def render_certificate_pdf(certificate: Certificate) -> bytes:
+    """A one-page A4 certificate with its QR code and the certificate file attached, drawn from its signed
+    claims."""
     _fonts()
+    claims = certificate.claims()
     body = ParagraphStyle("body", fontName=_LATIN, fontSize=9.5, leading=13)
     small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=10, textColor=colors.HexColor("#444444"))
     title = ParagraphStyle("title", parent=body, fontName=_LATIN_BOLD, fontSize=20, leading=24)

@@ -180,7 +180,7 @@ def test_certificate_note_verifies_with_the_go_reference(certified, tmp_path_fac
 
 def test_pdf_carries_the_certificate_and_the_page_qr(certified, tmp_path: Path) -> None:
     _world, certificate = certified
-    pdf = render_certificate_pdf(certificate, certificate.claims())
+    pdf = render_certificate_pdf(certificate)
     reader = PdfReader(io.BytesIO(pdf))
     assert len(reader.pages) == 1
     text = reader.pages[0].extract_text()
@@ -333,7 +333,7 @@ def test_pdf_draws_chinese_names_too(world: World) -> None:
     claims = certificate.claims()
     assert claims["origin"]["product"] == "普洱咖啡豆"
     assert claims["origin"]["producer"]["name"] == "云南咖啡合作社"
-    pdf = render_certificate_pdf(certificate, claims)
+    pdf = render_certificate_pdf(certificate)
     page = PdfReader(io.BytesIO(pdf)).pages[0]
     base_fonts = {str(font.get_object()["/BaseFont"]) for font in page["/Resources"]["/Font"].values()}
     assert any("STSong-Light" in name for name in base_fonts), base_fonts

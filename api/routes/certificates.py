@@ -22,10 +22,10 @@ _REFUSED = {
 }
 
 
-def _issue(store: LedgerStore, base_url: str, sku: str, lot: str) -> tuple[Certificate, dict[str, object]]:
+def _issue(store: LedgerStore, base_url: str, sku: str, lot: str) -> Certificate:
     view = batch_view(store, sku, lot)
     state = view.report.state
-    certificate = issue_certificate(
+    return issue_certificate(
         view.report,
         [(e.stored_index or 0, e.leaf) for e in view.entries],
         view.proofs,
@@ -35,7 +35,6 @@ def _issue(store: LedgerStore, base_url: str, sku: str, lot: str) -> tuple[Certi
         page_url=product_url(base_url, sku, lot, state.gtin if state else None),
         issued_at=datetime.now(UTC),
     )
-    return certificate, certificate.claims()
 
 
 @router.get(
@@ -48,7 +47,7 @@ def certificate_json(sku: SkuPath, lot: LotPath, store: StoreDep, settings: Sett
     """The certificate as a signed note by the log key, with what anyone needs to check it offline: the signed
     checkpoint, every entry of the batch with its inclusion proof, and the signers' keys
     (`chainproof certificate verify`). Issued afresh against the latest checkpoint; refused for a recalled batch."""
-    certificate, _claims = _issue(store, settings.base_url, sku, lot)
+    certificate = _issue(store, settings.base_url, sku, lot)
     return Response(
         certificate.to_bytes(),
         media_type="application/json",
@@ -65,9 +64,9 @@ def certificate_json(sku: SkuPath, lot: LotPath, store: StoreDep, settings: Sett
 def certificate_pdf(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> Response:
     """A printable certificate with the batch's QR code; the signed certificate and its evidence ride inside as
     the attachment `chainproof-certificate.json`."""
-    certificate, claims = _issue(store, settings.base_url, sku, lot)
+    certificate = _issue(store, settings.base_url, sku, lot)
     return Response(
-        render_certificate_pdf(certificate, claims),
+        render_certificate_pdf(certificate),
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="certificate-{certificate.serial}.pdf"'},
     )
