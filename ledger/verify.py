@@ -134,8 +134,7 @@ class LedgerVerifier:
         self._batches: dict[tuple[str, str], BatchState] = {}
         self._keys: dict[str, PublicKey] = {}
         self._workers = max(1, workers)
-        self._pool: Executor | None = None  # started with the second chunk: a short run never pays for it
-        self._chunks = 0
+        self._pool: Executor | None = None  # started once more than a chunk came in: a short run never pays
         self._pending: deque[Callable[[], list[int]]] = deque()
         self._checkpoint = self._open(checkpoint, log_key, origin, "checkpoint")
         self._older = self._open(older_checkpoint, log_key, origin, "older checkpoint") if older_checkpoint else None
@@ -180,8 +179,7 @@ class LedgerVerifier:
             self._tree.append(entry_hash)
             if self._tree.size in self._wanted_sizes:
                 self._root_at[self._tree.size] = self._tree.root()
-        self._chunks += 1
-        if self._pool is None and self._workers > 1 and self._chunks > 1:
+        if self._pool is None and self._workers > 1 and self._tree.size > CHUNK:
             self._pool = signature_process_pool(self._workers)
         # Pipelined: these signatures are checked on the pool while the next chunk is parsed here.
         self._pending.append(start_statement_checks(tasks, self._pool, self._workers))
