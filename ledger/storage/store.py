@@ -82,6 +82,7 @@ _BATCH_CACHE_SIZE = 10_000
 logger = logging.getLogger(__name__)
 _VERIFY_THREADS = 2
 _ANALYZE_FIRST = 1000
+_LOG_SIZE = select(func.coalesce(func.max(entries.c.idx), -1) + 1)
 TOKEN_PREFIX = "cpt_"  # noqa: S105 (a recognisable prefix for leaked-token scanners, not a secret)
 
 
@@ -520,7 +521,7 @@ class LedgerStore:
         """The log size and the number of key revocations, in one round trip under the append lock."""
         row = conn.execute(
             select(
-                select(func.coalesce(func.max(entries.c.idx), -1) + 1).scalar_subquery(),
+                _LOG_SIZE.scalar_subquery(),
                 select(func.count()).select_from(key_revocations).scalar_subquery(),
             )
         ).one()
@@ -835,7 +836,7 @@ class LedgerStore:
 
     @staticmethod
     def _size(conn: Connection) -> int:
-        return int(conn.execute(select(func.coalesce(func.max(entries.c.idx), -1) + 1)).scalar_one())
+        return int(conn.execute(_LOG_SIZE).scalar_one())
 
     def size(self) -> int:
         with self.engine.connect() as conn:
