@@ -34,6 +34,7 @@ from bench.workload import journey  # noqa: E402
 from ledger.logkey import load_or_create_log_signer  # noqa: E402
 from ledger.storage import LedgerStore, Submission, create_db_engine, default_sqlite_url, migrate  # noqa: E402
 from tests.factory import World, make_world, origin_data  # noqa: E402
+from tests.servers import listening_sockets  # noqa: E402
 
 LOG_NAME = "bench.chainproof/log"
 
@@ -98,20 +99,10 @@ def _load_in_second_process(port: int, streams: list[list[bytes]]) -> dict[str, 
     return dict(json.loads(out.stdout))
 
 
-def _listening_sockets(port: int) -> int:
-    """LISTEN sockets on 127.0.0.1:port (one per worker with SO_REUSEPORT), from /proc/net/tcp (state 0A)."""
-    wanted = f"0100007F:{port:04X}"
-    try:
-        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    except OSError:
-        return 0
-    return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
-
-
 def _wait_for_listeners(port: int, workers: int, deadline: float) -> None:
     if workers < 2 or not Path("/proc/net/tcp").exists():
         return
-    while _listening_sockets(port) < workers and time.time() < deadline:
+    while listening_sockets(port) < workers and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)  # listening is not yet serving: let the last one finish starting
 

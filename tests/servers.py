@@ -23,6 +23,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listening_sockets(port: int) -> int:
+    """LISTEN sockets on 127.0.0.1:port (one per worker with SO_REUSEPORT), from Linux's /proc/net/tcp (state 0A);
+    0 where that cannot be read."""
+    wanted = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
+
+
 @dataclass
 class Server:
     url: str

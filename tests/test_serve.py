@@ -15,18 +15,11 @@ import httpx
 import pytest
 
 from cli.serve import reuse_port_supported
-from tests.servers import free_port
+from tests.servers import free_port, listening_sockets
 
 pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="SO_REUSEPORT load balancing is Linux-only")
 
 CHAINPROOF = str(Path(sys.executable).parent / "chainproof")
-
-
-def _listening_sockets(port: int) -> int:
-    """LISTEN sockets on 127.0.0.1:port, from /proc/net/tcp (state 0A)."""
-    wanted = f"0100007F:{port:04X}"
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
 
 
 def _serve(tmp_path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -44,16 +37,16 @@ def test_each_worker_listens_on_its_own_socket_and_all_stop_on_sigterm(tmp_path:
     server = _serve(tmp_path, port, 2)
     try:
         deadline = time.time() + 60
-        while _listening_sockets(port) < 2 and time.time() < deadline and server.poll() is None:
+        while listening_sockets(port) < 2 and time.time() < deadline and server.poll() is None:
             time.sleep(0.2)
-        assert _listening_sockets(port) == 2, server.stderr.read().decode() if server.poll() is not None else ""
+        assert listening_sockets(port) == 2, server.stderr.read().decode() if server.poll() is not None else ""
         for _ in range(5):
             assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(30)
     assert code == 0
-    assert _listening_sockets(port) == 0
+    assert listening_sockets(port) == 0
 
 
 def test_a_taken_port_is_one_plain_error(tmp_path: Path) -> None:
