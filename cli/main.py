@@ -63,6 +63,14 @@ def handled(func: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def write_output(out: Path, data: bytes) -> None:
+    """Write a file a command was asked for; a failure is one line and exit 2, like any other."""
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+
+
 def settings_for(db: str | None = None, **overrides: object) -> Settings:
     return Settings.from_env(db_url=db, **overrides)
 
@@ -497,10 +505,7 @@ def qr(
     assert server is not None
     with ServerClient(server) as client:
         url = str(client.get_json(f"/v1/batches/{sku}/{lot}")["product_url"])
-    try:
-        out.write_bytes(qr_png(url) if suffix == ".png" else qr_svg(url))
-    except OSError as exc:
-        fail(f"cannot write {out}: {exc.strerror}")
+    write_output(out, qr_png(url) if suffix == ".png" else qr_svg(url))
     if output_format == "json":
         typer.echo(json.dumps({"file": str(out), "url": url}))
     else:
@@ -604,10 +609,7 @@ def certificate_get(
     assert server is not None
     with ServerClient(server) as client:
         body = client.request("GET", f"/v1/batches/{sku}/{lot}/certificate{suffix}").content
-    try:
-        out.write_bytes(body)
-    except OSError as exc:
-        fail(f"cannot write {out}: {exc.strerror}")
+    write_output(out, body)
     if output_format == "json":
         typer.echo(json.dumps({"file": str(out), "bytes": len(body)}))
     else:
