@@ -3,9 +3,19 @@
     python bench/api_bench.py [--events N] [--pg-url URL]
 
 Prints events/s for single-event POSTs and for /v1/events/batch of 100, p50/p99 latency of
-GET /v1/log/proof/inclusion at 100k entries, and, given --pg-url, batch ingestion with 2 workers on PostgreSQL;
-each as a ratio to this machine's single-core Ed25519 verify rate measured in the same run. Asserts nothing.
-Targets (issue #3): batch >= 0.45 x, single >= 1,000/s, 2 workers on PostgreSQL >= 0.8 x.
+GET /v1/log/proof/inclusion at 100k entries, and, given --pg-url, batch ingestion with 1 and 2 workers on
+PostgreSQL; each as a ratio to this machine's single-core Ed25519 verify rate measured in the same run. Asserts
+nothing. Targets (issue #3): batch >= 0.45 x, single >= 1,000/s, 2 workers on PostgreSQL >= 0.8 x.
+
+Load is closed-loop: N connections, each sending its next request when the answer to the last one arrives.
+Single events keep one journey per connection, in order (a handoff needs its origin first); batches of new
+origins are independent, so every connection takes the next one from one shared queue, as many clients of a real
+service would: with a fixed share per connection, the worker that the kernel gave fewer connections ran out of
+work first and the run ended on one core.
+
+The machine is shared and noisy: the reference rate is measured before the first run and after every run, and
+ratios use the highest reference seen (the least disturbed window; so the most conservative ratio). The 2-worker
+PostgreSQL run is repeated (--repeat) and printed as each run, best and median.
 """
 
 from __future__ import annotations
@@ -23,6 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +82,23 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def _run_load(port: int, streams: list[list[bytes]]) -> dict[str, Any]:
-    """One keep-alive connection per stream; each sends its requests in order, waiting for each answer."""
+@dataclass
+class Load:
+    """What the load process sends: `streams`, one connection each, in order; or `shared`, a queue that
+    `connections` connections take requests from."""
+
+    streams: list[list[bytes]] = field(default_factory=list)
+    shared: list[bytes] = field(default_factory=list)
+    connections: int = 0
+
+
+async def _run_load(port: int, load: Load) -> dict[str, Any]:
+    """Keep-alive connections, each sending one request at a time and waiting for its answer."""
     statuses: dict[int, int] = {}
     latencies: list[float] = []
+    shared = deque(load.shared)
 
-    async def worker(requests: list[bytes]) -> None:
+    async def connection(requests: Iterable[bytes]) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for request in requests:
             start = time.perf_counter()
@@ -84,14 +108,20 @@ async def _run_load(port: int, streams: list[list[bytes]]) -> dict[str, Any]:
             statuses[status] = statuses.get(status, 0) + 1
         writer.close()
 
+    def from_shared() -> Iterator[bytes]:
+        while shared:
+            yield shared.popleft()
+
+    clients = [connection(stream) for stream in load.streams]
+    clients += [connection(from_shared()) for _ in range(load.connections)]
     start = time.perf_counter()
-    await asyncio.gather(*(worker(s) for s in streams))
+    await asyncio.gather(*clients)
     return {"seconds": time.perf_counter() - start, "statuses": statuses, "latencies": latencies}
 
 
-def _load_in_second_process(port: int, streams: list[list[bytes]]) -> dict[str, Any]:
+def _load_in_second_process(port: int, load: Load) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as handle:
-        pickle.dump({"port": port, "streams": streams}, handle)
+        pickle.dump({"port": port, "load": load}, handle)
     out = subprocess.run(
         [sys.executable, __file__, "--load-file", handle.name], capture_output=True, check=True, text=True
     )
@@ -151,43 +181,77 @@ def _setup(db_url: str, data_dir: Path) -> tuple[LedgerStore, World, dict[str, s
     return store, world, tokens
 
 
-def _single_streams(world: World, tokens: dict[str, str], events: int, connections: int, tag: str) -> list[list[bytes]]:
+def _single_events(world: World, tokens: dict[str, str], events: int, connections: int, tag: str) -> Load:
+    """Journeys of 10 events, each on one connection in order."""
     streams: list[list[bytes]] = [[] for _ in range(connections)]
     for n in range(events // 10):
         stream = streams[n % connections]
         for sub in journey(world, "BENCH", f"{tag}{n:07d}"):
             stream.append(_request("/v1/events", tokens[sub.statement["actor"]], _body(sub)))
-    return streams
+    return Load(streams=streams)
 
 
-def _batch_streams(world: World, tokens: dict[str, str], events: int, connections: int, tag: str) -> list[list[bytes]]:
-    """Batches of 100 sent with the admin's token... no: each batch is one actor's 100 events (10 origins x 10)."""
-    streams: list[list[bytes]] = [[] for _ in range(connections)]
+def _batches(world: World, tokens: dict[str, str], events: int, connections: int, tag: str) -> Load:
+    """Requests of 100 new origins by one merchant, on a queue shared by the connections."""
     merchant = world.merchant
+    requests = []
     for n in range(events // 100):
         payload = {
             "events": [
                 _body(merchant.submit("origin", "BATCH", f"{tag}{n:06d}-{k:03d}", origin_data())) for k in range(100)
             ]
         }
-        streams[n % connections].append(_request("/v1/events/batch", tokens[merchant.id], payload))
-    return streams
+        requests.append(_request("/v1/events/batch", tokens[merchant.id], payload))
+    return Load(shared=requests, connections=connections)
 
 
-def _ingest(label: str, port: int, streams: list[list[bytes]], per_request: int, rates: tuple[float, float]) -> float:
-    result = _load_in_second_process(port, streams)
+@dataclass
+class Report:
+    """Results, printed at the end against the best reference rate of the whole run."""
+
+    references: list[tuple[float, float]] = field(default_factory=list)
+    lines: list[tuple[str, float, str]] = field(default_factory=list)  # label, events/s (0: no ratio), details
+
+    def measure_reference(self) -> None:
+        self.references.append(raw_verify_rates(1.0))
+
+    def print(self) -> None:
+        openssl = max(r[0] for r in self.references)
+        sodium = max(r[1] for r in self.references)
+        low = min(r[0] for r in self.references)
+        print(
+            f"raw Ed25519 verify, one core:                        {openssl:8.0f} /s   (OpenSSL, the reference: ratio "
+            f"1.00; best of {len(self.references)} windows, lowest {low:.0f}/s)"
+        )
+        print(f"  libsodium (the ledger's verifier):                 {sodium:8.0f} /s   (ratio {sodium / openssl:.2f})")
+        for label, eps, details in self.lines:
+            if eps:
+                print(
+                    f"{label:52s} {eps:8.0f} events/s  (ratio {eps / openssl:.2f}; {eps / sodium:.2f} of "
+                    f"libsodium's)  {details}"
+                )
+            else:
+                print(f"{label:52s} {details}")
+
+
+def _ingest(report: Report, label: str, port: int, load: Load, per_request: int) -> float:
+    result = _load_in_second_process(port, load)
     ok = result["statuses"].get("201", 0) * per_request
     eps = ok / result["seconds"]
     lat = sorted(result["latencies"])
-    print(
-        f"{label:44s} {eps:8.0f} events/s  (ratio {eps / rates[0]:.2f}; {eps / rates[1]:.2f} of libsodium's)  "
-        f"p50 {statistics.median(lat) * 1000:.1f} ms  "
-        f"p99 {percentile(lat, 0.99) * 1000:.1f} ms  statuses {result['statuses']}"
+    report.lines.append(
+        (
+            label,
+            eps,
+            f"p50 {statistics.median(lat) * 1000:.1f} ms  p99 {percentile(lat, 0.99) * 1000:.1f} ms  "
+            f"statuses {result['statuses']}",
+        )
     )
+    report.measure_reference()
     return eps
 
 
-def _proof_latency(port: int, size: int, samples: int = 2000) -> None:
+def _proof_latency(report: Report, port: int, size: int, samples: int = 2000) -> None:
     import random
 
     rng = random.Random(7)
@@ -195,12 +259,51 @@ def _proof_latency(port: int, size: int, samples: int = 2000) -> None:
         f"GET /v1/log/proof/inclusion?index={rng.randrange(size)}&tree_size={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         for _ in range(samples)
     ]
-    result = _load_in_second_process(port, [requests])
+    result = _load_in_second_process(port, Load(streams=[requests]))
     lat = sorted(result["latencies"])
-    print(
-        f"GET /v1/log/proof/inclusion at {size:>7}:       p50 {statistics.median(lat) * 1000:.2f} ms  "
-        f"p99 {percentile(lat, 0.99) * 1000:.2f} ms  statuses {result['statuses']}"
+    report.lines.append(
+        (
+            f"GET /v1/log/proof/inclusion at {size}",
+            0.0,
+            f"p50 {statistics.median(lat) * 1000:.2f} ms  p99 {percentile(lat, 0.99) * 1000:.2f} ms  "
+            f"statuses {result['statuses']}",
+        )
     )
+
+
+def _postgres_runs(report: Report, args: argparse.Namespace) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = "chainproof_bench_" + secrets.token_hex(4)
+    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    pg_dir = Path(tempfile.mkdtemp(prefix="chainproof-apibench-pg-"))
+    pg_url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        store, world, tokens = _setup(pg_url, pg_dir)
+        store.engine.dispose()
+        for workers in (1, 2):
+            port = _free_port()
+            server = _serve(pg_url, pg_dir, port, workers)
+            runs = []
+            try:
+                for run in range(1 if workers == 1 else args.repeat):
+                    label = f"POST /v1/events/batch (100), {workers} worker(s), PG"
+                    if workers > 1:
+                        label += f", run {run + 1}"
+                    load = _batches(world, tokens, args.events * 2, args.batch_connections, f"P{workers}-{run}-")
+                    runs.append(_ingest(report, label, port, load, 100))
+            finally:
+                server.terminate()
+                server.wait()
+            if len(runs) > 1:
+                report.lines.append((f"  2 workers, PG: best of {len(runs)}", max(runs), ""))
+                report.lines.append((f"  2 workers, PG: median of {len(runs)}", statistics.median(runs), ""))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def main() -> None:
@@ -212,18 +315,27 @@ def main() -> None:
     )
     parser.add_argument("--proof-size", type=int, default=100_000)
     parser.add_argument("--pg-url", help="PostgreSQL server URL for the 2-worker run (a fresh database is made)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the 2-worker PostgreSQL ingestion")
+    parser.add_argument("--pg-only", action="store_true", help="only the PostgreSQL runs (needs --pg-url)")
     parser.add_argument("--load-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_file:
         spec = pickle.loads(Path(args.load_file).read_bytes())
-        result = asyncio.run(_run_load(spec["port"], spec["streams"]))
+        result = asyncio.run(_run_load(spec["port"], spec["load"]))
         result["statuses"] = {str(k): v for k, v in result["statuses"].items()}
         print(json.dumps(result))
         return
 
-    rate = raw_verify_rates()
-    print(f"raw Ed25519 verify, one core:                 {rate[0]:8.0f} /s   (OpenSSL, the reference: ratio 1.00)")
-    print(f"  libsodium (the ledger's verifier):          {rate[1]:8.0f} /s   (ratio {rate[1] / rate[0]:.2f})")
+    report = Report()
+    report.measure_reference()
+    if not args.pg_only:
+        _sqlite_runs(report, args)
+    if args.pg_url:
+        _postgres_runs(report, args)
+    report.print()
+
+
+def _sqlite_runs(report: Report, args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="chainproof-apibench-"))
     db_url = default_sqlite_url(data_dir)
     store, world, tokens = _setup(db_url, data_dir)
@@ -231,59 +343,28 @@ def main() -> None:
     server = _serve(db_url, data_dir, port, 1)
     try:
         _ingest(
+            report,
             "POST /v1/events, 1 worker, SQLite",
             port,
-            _single_streams(world, tokens, args.events, args.connections, "S"),
+            _single_events(world, tokens, args.events, args.connections, "S"),
             1,
-            rate,
         )
         _ingest(
+            report,
             "POST /v1/events/batch (100), 1 worker, SQLite",
             port,
-            _batch_streams(world, tokens, args.events * 2, args.batch_connections, "B"),
+            _batches(world, tokens, args.events * 2, args.batch_connections, "B"),
             100,
-            rate,
         )
         missing = args.proof_size - store.size()
         if missing > 0:  # fill directly to reach the proof-latency size
             subs = [world.merchant.submit("origin", "FILL", f"F{n:07d}", origin_data()) for n in range(missing)]
             for k in range(0, len(subs), 1000):
                 store.append(subs[k : k + 1000])
-        _proof_latency(port, store.size())
+        _proof_latency(report, port, store.size())
     finally:
         server.terminate()
         server.wait()
-
-    if args.pg_url:
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        name = "chainproof_bench_" + secrets.token_hex(4)
-        admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        pg_dir = Path(tempfile.mkdtemp(prefix="chainproof-apibench-pg-"))
-        pg_url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-        try:
-            store, world, tokens = _setup(pg_url, pg_dir)
-            store.engine.dispose()
-            for workers in (1, 2):
-                port = _free_port()
-                server = _serve(pg_url, pg_dir, port, workers)
-                try:
-                    _ingest(
-                        f"POST /v1/events/batch (100), {workers} worker(s), PG",
-                        port,
-                        _batch_streams(world, tokens, args.events * 2, args.batch_connections, f"P{workers}"),
-                        100,
-                        rate,
-                    )
-                finally:
-                    server.terminate()
-                    server.wait()
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
