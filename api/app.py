@@ -3,6 +3,7 @@ loads (or creates) the log key and wires the routes."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -137,4 +138,19 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
 
 def app_from_env() -> FastAPI:
     """For `uvicorn --factory api.app:app_from_env` (what `chainproof serve` runs, in each worker)."""
-    return create_app(Settings.from_env())
+    app = create_app(Settings.from_env())
+    tune_garbage_collector()
+    return app
+
+
+def tune_garbage_collector() -> None:
+    """For a serving process: freeze what start-up built and collect the young generation less often.
+
+    A batch request allocates tens of thousands of short-lived objects (parsed JSON, models, rows), so with
+    CPython's default threshold (a collection every 700 net allocations) the collector ran many times per request,
+    and its older generations scan everything start-up built (the app, routes, schemas, SQLAlchemy's caches), which
+    is never garbage. `gc.freeze` moves those objects out of the collector's sight; a higher threshold keeps
+    collections to about one per request. Memory cost: a few MB of young objects at most."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
