@@ -80,6 +80,23 @@ def test_strict_parser_rejects(text: bytes) -> None:
         parse_json(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (b'{"a":1,"b":2,"a":1}', "a"),  # the same value twice is still two keys
+        (b'{"events":[{"statement":{"sku":"A","lot":"1","sku":"B"}}]}', "sku"),  # nested deep
+        (b'{"x":{},"y":{"k":1,"k":{}}}', "k"),
+    ],
+)
+def test_strict_parser_names_the_duplicate_key(text: bytes, key: str) -> None:
+    with pytest.raises(EncodingError, match=f"duplicate JSON object key '{key}'"):
+        parse_json(text)
+
+
+def test_strict_parser_keeps_distinct_keys_and_order() -> None:
+    assert list(parse_json(b'{"b":1,"a":{"d":2,"c":3}}').items()) == [("b", 1), ("a", {"d": 2, "c": 3})]
+
+
 def test_canonical_rejects_what_json_cannot_hold() -> None:
     with pytest.raises(EncodingError):
         canonical_json({"x": float("nan")})
