@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
+from api.app import app_from_env, create_app
 from api.settings import Settings
 from ledger import merkle
 from ledger.events import EventType, Role
@@ -447,3 +448,23 @@ def test_openapi_describes_every_field_and_every_error(api: Api) -> None:
             for code, response in operation.get("responses", {}).items():
                 if code.startswith("4"):
                     assert "application/problem+json" in response["content"], (path, method, code)
+
+
+def test_the_serving_factory_freezes_start_up_objects_and_collects_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `chainproof serve` runs in each worker: the collector no longer rescans what start-up built."""
+    monkeypatch.setenv("CHAINPROOF_DATA_DIR", str(tmp_path))
+    for name in ("CHAINPROOF_DB", "CHAINPROOF_LOG_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        app = app_from_env()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] >= 10 * threshold[0]
+        with TestClient(app) as client:  # and it still serves
+            assert client.get("/readyz").json()["tree_size"] == 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
