@@ -62,7 +62,16 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     # psycopg prepares a statement after a few runs, and PostgreSQL then may switch to a generic plan; for the
     # batch lookup (variable IN lists, idx > :after) that plan is a sequential scan. Custom plans stay cheap here.
     connect_args = {"options": "-c plan_cache_mode=force_custom_plan"} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    if engine.dialect.driver == "psycopg":
+
+        @event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_connection: Any, _record: Any) -> None:
+            from ledger.storage import pgarrays
+
+            pgarrays.register(dbapi_connection.adapters)
+
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:

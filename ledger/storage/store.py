@@ -649,6 +649,8 @@ class LedgerStore:
             return
         import psycopg
 
+        from ledger.storage.pgarrays import ByteaArray, Int2Array, Int8Array, TextArray
+
         driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
         try:
             with driver.cursor() as cursor:
@@ -658,14 +660,14 @@ class LedgerStore:
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT * FROM unnest(%b::smallint[], %b::bigint[], "
                     "%b::bytea[])",
                     (
-                        [r["idx"] for r in entry_rows],
-                        [r["sku"] for r in entry_rows],
-                        [r["lot"] for r in entry_rows],
-                        [r["leaf"] for r in entry_rows],
-                        [r["leaf_hash"] for r in entry_rows],
-                        [r["level"] for r in node_rows],
-                        [r["idx"] for r in node_rows],
-                        [r["hash"] for r in node_rows],
+                        Int8Array.of([r["idx"] for r in entry_rows]),
+                        TextArray.of([r["sku"] for r in entry_rows]),
+                        TextArray.of([r["lot"] for r in entry_rows]),
+                        ByteaArray.of([r["leaf"] for r in entry_rows]),
+                        ByteaArray.of([r["leaf_hash"] for r in entry_rows]),
+                        Int2Array.of([r["level"] for r in node_rows]),
+                        Int8Array.of([r["idx"] for r in node_rows]),
+                        ByteaArray.of([r["hash"] for r in node_rows]),
                     ),
                     prepare=False,
                 )
@@ -823,16 +825,20 @@ class LedgerStore:
         """Entries of these batches after each one's last known index, in log order (a few extra rows of other
         batches may come too on SQLite: the caller skips them)."""
         if self._postgres:
-            # One probe of the (sku, lot, idx) index per batch, the batches passed as three arrays: one bound
-            # parameter each, where an IN list costs SQLAlchemy a rendered parameter per value (a commit of 400 new
-            # batches spent more time compiling the query than PostgreSQL spent answering it).
+            # One probe of the (sku, lot, idx) index per batch, the batches passed as three packed arrays: one
+            # bound parameter each, where an IN list costs SQLAlchemy a rendered parameter per value (a commit of
+            # 400 new batches spent more time compiling the query than PostgreSQL spent answering it).
+            from ledger.storage.pgarrays import Int8Array, TextArray
+
             batches = list(states.items())
             return conn.execute(
                 _PG_ENTRIES_AFTER,
                 {
-                    "skus": [sku for (sku, _lot), _state in batches],
-                    "lots": [lot for (_sku, lot), _state in batches],
-                    "after": [-1 if state.last_index is None else state.last_index for _batch, state in batches],
+                    "skus": TextArray.of([sku for (sku, _lot), _state in batches]),
+                    "lots": TextArray.of([lot for (_sku, lot), _state in batches]),
+                    "after": Int8Array.of(
+                        [-1 if state.last_index is None else state.last_index for _batch, state in batches]
+                    ),
                 },
             )
         # sku IN (...) AND lot IN (...) uses the (sku, lot, idx) index and compiles once (expanding IN lists); it
