@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentActor, SettingsDep, StoreDep
+from api.deps import CurrentActor, settings_of, store_of
 from api.problems import ProblemError
 from api.schemas import Recorded, RecordedBatch, SignedEvent
 from api.settings import Settings
@@ -140,13 +140,12 @@ async def _record(
 async def record_event(
     request: Request,
     actor: CurrentActor,
-    store: StoreDep,
-    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Body: `{"statement": {...}, "signature": "<base64>"}`. Checks the statement (fields, signature by a valid
     key of the caller, role, custody, chain order) and appends it to the log. Nothing is written if anything
     fails."""
+    store, settings = store_of(request), settings_of(request)
     body = await request.body()
     submission = _submission(_parse(body), actor, None)
     results, headers = await _record(request, body, [submission], actor, store, idempotency_key)
@@ -164,12 +163,11 @@ async def record_event(
 async def record_events(
     request: Request,
     actor: CurrentActor,
-    store: StoreDep,
-    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Body: `{"events": [{"statement": ..., "signature": ...}, ...]}`. Appends the events in order in one
     transaction: if any event fails, none is written."""
+    store, settings = store_of(request), settings_of(request)
     body = await request.body()
     payload = _parse(body)
     if not isinstance(payload, dict) or set(payload) != {"events"} or not isinstance(payload["events"], list):
