@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Self
+from typing import ClassVar, Self
 
 from psycopg.adapt import AdaptersMap, Buffer, Dumper
 from psycopg.pq import Format
 
 _HEAD = struct.Struct(">iiiii")  # ndim = 1, no nulls, element oid, length, lower bound 1
 _EMPTY = struct.Struct(">iii")  # ndim = 0, no nulls, element oid
-_INT2 = struct.Struct(">ih")
-_INT8 = struct.Struct(">iq")
 _LENGTH = struct.Struct(">i")
-
-_INT2_OID, _INT8_OID, _BYTEA_OID, _TEXT_OID = 21, 20, 17, 25
 
 
 class PackedArray(bytes):
-    """An array's binary form; subclasses say its type (what psycopg sends as the parameter's oid)."""
+    """An array's binary form; subclasses say its element type (what psycopg sends as the parameter's oid)."""
 
-    element_oid = 0
+    element_oid: ClassVar[int] = 0
 
     @classmethod
     def _pack(cls, count: int, body: bytes) -> Self:
@@ -36,42 +32,45 @@ class PackedArray(bytes):
             return cls(_EMPTY.pack(0, 0, cls.element_oid))
         return cls(_HEAD.pack(1, 0, cls.element_oid, count, 1) + body)
 
-
-class Int2Array(PackedArray):
-    element_oid = _INT2_OID
-
     @classmethod
-    def of(cls, values: Sequence[int]) -> Self:
-        pack = _INT2.pack
-        return cls._pack(len(values), b"".join([pack(2, v) for v in values]))
-
-
-class Int8Array(PackedArray):
-    element_oid = _INT8_OID
-
-    @classmethod
-    def of(cls, values: Sequence[int]) -> Self:
-        pack = _INT8.pack
-        return cls._pack(len(values), b"".join([pack(8, v) for v in values]))
-
-
-class ByteaArray(PackedArray):
-    element_oid = _BYTEA_OID
-
-    @classmethod
-    def of(cls, values: Sequence[bytes]) -> Self:
+    def _of_bytes(cls, values: Sequence[bytes]) -> Self:
         pack = _LENGTH.pack
         return cls._pack(len(values), b"".join([pack(len(v)) + v for v in values]))
 
 
+class _IntArray(PackedArray):
+    element: ClassVar[struct.Struct]  # the element's length (4 bytes) and its value, big-endian
+
+    @classmethod
+    def of(cls, values: Sequence[int]) -> Self:
+        pack, width = cls.element.pack, cls.element.size - _LENGTH.size
+        return cls._pack(len(values), b"".join([pack(width, v) for v in values]))
+
+
+class Int2Array(_IntArray):
+    element_oid = 21
+    element = struct.Struct(">ih")
+
+
+class Int8Array(_IntArray):
+    element_oid = 20
+    element = struct.Struct(">iq")
+
+
+class ByteaArray(PackedArray):
+    element_oid = 17
+
+    @classmethod
+    def of(cls, values: Sequence[bytes]) -> Self:
+        return cls._of_bytes(values)
+
+
 class TextArray(PackedArray):
-    element_oid = _TEXT_OID
+    element_oid = 25
 
     @classmethod
     def of(cls, values: Sequence[str]) -> Self:
-        pack = _LENGTH.pack
-        encoded = [v.encode("utf-8") for v in values]
-        return cls._pack(len(values), b"".join([pack(len(v)) + v for v in encoded]))
+        return cls._of_bytes([v.encode("utf-8") for v in values])
 
 
 def _dumper(array_oid: int) -> type[Dumper]:
