@@ -59,8 +59,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    # psycopg prepares a statement after a few runs, and PostgreSQL then may switch to a generic plan; for the
-    # batch lookup (variable IN lists, idx > :after) that plan is a sequential scan. Custom plans stay cheap here.
+    # psycopg prepares a statement after a few runs, and PostgreSQL then may switch to a generic plan, which for a
+    # query over a variable list of values (IN lists, idx > :after) can be a sequential scan. Custom plans stay
+    # cheap here. Each connection also learns to send the store's packed arrays (see pgarrays).
     connect_args = {"options": "-c plan_cache_mode=force_custom_plan"} if url.startswith("postgresql") else {}
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     if engine.dialect.driver == "psycopg":
