@@ -1,6 +1,6 @@
 """HTTP API benchmark: real uvicorn on 127.0.0.1, bounded load from a second process.
 
-    python bench/api_bench.py [--events N] [--pg-url URL]
+    python bench/api_bench.py [--events N] [--pg-url URL] [--repeat K] [--pg-only]
 
 Prints events/s for single-event POSTs and for /v1/events/batch of 100, p50/p99 latency of
 GET /v1/log/proof/inclusion at 100k entries, and, given --pg-url, batch ingestion with 1 and 2 workers on
@@ -13,8 +13,10 @@ origins are independent, so every connection takes the next one from one shared 
 service would: with a fixed share per connection, the worker that the kernel gave fewer connections ran out of
 work first and the run ended on one core.
 
-The machine is shared and its speed drifts (the reference has varied by 1.5x within one run here): the reference
-is measured before the first run and after every run, and each run's ratio is to the mean of the two windows
+Each server gets an untimed warm-up first (its thread pools, caches and lazily loaded data start cold).
+
+The machine is shared and its speed drifts (the reference has varied by over 1.5x within one run here): the reference
+is measured before each server's first run and after every run, and each run's ratio is to the mean of the two windows
 around it; the ratio to the fastest window of the whole run, the most conservative reading, is printed beside it.
 The 2-worker PostgreSQL run is repeated (--repeat); its best and median ratios are printed.
 """
@@ -251,6 +253,15 @@ class Report:
             )
 
 
+def _warm_up(port: int, world: World, tokens: dict[str, str], tag: str) -> None:
+    """Untimed: a few journeys and batches, so that the timed runs see the server as it runs all day."""
+    load = _single_events(world, tokens, 500, 8, f"W{tag}")
+    load.shared, load.connections = _batches(world, tokens, 800, 4, f"W{tag}").shared, 4
+    result = _load_in_second_process(port, load)
+    if set(result["statuses"]) != {"201"}:
+        raise RuntimeError(f"warm-up failed: {result['statuses']}")
+
+
 def _ingest(report: Report, label: str, port: int, load: Load, per_request: int) -> float:
     """Run a load and return its ratio to the reference measured around it."""
     result = _load_in_second_process(port, load)
@@ -305,6 +316,8 @@ def _postgres_runs(report: Report, args: argparse.Namespace) -> None:
             server = _serve(pg_url, pg_dir, port, workers)
             runs = []
             try:
+                _warm_up(port, world, tokens, f"P{workers}")
+                report.measure_reference()
                 for run in range(1 if workers == 1 else args.repeat):
                     label = f"POST /v1/events/batch (100), {workers} worker(s), PG"
                     if workers > 1:
@@ -347,8 +360,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    report = Report()
-    report.measure_reference()
+    report = Report()  # each server measures the reference after its warm-up, and again after every run
     if not args.pg_only:
         _sqlite_runs(report, args)
     if args.pg_url:
@@ -363,6 +375,8 @@ def _sqlite_runs(report: Report, args: argparse.Namespace) -> None:
     port = _free_port()
     server = _serve(db_url, data_dir, port, 1)
     try:
+        _warm_up(port, world, tokens, "S")
+        report.measure_reference()
         _ingest(
             report,
             "POST /v1/events, 1 worker, SQLite",
