@@ -251,6 +251,34 @@ def test_two_workers_share_batches_through_the_database(world: World) -> None:
     assert [e.stored_index for e in first.batch_entries("W", "1")] == [0, 1, 2]
 
 
+def test_one_lookup_advances_several_cached_batches_each_from_its_own_index(world: World) -> None:
+    """The commit reads, in one query, what other workers appended to each batch after the index its cached state
+    knows: batches cached at different indices (X at 0, Y at 2, with X's missed entry at 1, below Y's) and a batch
+    never seen, in the same request."""
+    first = world.store
+    second = LedgerStore(first.engine, first.signer)
+    m = world.merchant
+    first.append([m.submit("origin", "X", "1", origin_data())])  # 0: X cached by `first` at 0
+    second.append([m.submit("shipment", "X", "1", shipment_data("S1"))])  # 1: unseen by `first`
+    first.append([m.submit("origin", "Y", "1", origin_data())])  # 2: Y cached at 2, X still at 0
+    second.append([m.submit("origin", "W", "1", origin_data())])  # 3: both cached states are now stale
+    with pytest.raises(RuleError, match="S1 already exists"):
+        first.append(
+            [m.submit("shipment", "Y", "1", shipment_data("S2")), m.submit("shipment", "X", "1", shipment_data("S1"))]
+        )
+    first.append(
+        [
+            m.submit("shipment", "Y", "1", shipment_data("S2")),
+            m.submit("shipment", "X", "1", shipment_data("S3")),
+            m.submit("origin", "Z", "1", origin_data()),
+        ]
+    )
+    assert [e.stored_index for e in first.batch_entries("X", "1")] == [0, 1, 5]
+    assert [e.stored_index for e in first.batch_entries("Y", "1")] == [2, 4]
+    report = _verify(first)
+    assert report.ok, report.problems
+
+
 def test_tokens_authenticate_until_revoked(world: World) -> None:
     store = world.store
     token = store.issue_token(world.carrier.id)
