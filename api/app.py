@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
-from api.deps import TokenCache
+from api.deps import TokenCache, current_actor
 from api.pages import routes as pages
 from api.problems import problem_response
 from api.routes import actors, batches, certificates, events, log
@@ -67,6 +68,9 @@ class _TooLargeError(Exception):
     pass
 
 
+_API_MODULES = (events, batches, certificates, log, actors)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = create_db_engine(settings.database_url)
@@ -90,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.token_cache = TokenCache()
     problems.install(app)
-    for module in (events, batches, certificates, log, actors):
+    for module in _API_MODULES:
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
@@ -121,6 +125,7 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
         from api.schemas import Problem
 
         spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _document_bearer_tokens(spec)
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
@@ -134,6 +139,24 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
                         response.setdefault("description", "RFC 9457 problem")
         app.openapi_schema = spec
     return app.openapi_schema
+
+
+def _document_bearer_tokens(spec: dict[str, Any]) -> None:
+    """`current_actor` reads the token from the Authorization header itself, so FastAPI does not know it for a
+    security scheme: declare the scheme, and mark every operation whose route depends on it, so that readers and
+    generated clients know to send it."""
+    spec.setdefault("components", {})["securitySchemes"] = {
+        "bearerToken": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An actor's API token (cpt_...): shown once when issued, stored only as a hash, revocable.",
+        }
+    }
+    for module in _API_MODULES:
+        for route in module.router.routes:
+            if isinstance(route, APIRoute) and any(d.call is current_actor for d in route.dependant.dependencies):
+                for method in route.methods:
+                    spec["paths"][route.path_format][method.lower()]["security"] = [{"bearerToken": []}]
 
 
 def app_from_env() -> FastAPI:

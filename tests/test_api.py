@@ -450,6 +450,27 @@ def test_openapi_describes_every_field_and_every_error(api: Api) -> None:
                     assert "application/problem+json" in response["content"], (path, method, code)
 
 
+def test_openapi_says_which_operations_need_a_token_and_they_do(api: Api) -> None:
+    """Every operation marked with the bearer scheme refuses a request without a token (401), and no other does."""
+    spec = api.client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["bearerToken"]["description"],
+    }
+    marked = set()
+    for path, operations in spec["paths"].items():
+        url = path.replace("{", "").replace("}", "")  # any value will do for a path parameter
+        for method, operation in operations.items():
+            status = api.client.request(method.upper(), url, json={}).status_code
+            if operation.get("security") == [{"bearerToken": []}]:
+                marked.add((method.upper(), path))
+                assert status == 401, (method, path)
+            else:
+                assert status != 401, (method, path)
+    assert {("POST", "/v1/events"), ("POST", "/v1/events/batch"), ("POST", "/v1/actors")} <= marked
+
+
 def test_the_serving_factory_freezes_start_up_objects_and_collects_less_often(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
