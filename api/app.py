@@ -156,7 +156,9 @@ def _document_bearer_tokens(spec: dict[str, Any]) -> None:
         for route in module.router.routes:
             if isinstance(route, APIRoute) and any(d.call is current_actor for d in route.dependant.dependencies):
                 for method in route.methods:
-                    spec["paths"][route.path_format][method.lower()]["security"] = [{"bearerToken": []}]
+                    operation = spec["paths"].get(route.path_format, {}).get(method.lower())
+                    if operation is not None:  # None: a route kept out of the schema
+                        operation["security"] = [{"bearerToken": []}]
 
 
 def app_from_env() -> FastAPI:
@@ -173,7 +175,8 @@ def tune_garbage_collector() -> None:
     CPython's default threshold (a collection every 700 net allocations) the collector ran many times per request,
     and its older generations scan everything start-up built (the app, routes, schemas, SQLAlchemy's caches), which
     is never garbage. `gc.freeze` moves those objects out of the collector's sight; a higher threshold keeps
-    collections to about one per request. Memory cost: a few MB of young objects at most."""
+    collections to about one per request (measured: server CPU per batched event about 13% lower; switching the
+    collector off gained nothing more). Memory cost: a few MB of young objects at most."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
