@@ -50,15 +50,9 @@ from bench.workload import journey  # noqa: E402
 from ledger.logkey import load_or_create_log_signer  # noqa: E402
 from ledger.storage import LedgerStore, Submission, create_db_engine, default_sqlite_url, migrate  # noqa: E402
 from tests.factory import World, make_world, origin_data  # noqa: E402
-from tests.servers import listening_sockets  # noqa: E402
+from tests.servers import free_port, listening_sockets  # noqa: E402
 
 LOG_NAME = "bench.chainproof/log"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _body(sub: Submission) -> dict[str, Any]:
@@ -312,7 +306,7 @@ def _postgres_runs(report: Report, args: argparse.Namespace) -> None:
         store, world, tokens = _setup(pg_url, pg_dir)
         store.engine.dispose()
         for workers in (1, 2):
-            port = _free_port()
+            port = free_port()
             server = _serve(pg_url, pg_dir, port, workers)
             runs = []
             try:
@@ -372,7 +366,7 @@ def _sqlite_runs(report: Report, args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="chainproof-apibench-"))
     db_url = default_sqlite_url(data_dir)
     store, world, tokens = _setup(db_url, data_dir)
-    port = _free_port()
+    port = free_port()
     server = _serve(db_url, data_dir, port, 1)
     try:
         _warm_up(port, world, tokens, "S")

@@ -16,10 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api_bench import _free_port, _load_in_second_process, _serve, _setup  # noqa: E402
+from bench.api_bench import _load_in_second_process, _serve, _setup  # noqa: E402
 from bench.ledger_bench import percentile  # noqa: E402
 from bench.workload import append_all, chunks  # noqa: E402
 from ledger.storage import default_sqlite_url  # noqa: E402
+from tests.servers import free_port  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     lots = args.entries // 10
     rng = random.Random(5)
     paths = [f"/01/04006381333931/10/L{rng.randrange(lots):07d}?shipment=S1" for _ in range(args.samples)]
-    port = _free_port()
+    port = free_port()
     server = _serve(db_url, data_dir, port, 1)
     try:
         requests = [f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths]
