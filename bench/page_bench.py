@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api_bench import _load_in_second_process, _serve, _setup  # noqa: E402
+from bench.api_bench import Load, _load_in_second_process, _serve, _setup  # noqa: E402
 from bench.ledger_bench import percentile  # noqa: E402
 from bench.workload import append_all, chunks  # noqa: E402
 from ledger.storage import default_sqlite_url  # noqa: E402
@@ -41,8 +41,8 @@ def main() -> None:
     server = _serve(db_url, data_dir, port, 1)
     try:
         requests = [f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths]
-        _load_in_second_process(port, [requests[:50]])  # warm up
-        result = _load_in_second_process(port, [requests])
+        _load_in_second_process(port, Load(streams=[requests[:50]]))  # warm up
+        result = _load_in_second_process(port, Load(streams=[requests]))
         lat = sorted(result["latencies"])
         print(
             f"product page at {store.size()} entries, one connection: p50 {statistics.median(lat) * 1000:.1f} ms  "
@@ -50,7 +50,7 @@ def main() -> None:
         )
         for connections in (1, 2, 4, 8):
             streams = [requests[k::connections] for k in range(connections)]
-            result = _load_in_second_process(port, streams)
+            result = _load_in_second_process(port, Load(streams=streams))
             print(
                 f"product pages/s, one worker, {connections} connection(s): {len(requests) / result['seconds']:.0f}  "
                 f"statuses {result['statuses']}"
