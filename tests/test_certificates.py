@@ -24,7 +24,6 @@ from certificates.core import (
     CERTIFICATE_HEADER,
     Certificate,
     CertificateRefusedError,
-    issue_certificate,
     verify_certificate,
 )
 from certificates.pdf import ATTACHMENT_NAME, certificate_from_file, render_certificate_pdf
@@ -46,16 +45,8 @@ FORGER_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c" 
 
 
 def _issue(store: LedgerStore, sku: str, lot: str, signer: NoteSigner | None = None) -> Certificate:
-    view = batch_view(store, sku, lot)
-    return issue_certificate(
-        view.report,
-        [(e.stored_index or 0, e.leaf) for e in view.entries],
-        view.proofs,
-        view.directory,
-        view.checkpoint_note,
-        signer or store.signer,
-        page_url=f"{BASE}/p/{sku}/{lot}",
-        issued_at=NOW,
+    return batch_view(store, sku, lot).certificate(
+        signer or store.signer, page_url=f"{BASE}/p/{sku}/{lot}", issued_at=NOW
     )
 
 

@@ -4,11 +4,13 @@ ledger's own verifier. Shared by the JSON batch endpoint and the product page.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from certificates.core import Certificate, issue_certificate
 from ledger.entry import ParsedEntry
 from ledger.hashing import b64encode
-from ledger.note import open_checkpoint
+from ledger.note import NoteSigner, open_checkpoint
 from ledger.rules import Directory
 from ledger.storage import LedgerStore
 from ledger.verify import BatchReport, LogEntry, verify_batch
@@ -29,6 +31,20 @@ class BatchView:
     @property
     def parsed(self) -> list[ParsedEntry]:
         return self.report.entries
+
+    def certificate(self, signer: NoteSigner, *, page_url: str, issued_at: datetime) -> Certificate:
+        """The batch's certificate of authenticity, signed from this view's verified evidence (refused with
+        CertificateRefusedError for a recalled or failing batch)."""
+        return issue_certificate(
+            self.report,
+            [(e.stored_index or 0, e.leaf) for e in self.entries],
+            self.proofs,
+            self.directory,
+            self.checkpoint_note,
+            signer,
+            page_url=page_url,
+            issued_at=issued_at,
+        )
 
     def browser_data(self, log_key: str) -> dict[str, Any]:
         """What the page's script needs to check everything again: leaves, proofs, signers' keys, checkpoint."""

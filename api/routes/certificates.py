@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.view import batch_view
 from api.urls import product_url
-from certificates.core import Certificate, issue_certificate
+from certificates.core import Certificate
 from certificates.pdf import render_certificate_pdf
 from ledger.storage import LedgerStore
 
@@ -25,12 +25,7 @@ _REFUSED = {
 def _issue(store: LedgerStore, base_url: str, sku: str, lot: str) -> Certificate:
     view = batch_view(store, sku, lot)
     state = view.report.state
-    return issue_certificate(
-        view.report,
-        [(e.stored_index or 0, e.leaf) for e in view.entries],
-        view.proofs,
-        view.directory,
-        view.checkpoint_note,
+    return view.certificate(
         store.signer,
         page_url=product_url(base_url, sku, lot, state.gtin if state else None),
         issued_at=datetime.now(UTC),
