@@ -224,6 +224,8 @@ def serve(
     )
 
 
+SkuOption = Annotated[str, typer.Option(help="batch SKU")]
+LotOption = Annotated[str, typer.Option(help="batch lot")]
 ServerOption = Annotated[
     str | None, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="server URL, e.g. http://127.0.0.1:8000")
 ]
@@ -486,8 +488,8 @@ def server_key(client: Any, log_key: str | None, state_dir: Path | None, problem
 @app.command()
 @handled
 def qr(
-    sku: Annotated[str, typer.Option(help="batch SKU")],
-    lot: Annotated[str, typer.Option(help="batch lot")],
+    sku: SkuOption,
+    lot: LotOption,
     out: Annotated[Path, typer.Option("--out", help="file to write: .png or .svg")],
     server: ServerOption = "http://127.0.0.1:8000",
     output_format: FormatOption = "text",
@@ -591,8 +593,8 @@ def monitor(
 @certificate_app.command("get")
 @handled
 def certificate_get(
-    sku: Annotated[str, typer.Option(help="batch SKU")],
-    lot: Annotated[str, typer.Option(help="batch lot")],
+    sku: SkuOption,
+    lot: LotOption,
     out: Annotated[Path, typer.Option("--out", help="file to write: .pdf, or .json for the certificate alone")],
     server: ServerOption = "http://127.0.0.1:8000",
     output_format: FormatOption = "text",
