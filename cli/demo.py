@@ -19,7 +19,10 @@ DEMO_CERTIFICATE = "/v1/batches/COF-YIRG-250/L2611-A/certificate.pdf"
 
 
 class _Signer:
-    def __init__(self, store: LedgerStore, name: str, role: Role, key_dir: Path, registered: datetime) -> None:
+    def __init__(
+        self, store: LedgerStore, name: str, role: Role, key_dir: Path, registered: datetime, signed_at: datetime
+    ) -> None:
+        self.signed_at = signed_at  # the demo signs when it records, as a client does; events keep their own times
         self.private_key: Ed25519PrivateKey = generate_private_key()
         self.actor, self.key = store.add_actor(name, role, public_key_bytes(self.private_key), now=registered)
         key_dir.mkdir(parents=True, exist_ok=True)
@@ -29,8 +32,8 @@ class _Signer:
     def id(self) -> str:
         return self.actor.id
 
-    def sign(self, kind: str, sku: str, lot: str, data: dict[str, Any], at: datetime) -> Submission:
-        statement = new_statement(kind, sku, lot, self.actor.id, self.key.key_id, format_time(at), data)
+    def sign(self, kind: str, sku: str, lot: str, data: dict[str, Any]) -> Submission:
+        statement = new_statement(kind, sku, lot, self.actor.id, self.key.key_id, format_time(self.signed_at), data)
         return Submission(statement, sign_statement(self.private_key, canonical_json(statement)))
 
 
@@ -43,15 +46,15 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
     now = now or datetime.now(UTC)
     day = timedelta(days=1)
     registered = now - 60 * day
-    coffee = _Signer(store, "Sidama Highlands Coffee", Role.MERCHANT, key_dir, registered)
-    olive = _Signer(store, "Kalamata Groves", Role.MERCHANT, key_dir, registered)
-    inspector = _Signer(store, "Bureau Veritas Agri", Role.INSPECTOR, key_dir, registered)
-    lab = _Signer(store, "Eurofins Food Lab", Role.INSPECTOR, key_dir, registered)
-    sea = _Signer(store, "Red Sea Freight", Role.CARRIER, key_dir, registered)
-    road = _Signer(store, "Hamburg Last Mile", Role.CARRIER, key_dir, registered)
-    cold = _Signer(store, "Alpine Cold Chain", Role.CARRIER, key_dir, registered)
-    _Signer(store, "Chainproof Operations", Role.ADMIN, key_dir, registered)
-    _Signer(store, "Audit Partners LLP", Role.AUDITOR, key_dir, registered)
+    coffee = _Signer(store, "Sidama Highlands Coffee", Role.MERCHANT, key_dir, registered, now)
+    olive = _Signer(store, "Kalamata Groves", Role.MERCHANT, key_dir, registered, now)
+    inspector = _Signer(store, "Bureau Veritas Agri", Role.INSPECTOR, key_dir, registered, now)
+    lab = _Signer(store, "Eurofins Food Lab", Role.INSPECTOR, key_dir, registered, now)
+    sea = _Signer(store, "Red Sea Freight", Role.CARRIER, key_dir, registered, now)
+    road = _Signer(store, "Hamburg Last Mile", Role.CARRIER, key_dir, registered, now)
+    cold = _Signer(store, "Alpine Cold Chain", Role.CARRIER, key_dir, registered, now)
+    _Signer(store, "Chainproof Operations", Role.ADMIN, key_dir, registered, now)
+    _Signer(store, "Audit Partners LLP", Role.AUDITOR, key_dir, registered, now)
 
     def journey(
         merchant: _Signer,
@@ -81,7 +84,6 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
                     "unit": "kg",
                     "gtin": gtin,
                 },
-                start,
             ),
         ]
         for n, who in enumerate(inspectors):
@@ -98,7 +100,6 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
                         "inspected_at": _t(at),
                         "report": {"sha256": sha256_hex(report), "media_type": "application/pdf", "size": 48211},
                     },
-                    at,
                 )
             )
         placed = start + 2 * day
@@ -113,7 +114,6 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
                     "placed_at": _t(placed),
                     "promised_by": _t(placed + promise_days * day),
                 },
-                placed,
             )
         )
         holder, at = merchant, placed
@@ -132,7 +132,6 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
                         "shipment_id": f"SO-{lot}",
                         "condition": {"temperature_c": temperature},
                     },
-                    at,
                 )
             )
             holder = carrier
@@ -148,7 +147,6 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
                         "delivered_at": _t(done),
                         "place": "Hamburg, DE",
                     },
-                    done,
                 )
             )
         return subs
@@ -217,7 +215,6 @@ def seed_demo(store: LedgerStore, key_dir: Path, now: datetime | None = None) ->
             {
                 "reason": "Mineral oil hydrocarbons above the EU limit in a retained sample",
             },
-            now - day,
         )
     )
     store.append(events, now=now)

@@ -1,7 +1,8 @@
 """The one canonical JSON encoding (RFC 8785, JCS) and the one strict JSON parser.
 
 Everything that is signed or hashed goes through `canonical_json`; everything read back from bytes goes through
-`parse_json`, which refuses what a lenient parser would let through (duplicate keys, NaN, non-UTF-8).
+`parse_json`, which refuses what a lenient parser would let through (duplicate keys, NaN, non-UTF-8) and what
+would make a reader fail or spin (nesting deeper than MAX_JSON_DEPTH, numbers beyond I-JSON's range, RFC 7493).
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ import rfc8785
 from ledger.errors import EncodingError
 
 _MAX_SAFE_INT = 2**53 - 1
+MAX_JSON_DEPTH = 32
+"""Arrays and objects nested deeper than this are refused (a statement in a batch request nests 7 deep)."""
+MAX_NUMBER_CHARS = 32
+"""A number literal longer than this is refused (the longest double, -1.7976931348623157e+308, has 24)."""
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _FAST_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
@@ -77,16 +83,84 @@ def _reject_constant(name: str) -> Any:
     raise EncodingError(f"{name} is not valid JSON")
 
 
-def parse_json(data: bytes | str) -> Any:
-    """Parse JSON strictly: UTF-8 only, no duplicate keys, no NaN/Infinity."""
+def _parse_int(literal: str) -> int:
+    # I-JSON (RFC 7493): integers beyond +/- 2**53 - 1 lose precision in most readers, and RFC 8785 refuses them.
+    # Checked on the literal first: int() of thousands of digits is slow, and Python refuses over 4,300 anyway.
+    value = int(literal) if len(literal) <= 17 else None
+    if value is None or abs(value) > _MAX_SAFE_INT:
+        raise EncodingError(f"integer {literal[:20]}{'...' if len(literal) > 20 else ''} is outside +/- 2**53 - 1")
+    return value
+
+
+def _parse_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise EncodingError(f"number {literal[:20]}... is longer than {MAX_NUMBER_CHARS} characters")
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise EncodingError(f"number {literal} is too large for a 64-bit floating point value")
+    return value
+
+
+def _nesting_within(data: bytes, limit: int) -> bool | None:
+    """True if no arrays or objects are nested deeper than `limit`, counting every bracket, also those inside
+    strings; None if that cannot be told this way (more nesting, or brackets in strings that do not pair).
+
+    All in C (translate, replace): about 0.5 us for a 580-byte event, where stripping strings with a regular
+    expression first cost 9 us. Each round removes the innermost level."""
+    brackets = data.translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return True
+        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if len(shorter) == len(brackets):
+            return None
+        brackets = shorter
+    return not brackets or None
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in a parsed value: 0 for a scalar, 1 for [] or {}."""
+    depth, level = 0, [value] if isinstance(value, dict | list) else []
+    while level:
+        depth += 1
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, dict | list)
+        ]
+    return depth
+
+
+def parse_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON strictly: UTF-8 only, no duplicate keys, no NaN/Infinity, integers within +/- 2**53 - 1, number
+    literals of at most MAX_NUMBER_CHARS characters, arrays and objects nested at most `max_depth` deep."""
     if isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
         try:
-            text = bytes(data).decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise EncodingError(f"JSON is not valid UTF-8: {exc}") from exc
     else:
         text = data
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EncodingError(f"JSON text holds a lone surrogate: {exc}") from exc
+    too_deep = EncodingError(f"JSON is nested deeper than {max_depth} levels of arrays and objects")
+    quick = _nesting_within(raw, max_depth)
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+        )
     except json.JSONDecodeError as exc:
         raise EncodingError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError:  # deeper than the interpreter's own limit: far beyond ours
+        raise too_deep from None
+    if quick is None and _nesting_depth(value) > max_depth:  # brackets inside strings: count the parsed value
+        raise too_deep
+    return value

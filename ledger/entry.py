@@ -25,6 +25,8 @@ from ledger.errors import EncodingError
 from ledger.hashing import b64decode, b64encode, leaf_hash
 from ledger.signing import SIGNATURE_SIZE
 
+MAX_LEAF_BYTES = 65535
+"""The largest leaf the log takes: what a C2SP tlog-tiles entry bundle can carry (a 16-bit length prefix)."""
 _STATEMENT_KEY = b',"statement":'
 # The envelope as canonical_json writes it when logged_at holds only characters JSON never escapes. Matching this
 # is the fast path of parse_leaf; anything else takes the general path, which rebuilds the prefix canonically.

@@ -53,3 +53,11 @@ class ConflictError(LedgerError):
 
 class IdempotencyKeyReusedError(LedgerError):
     """An Idempotency-Key sent again with a different request."""
+
+
+class DuplicateStatementError(ConflictError):
+    """A signed statement that the log already holds: appending it again would replay its signer's words."""
+
+    def __init__(self, message: str, index: int) -> None:
+        self.index = index
+        super().__init__(message)

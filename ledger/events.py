@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -49,20 +51,31 @@ def parse_time(value: str, what: str = "time") -> datetime:
     if parsed is None:
         raise ValidationError(f"{what} must be an RFC 3339 time with an offset, like 2026-11-20T08:00:00Z")
     if isinstance(parsed, str):
-        raise ValidationError(f"{what} {value!r} is not a real date and time: {parsed}")
+        raise ValidationError(f"{what} {value!r} {parsed}")
     return parsed
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse_rfc3339(value: str) -> datetime | str | None:
-    """The time in UTC; None if not RFC 3339 in form; the reason if not a real date. Cached: an entry names
+    """The time in UTC; None if not RFC 3339 in form; why not, if not a real date in range. Cached: an entry names
     the same times several times (its schema, the rules and the verifier each read them)."""
     if not _RFC3339_RE.fullmatch(value):
         return None
     try:  # Python 3.11 reads "Z" and truncates fractions beyond microseconds
-        return datetime.fromisoformat(value).astimezone(UTC)
+        moment = datetime.fromisoformat(value).astimezone(UTC)
     except ValueError as exc:
-        return str(exc)
+        return f"is not a real date and time: {exc}"
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, before year 1 in UTC
+        moment = None
+    if moment is None or not EARLIEST_TIME <= moment <= LATEST_TIME:
+        return f"is outside the years {EARLIEST_TIME.year}-{LATEST_TIME.year} (UTC)"
+    return moment
+
+
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""Times outside this range are refused: nothing in a supply chain happened before 1970, and Python's datetime,
+PostgreSQL's timestamptz and JavaScript's Date cannot all carry a year beyond 9999 (nor, in UTC, before year 1)."""
 
 
 def format_time(moment: datetime) -> str:
@@ -103,7 +116,53 @@ Timestamp = Annotated[
     str,
     Field(description="RFC 3339 time with an offset, e.g. 2026-11-20T08:00:00Z", examples=["2026-11-20T08:00:00Z"]),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=500)]
+# Control characters (C0, DEL, C1) and bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) are refused in every text field: a NUL cannot be stored by PostgreSQL, and a right-to-left override
+# makes a name or place display as another (an override before "tcepsnI" shows "Inspect"). Written with \x escapes
+# and literal characters, which Python's and pydantic's (Rust) regular expressions read alike.
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f" + _BIDI_CONTROLS + "]*$"
+LINES_PATTERN = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f" + _BIDI_CONTROLS + "]*$"
+"""TEXT_PATTERN, but newlines (LF) allowed: for free text that may run over several lines (a recall's reason)."""
+_REFUSED_IN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI_CONTROLS + "]")
+_REFUSED_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f" + _BIDI_CONTROLS + "]")
+
+
+def text_problem(value: str, lines: bool = False) -> str | None:
+    """Why `value` is not acceptable text (naming the character and where it is), or None if it is."""
+    found = (_REFUSED_IN_LINES if lines else _REFUSED_IN_TEXT).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    name = unicodedata.name(char, "a control character")
+    return (
+        f"holds U+{ord(char):04X} ({name}) at position {found.start()}: control characters and bidirectional "
+        "overrides (U+202A-U+202E, U+2066-U+2069) are not allowed in text"
+    )
+
+
+def check_text(value: str, what: str, lines: bool = False) -> str:
+    """`value` if it is acceptable text; ValidationError naming `what` and the character otherwise."""
+    problem = text_problem(value, lines)
+    if problem is not None:
+        raise ValidationError(f"{what} {problem}")
+    return value
+
+
+_TEXT_PATTERNS = (TEXT_PATTERN, LINES_PATTERN)
+
+
+# Each limit is a type of its own: a Field(max_length=...) on top of an Annotated one does not lower its limit (the
+# later constraint wins: a unit of 40 characters passed as Text with max_length=32).
+Text = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
+ShortText = Annotated[str, Field(max_length=200, pattern=TEXT_PATTERN)]
+Unit = Annotated[str, Field(min_length=1, max_length=32, pattern=TEXT_PATTERN)]
+MeasurementName = Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN)]
+MeasurementText = Annotated[str, Field(max_length=200, pattern=TEXT_PATTERN)]
+MeasurementUnit = Annotated[str, Field(max_length=32, pattern=TEXT_PATTERN)]
+Note = Annotated[str, Field(max_length=500, pattern=LINES_PATTERN)]
+Lines = Annotated[str, Field(min_length=1, max_length=2000, pattern=LINES_PATTERN)]
+ActorId = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 Ident = Annotated[
     str,
     Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : - (no slash: a URL segment)"),
@@ -119,15 +178,15 @@ class Document(_Strict):
     """A document kept outside the ledger: only its SHA-256 (and what helps find and check it) is recorded."""
 
     sha256: str = Field(pattern=_SHA256_HEX_RE, description="SHA-256 of the document bytes, lowercase hex")
-    media_type: str | None = Field(default=None, max_length=200, description="e.g. application/pdf")
+    media_type: ShortText | None = Field(default=None, description="e.g. application/pdf")
     size: int | None = Field(default=None, ge=0, description="document size in bytes")
     url: str | None = Field(
         default=None,
         max_length=2000,
-        pattern=r"^https?://[^\s<>\"]+$",
+        pattern=r"^https?://[^\s<>\"\x00-\x1f\x7f-\x9f" + _BIDI_CONTROLS + "]+$",
         description="where the document may be fetched (http or https)",
     )
-    name: str | None = Field(default=None, max_length=200, description="file name or title")
+    name: ShortText | None = Field(default=None, description="file name or title")
 
 
 class OriginData(_Strict):
@@ -137,7 +196,7 @@ class OriginData(_Strict):
     facility: Text | None = Field(default=None, description="production facility")
     produced_at: Timestamp
     quantity: float = Field(gt=0, description="quantity produced in this batch")
-    unit: Text = Field(max_length=32, description="unit of the quantity, e.g. kg, pcs")
+    unit: Unit = Field(description="unit of the quantity, e.g. kg, pcs")
     gtin: str | None = Field(default=None, description="GTIN-8/12/13/14 with a valid GS1 check digit")
     documents: list[Document] = Field(default_factory=list, max_length=50)
 
@@ -157,9 +216,9 @@ class OriginData(_Strict):
 
 
 class Measurement(_Strict):
-    name: Text = Field(max_length=100)
-    value: float | str
-    unit: str | None = Field(default=None, max_length=32)
+    name: MeasurementName
+    value: float | MeasurementText
+    unit: MeasurementUnit | None = None
 
 
 class InspectionData(_Strict):
@@ -184,12 +243,12 @@ class ShipmentData(_Strict):
 class Condition(_Strict):
     temperature_c: float | None = Field(default=None, ge=-273.15, le=1000, description="temperature in Celsius")
     humidity_pct: float | None = Field(default=None, ge=0, le=100, description="relative humidity, percent")
-    note: str | None = Field(default=None, max_length=500)
+    note: Note | None = None
 
 
 class HandoffData(_Strict):
-    from_actor: str = Field(alias="from", description="actor id handing custody over (the current custodian)")
-    to: str = Field(description="actor id receiving custody")
+    from_actor: ActorId = Field(alias="from", description="actor id handing custody over (the current custodian)")
+    to: ActorId = Field(description="actor id receiving custody")
     place: Text
     at: Timestamp
     shipment_id: Ident | None = Field(default=None, description="the shipment this handoff belongs to")
@@ -208,7 +267,7 @@ class DeliveryData(_Strict):
 
 
 class RecallData(_Strict):
-    reason: Text = Field(max_length=2000, description="why the batch is recalled")
+    reason: Lines = Field(description="why the batch is recalled (may run over several lines)")
 
 
 DATA_MODELS: dict[EventType, type[_Strict]] = {
@@ -228,7 +287,7 @@ class Statement(_Strict):
     type: Literal["origin", "inspection", "shipment", "handoff", "delivery", "recall"]
     sku: Ident = Field(description="stock keeping unit of the batch")
     lot: Ident = Field(description="lot or batch number")
-    actor: str = Field(min_length=1, max_length=64, description="id of the recording actor")
+    actor: ActorId = Field(description="id of the recording actor")
     key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="id of the actor's key that signed")
     signed_at: Timestamp
     data: dict[str, Any]
@@ -255,12 +314,22 @@ def new_statement(
     }
 
 
+def validation_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message, with the text patterns' (unreadable) regular expressions replaced by what the
+    value holds that is refused."""
+    value, pattern = error.get("input"), (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and isinstance(value, str) and pattern in _TEXT_PATTERNS:
+        problem = text_problem(value, lines=pattern == LINES_PATTERN)
+        if problem is not None:
+            return problem
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _describe(exc: PydanticValidationError, prefix: str) -> str:
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "")
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
+        parts.append(f"{where}: {validation_message(error)}")
     return "; ".join(parts)
 
 

@@ -18,7 +18,7 @@ from itertools import islice
 
 from pydantic import BaseModel
 
-from ledger.entry import ParsedEntry, parse_leaf
+from ledger.entry import MAX_LEAF_BYTES, ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, ProofError
 from ledger.events import Statement, parse_time, validate_statement
 from ledger.hashing import b64encode, leaf_hash
@@ -115,7 +115,7 @@ def _judge(
 class LedgerVerifier:
     """Streaming verifier: `add()` entries in log order (any number of calls), then `finish()`.
 
-    Memory grows with the number of batches and actors, not with the number of entries.
+    Memory grows with the number of batches and actors, and by a fingerprint per entry (to find replays).
     """
 
     def __init__(
@@ -132,6 +132,7 @@ class LedgerVerifier:
         self._problems: list[Problem] = []
         self._tree = CompactRange()
         self._batches: dict[tuple[str, str], BatchState] = {}
+        self._statements: dict[tuple[str, str], dict[int, int]] = {}  # per batch: statement fingerprint -> index
         self._keys: dict[str, PublicKey] = {}
         self._workers = max(1, workers)
         self._pool: Executor | None = None  # started once more than a chunk came in: a short run never pays
@@ -195,6 +196,8 @@ class LedgerVerifier:
             self._problem(pos, "position", f"stored as index {entry.stored_index} but is entry number {pos}")
         if entry.recorded_hash is not None and entry.recorded_hash != entry_hash:
             self._problem(pos, "leaf-hash", "leaf bytes do not match the leaf hash recorded for them")
+        if len(entry.leaf) > MAX_LEAF_BYTES:
+            self._problem(pos, "leaf-too-large", f"leaf is {len(entry.leaf)} bytes; the log takes at most {MAX_LEAF_BYTES}")
         try:
             parsed = parse_leaf(entry.leaf, entry_hash)
         except LedgerError as exc:
@@ -218,8 +221,21 @@ class LedgerVerifier:
         batch = self._batches.get(batch_id)
         if batch is None:
             batch = self._batches[batch_id] = BatchState(statement.sku, statement.lot)
+            self._statements[batch_id] = {}
         self._check_link(pos, parsed, batch)
+        self._check_unique(pos, parsed, self._statements[batch_id])
         return _judge(pos, parsed, statement, data, logged_at, batch, self._directory, self._public_key, self._problems)
+
+    def _check_unique(self, pos: int, parsed: ParsedEntry, seen: dict[int, int]) -> None:
+        """A statement is logged at most once (a replay re-appends someone's signed words at a later index).
+        Keyed by the statement bytes' 64-bit hash, not the bytes, to keep memory at about 100 bytes an entry;
+        a false match (odds about n**2 / 2**65 in a batch of n) would be reported, never a replay missed."""
+        fingerprint = hash(parsed.statement_bytes)
+        first = seen.get(fingerprint)
+        if first is None:
+            seen[fingerprint] = pos
+        else:
+            self._problem(pos, "replay", f"the same signed statement is already logged at index {first}")
 
     def _check_link(self, pos: int, parsed: ParsedEntry, batch: BatchState) -> None:
         if parsed.prev == batch.last_hash:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.canonical import canonical_json
-from ledger.events import Role, new_statement
+from ledger.events import Role, format_time, new_statement
 from ledger.rules import Actor, ActorKey
 from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_bytes, sign_statement
 from ledger.storage import LedgerStore, Submission
 
-SIGNED_AT = "2026-11-20T08:00:00Z"
+_last_signed_at = datetime.min.replace(tzinfo=UTC)
+
+
+def signed_now() -> str:
+    """The time to sign at: now (the server takes statements signed within its intake window), and never twice
+    the same, so two statements built alike are two statements, not a replay of one."""
+    global _last_signed_at
+    _last_signed_at = max(datetime.now(UTC), _last_signed_at + timedelta(microseconds=1))
+    return format_time(_last_signed_at)
 
 
 @dataclass
@@ -26,7 +35,7 @@ class Party:
         return self.actor.id
 
     def statement(self, kind: str, sku: str, lot: str, data: dict[str, Any]) -> dict[str, Any]:
-        return new_statement(kind, sku, lot, self.actor.id, self.key.key_id, SIGNED_AT, data)
+        return new_statement(kind, sku, lot, self.actor.id, self.key.key_id, signed_now(), data)
 
     def sign(self, statement: dict[str, Any]) -> Submission:
         return Submission(statement, sign_statement(self.private_key, canonical_json(statement)))

@@ -87,7 +87,7 @@ def test_batch_is_all_or_nothing(world: World) -> None:
     ("make", "kind"),
     [
         (lambda w: [w.inspector.submit("inspection", "B", "1", inspection_data())], "conflict"),
-        (lambda w: [w.merchant.submit("origin", "B", "1", origin_data())] * 2, "conflict"),
+        (lambda w: [w.merchant.submit("origin", "B", "1", origin_data()) for _ in range(2)], "conflict"),
         (lambda w: [w.inspector.submit("origin", "B", "1", origin_data())], "forbidden"),
         (lambda w: [w.auditor.submit("origin", "B", "1", origin_data())], "forbidden"),
         (

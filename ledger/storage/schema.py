@@ -125,6 +125,15 @@ class GtinBatchRow(SQLModel, table=True):
     idx: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class LoggedStatementRow(SQLModel, table=True):
+    """SHA-256 of each logged statement's canonical bytes -> its index: a statement is appended at most once."""
+
+    __tablename__ = "logged_statements"
+
+    statement_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 APPEND_ONLY_TABLES = (
     "actors",
     "actor_keys",
@@ -136,6 +145,7 @@ APPEND_ONLY_TABLES = (
     "token_revocations",
     "idempotency_keys",
     "gtin_batches",
+    "logged_statements",
 )
 
 actors = ActorRow.__table__  # type: ignore[attr-defined]
@@ -148,3 +158,4 @@ api_tokens = ApiTokenRow.__table__  # type: ignore[attr-defined]
 token_revocations = TokenRevocationRow.__table__  # type: ignore[attr-defined]
 idempotency_keys = IdempotencyRow.__table__  # type: ignore[attr-defined]
 gtin_batches = GtinBatchRow.__table__  # type: ignore[attr-defined]
+logged_statements = LoggedStatementRow.__table__  # type: ignore[attr-defined]

@@ -30,9 +30,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ledger import merkle
 from ledger.canonical import canonical_json
-from ledger.entry import build_leaf, parse_leaf
+from ledger.entry import MAX_LEAF_BYTES, build_leaf, parse_leaf
 from ledger.errors import (
     ConflictError,
+    DuplicateStatementError,
     IdempotencyKeyReusedError,
     LedgerError,
     NotFoundError,
@@ -51,7 +52,8 @@ from ledger.events import (
     parse_time,
     validate_statement,
 )
-from ledger.hashing import leaf_hash, sha256_hex
+from ledger.hashing import leaf_hash, sha256, sha256_hex
+from ledger.intake import SignedAtWindow
 from ledger.merkle import (
     CompactRange,
     NodeKey,
@@ -89,6 +91,8 @@ _SIZE_AND_REVOCATIONS = (
 )
 _SQLITE_INSERT_ENTRIES = "INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) VALUES (?, ?, ?, ?, ?)"
 _SQLITE_INSERT_NODES = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_SQLITE_INSERT_STATEMENTS = "INSERT INTO logged_statements (statement_hash, idx) VALUES (?, ?)"
+_SQLITE_MAX_PARAMETERS = 500  # per IN list (SQLite's limit is 32766 since 3.32, 999 before)
 # A LATERAL subquery with its own ORDER BY is not flattened into a join: one probe of the (sku, lot, idx) index
 # per batch, always. As a plain join, PostgreSQL hashed the whole entries table (7 ms at 12k entries, growing).
 _PG_ENTRIES_AFTER = text(
@@ -144,6 +148,7 @@ class _Checked:
     data: Any
     statement_bytes: bytes
     signature: bytes
+    statement_hash: bytes  # SHA-256 of statement_bytes: what makes a replay a replay
 
 
 def utc_now() -> datetime:
@@ -152,6 +157,13 @@ def utc_now() -> datetime:
 
 def _where(position: int, total: int) -> str:
     return f"event {position}: " if total > 1 else ""
+
+
+def _leaf_too_large(size: int, what: str) -> str:
+    return (
+        f"the {what} would make a log entry of {size} bytes; an entry holds at most {MAX_LEAF_BYTES} bytes "
+        "(attach large content as a document: its SHA-256 and URL)"
+    )
 
 
 def _raise_bad_signature(prepared: PreparedAppend, failed: list[int]) -> None:
@@ -198,6 +210,8 @@ class _GroupWork:
     idempotency_rows: list[dict[str, Any]] = field(default_factory=list)
     gtin_rows: list[dict[str, Any]] = field(default_factory=list)
     gtins: dict[tuple[str, str], str] = field(default_factory=dict)  # (gtin14, lot) -> sku, stored or added
+    statements: dict[bytes, int] = field(default_factory=dict)  # statement hash -> index, of the group's statements
+    statement_rows: list[tuple[bytes, int]] = field(default_factory=list)
 
     def savepoint(self, batch_ids: set[tuple[str, str]]) -> _Savepoint:
         return _Savepoint(
@@ -206,6 +220,7 @@ class _GroupWork:
             len(self.entry_rows),
             len(self.node_rows),
             len(self.gtin_rows),
+            len(self.statement_rows),
         )
 
     def rollback(self, savepoint: _Savepoint) -> None:
@@ -216,6 +231,9 @@ class _GroupWork:
         for row in self.gtin_rows[savepoint.gtins :]:
             del self.gtins[(row["gtin"], row["lot"])]
         del self.gtin_rows[savepoint.gtins :]
+        for statement_hash, _index in self.statement_rows[savepoint.statements :]:
+            del self.statements[statement_hash]
+        del self.statement_rows[savepoint.statements :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +243,7 @@ class _Savepoint:
     entries: int
     nodes: int
     gtins: int
+    statements: int
 
 
 class Sequencer:
@@ -265,10 +284,19 @@ class Sequencer:
 
 
 class LedgerStore:
-    def __init__(self, engine: Engine, signer: NoteSigner | None, origin: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: NoteSigner | None,
+        origin: str | None = None,
+        *,
+        signed_at_window: SignedAtWindow | None = SignedAtWindow(),
+    ) -> None:
         """`signer` is the log key; without it (an auditor reading a database) the store reads checkpoints the
-        log issued but cannot issue new ones."""
+        log issued but cannot issue new ones. `signed_at_window`: how far from the moment of its append a
+        statement may say it was signed (None: any time, for importing history)."""
         self.engine = engine
+        self._signed_at_window = signed_at_window
         self._signer = signer
         if origin is None and signer is None:
             raise ValueError("a store without a log key needs the log's origin")
@@ -405,7 +433,10 @@ class LedgerStore:
     def check_submission(submission: Submission) -> _Checked:
         """Schema and canonical bytes of one submission (no database needed)."""
         statement, data = validate_statement(submission.statement)
-        return _Checked(statement, data, canonical_json(submission.statement), submission.signature)
+        statement_bytes = canonical_json(submission.statement)
+        if len(statement_bytes) > MAX_LEAF_BYTES:
+            raise ValidationError(_leaf_too_large(len(statement_bytes), "statement"))
+        return _Checked(statement, data, statement_bytes, submission.signature, sha256(statement_bytes))
 
     def append(self, submissions: Sequence[Submission], *, now: datetime | None = None) -> list[AppendResult]:
         """Check and append signed statements, all or nothing (see the module docstring)."""
@@ -494,14 +525,16 @@ class LedgerStore:
                 )
                 batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
                 states = self._load_batches(conn, batch_ids)
-                work = _GroupWork(tree, states, gtins=self._gtins_taken(conn, group))
+                work = _GroupWork(
+                    tree, states, gtins=self._gtins_taken(conn, group), statements=self._logged(conn, group)
+                )
                 outcomes: list[AppendOutcome] = []
                 seen_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
                 for prepared in group:
                     outcomes.append(self._commit_one(conn, prepared, directory, work, moment, logged_at, seen_keys))
                 if work.entry_rows:
                     try:
-                        self._insert_entries_and_nodes(conn, work.entry_rows, work.node_rows)
+                        self._insert_entries_and_nodes(conn, work.entry_rows, work.node_rows, work.statement_rows)
                         if work.idempotency_rows:
                             conn.execute(insert(idempotency_keys), work.idempotency_rows)
                         if work.gtin_rows:
@@ -605,24 +638,39 @@ class LedgerStore:
             self._signer_of(directory, item, moment, position, total)
             try:
                 check_times(item.statement, item.data, moment)
-            except RuleError as exc:
+                if self._signed_at_window is not None:
+                    self._signed_at_window.check(item.statement, moment)
+            except (RuleError, ValidationError) as exc:
                 raise ValidationError(_where(position, total) + str(exc)) from exc
         savepoint = work.savepoint({(c.statement.sku, c.statement.lot) for c in checked})
-        rule_error: RuleError | None = None
+        rule_error: LedgerError | None = None
         results: list[AppendResult] = []
         for position, item in enumerate(checked):
             statement = item.statement
             state = work.states[(statement.sku, statement.lot)]
+            logged = work.statements.get(item.statement_hash)
+            if logged is not None:
+                rule_error = DuplicateStatementError(
+                    f"{_where(position, total)}this signed statement is already in the log, at index {logged}: a "
+                    "statement is appended once (to record the same again, sign a new statement)",
+                    logged,
+                )
+                break
             try:
                 state.check(statement, item.data, directory.actors[statement.actor], directory.actors)
                 gtin_row = self._claim_gtin(work, item, work.tree.size)
             except RuleError as exc:
                 rule_error = RuleError(_where(position, total) + str(exc), exc.kind)
                 break
-            if gtin_row is not None:
-                work.gtin_rows.append(gtin_row)
             index = work.tree.size
             leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
+            if len(leaf) > MAX_LEAF_BYTES:
+                rule_error = ValidationError(_where(position, total) + _leaf_too_large(len(leaf), "entry"))
+                break
+            if gtin_row is not None:
+                work.gtin_rows.append(gtin_row)
+            work.statements[item.statement_hash] = index
+            work.statement_rows.append((item.statement_hash, index))
             entry_hash = leaf_hash(leaf)
             for level, node_index, node in work.tree.append(entry_hash):
                 work.node_rows.append({"level": level, "idx": node_index, "hash": node})
@@ -640,15 +688,20 @@ class LedgerStore:
         return results
 
     def _insert_entries_and_nodes(
-        self, conn: Connection, entry_rows: list[dict[str, Any]], node_rows: list[dict[str, Any]]
+        self,
+        conn: Connection,
+        entry_rows: list[dict[str, Any]],
+        node_rows: list[dict[str, Any]],
+        statement_rows: list[tuple[bytes, int]],
     ) -> None:
-        """Both tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold the
-        append lock meanwhile, and each round trip under it also waits for this process's GIL."""
+        """The three tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold
+        the append lock meanwhile, and each round trip under it also waits for this process's GIL."""
         if not self._postgres:  # SQLite: executemany in-process, straight to the driver (no statement to compile)
             conn.exec_driver_sql(
                 _SQLITE_INSERT_ENTRIES, [(r["idx"], r["sku"], r["lot"], r["leaf"], r["leaf_hash"]) for r in entry_rows]
             )
             conn.exec_driver_sql(_SQLITE_INSERT_NODES, [(r["level"], r["idx"], r["hash"]) for r in node_rows])
+            conn.exec_driver_sql(_SQLITE_INSERT_STATEMENTS, statement_rows)
             return
         import psycopg
 
@@ -659,7 +712,9 @@ class LedgerStore:
             with driver.cursor() as cursor:
                 cursor.execute(
                     "WITH new_entries AS (INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) "
-                    "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::bytea[], %b::bytea[])) "
+                    "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::bytea[], %b::bytea[])), "
+                    "new_statements AS (INSERT INTO logged_statements (statement_hash, idx) "
+                    "SELECT * FROM unnest(%b::bytea[], %b::bigint[])) "
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT * FROM unnest(%b::smallint[], %b::bigint[], "
                     "%b::bytea[])",
                     (
@@ -668,6 +723,8 @@ class LedgerStore:
                         TextArray.of([r["lot"] for r in entry_rows]),
                         ByteaArray.of([r["leaf"] for r in entry_rows]),
                         ByteaArray.of([r["leaf_hash"] for r in entry_rows]),
+                        ByteaArray.of([statement_hash for statement_hash, _index in statement_rows]),
+                        Int8Array.of([index for _statement_hash, index in statement_rows]),
                         Int2Array.of([r["level"] for r in node_rows]),
                         Int8Array.of([r["idx"] for r in node_rows]),
                         ByteaArray.of([r["hash"] for r in node_rows]),
@@ -676,6 +733,24 @@ class LedgerStore:
                 )
         except psycopg.errors.IntegrityError as exc:  # raised by the driver itself, not wrapped by SQLAlchemy
             raise ConflictError("another writer appended at the same position; retry") from exc
+
+    def _logged(self, conn: Connection, group: Sequence[PreparedAppend]) -> dict[bytes, int]:
+        """Which of the group's statements the log already holds, and at what index: one index probe each."""
+        hashes = list({c.statement_hash for p in group for c in p.checked})
+        if self._postgres:
+            from ledger.storage.pgarrays import ByteaArray
+
+            rows = conn.execute(
+                text("SELECT statement_hash, idx FROM logged_statements WHERE statement_hash = ANY(:hashes)"),
+                {"hashes": ByteaArray.of(hashes)},
+            )
+            return {bytes(row[0]): int(row[1]) for row in rows}
+        found: dict[bytes, int] = {}
+        for start in range(0, len(hashes), _SQLITE_MAX_PARAMETERS):
+            part = hashes[start : start + _SQLITE_MAX_PARAMETERS]
+            query = f"SELECT statement_hash, idx FROM logged_statements WHERE statement_hash IN ({','.join('?' * len(part))})"
+            found.update((bytes(row[0]), int(row[1])) for row in conn.exec_driver_sql(query, tuple(part)))
+        return found
 
     @staticmethod
     def _gtins_taken(conn: Connection, group: Sequence[PreparedAppend]) -> dict[tuple[str, str], str]:
