@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready", "tree_size": store.size()}
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(problems.CatchAll)  # added last: the outermost layer
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 

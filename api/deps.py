@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import ProblemError
 from api.settings import Settings
-from ledger.events import Role
+from ledger.events import IDENT_PATTERN, KEY_ID_PATTERN, TEXT_PATTERN, Role
 from ledger.rules import Actor
 from ledger.storage import LedgerStore
 
@@ -75,10 +75,10 @@ class TokenCache:
         self._entries.pop(token, None)
 
 
-SkuPath = Annotated[str, Path(description="batch SKU")]
-LotPath = Annotated[str, Path(description="batch lot")]
-ActorIdPath = Annotated[str, Path(description="actor id")]
-KeyIdPath = Annotated[str, Path(description="key id (16 hex digits)")]
+SkuPath = Annotated[str, Path(description="batch SKU", pattern=IDENT_PATTERN)]
+LotPath = Annotated[str, Path(description="batch lot", pattern=IDENT_PATTERN)]
+ActorIdPath = Annotated[str, Path(description="actor id", min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+KeyIdPath = Annotated[str, Path(description="key id (16 hex digits)", pattern=KEY_ID_PATTERN)]
 
 StoreDep = Annotated[LedgerStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

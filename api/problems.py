@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import (
     ConflictError,
+    DuplicateStatementError,
     EncodingError,
     IdempotencyKeyReusedError,
     LedgerError,
@@ -20,7 +24,9 @@ from ledger.errors import (
     SignatureError,
     ValidationError,
 )
+from ledger.events import validation_message
 
+logger = logging.getLogger("chainproof.api")
 PROBLEM_TYPE = "https://chainproof.dev/problems/"
 _RULE_STATUS = {"forbidden": 403, "conflict": 409, "unauthorized": 401, "invalid": 422}
 _TITLES = {
@@ -33,6 +39,7 @@ _TITLES = {
     413: "Request too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -74,6 +81,8 @@ def ledger_error_status(exc: LedgerError) -> tuple[int, str]:
         return 404, "not-found"
     if isinstance(exc, IdempotencyKeyReusedError):
         return 422, "idempotency-key-reused"
+    if isinstance(exc, DuplicateStatementError):
+        return 409, "duplicate-statement"
     if isinstance(exc, ConflictError):
         return 409, "conflict"
     if isinstance(exc, ProofError):
@@ -89,12 +98,21 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
         status, kind = ledger_error_status(exc)
-        return problem_response(status, str(exc), kind, request)
+        extra = {"index": exc.index} if isinstance(exc, DuplicateStatementError) else {}
+        return problem_response(status, str(exc), kind, request, **extra)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # What the schema lets through but the database cannot store or compare (a last line: inputs are checked
+        # before they reach a query, so this names no field)
+        logger.warning("database refused a value: %s", exc.orig)
+        return problem_response(400, "the request holds a value the database cannot take", "unstorable", request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in error["loc"]), "message": error["msg"]} for error in exc.errors()[:20]
+            {"field": ".".join(str(p) for p in error["loc"]), "message": validation_message(error)}
+            for error in exc.errors()[:20]
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
         return problem_response(422, detail, "invalid", request, errors=errors)
@@ -105,6 +123,34 @@ def install(app: FastAPI) -> None:
             exc.status_code, str(exc.detail), _TITLES.get(exc.status_code, "error").lower().replace(" ", "-"), request
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(500, "the server failed to handle this request", "internal", request)
+
+
+class CatchAll:
+    """The outermost layer: an exception no handler took becomes a 500 problem, logged once with its traceback.
+
+    Starlette's own last-resort handler re-raises after answering, so the server closes the connection and the
+    client's next request on it fails; here the exception ends with its request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # too late to answer with a problem: let the server end the response
+                raise
+            response = problem_response(500, "the server failed to handle this request", "internal")
+            await response(scope, receive, send)

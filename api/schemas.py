@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.events import Role
+from ledger.events import LINES_PATTERN, TEXT_PATTERN, Role
 
 
 class SignedEvent(BaseModel):
@@ -107,7 +107,7 @@ class ActorOut(BaseModel):
 class ActorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="organisation name")
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="organisation name")
     role: Role = Field(description="admin, merchant, inspector, carrier or auditor")
     public_key: str = Field(description="Ed25519 public key: PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes")
 
@@ -127,7 +127,9 @@ class KeyCreate(BaseModel):
 class KeyRevoke(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=500, description="why the key is revoked (kept with it)")
+    reason: str = Field(
+        default="", max_length=500, pattern=LINES_PATTERN, description="why the key is revoked (kept with it)"
+    )
 
 
 class TokenOut(BaseModel):

@@ -23,7 +23,8 @@ from ledger.errors import ValidationError
 STATEMENT_VERSION = 1
 _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _SHA256_HEX_RE = r"^[0-9a-f]{64}$"
-_IDENT_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
 
 
 class EventType(StrEnum):
@@ -165,7 +166,7 @@ Lines = Annotated[str, Field(min_length=1, max_length=2000, pattern=LINES_PATTER
 ActorId = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 Ident = Annotated[
     str,
-    Field(pattern=_IDENT_RE, description="1-64 characters: letters, digits and . _ : - (no slash: a URL segment)"),
+    Field(pattern=IDENT_PATTERN, description="1-64 characters: letters, digits and . _ : - (no slash: a URL segment)"),
 ]
 
 
@@ -288,7 +289,7 @@ class Statement(_Strict):
     sku: Ident = Field(description="stock keeping unit of the batch")
     lot: Ident = Field(description="lot or batch number")
     actor: ActorId = Field(description="id of the recording actor")
-    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="id of the actor's key that signed")
+    key_id: str = Field(pattern=KEY_ID_PATTERN, description="id of the actor's key that signed")
     signed_at: Timestamp
     data: dict[str, Any]
 

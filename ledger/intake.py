@@ -47,3 +47,6 @@ def _span(delta: timedelta) -> str:
     if seconds >= 120:
         return f"{seconds // 60} minutes"
     return f"{seconds} seconds"
+
+
+DEFAULT_SIGNED_AT_WINDOW = SignedAtWindow()

@@ -197,7 +197,9 @@ class LedgerVerifier:
         if entry.recorded_hash is not None and entry.recorded_hash != entry_hash:
             self._problem(pos, "leaf-hash", "leaf bytes do not match the leaf hash recorded for them")
         if len(entry.leaf) > MAX_LEAF_BYTES:
-            self._problem(pos, "leaf-too-large", f"leaf is {len(entry.leaf)} bytes; the log takes at most {MAX_LEAF_BYTES}")
+            self._problem(
+                pos, "leaf-too-large", f"leaf is {len(entry.leaf)} bytes; the log takes at most {MAX_LEAF_BYTES}"
+            )
         try:
             parsed = parse_leaf(entry.leaf, entry_hash)
         except LedgerError as exc:

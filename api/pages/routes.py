@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from api.urls import product_url
 from certificates.qr import qr_png, qr_svg
 from ledger.entry import parse_leaf
 from ledger.errors import NotFoundError
-from ledger.events import EventType, parse_time, validate_gtin
+from ledger.events import IDENT_PATTERN, EventType, parse_time, validate_gtin
 from ledger.rules import Directory
 
 router = APIRouter(tags=["pages"])
@@ -33,6 +34,7 @@ _TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 AT_RISK_WINDOW = timedelta(hours=24)
+_IDENT = re.compile(IDENT_PATTERN)
 
 
 def _script_json(value: Any) -> Markup:
@@ -219,7 +221,16 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
 
 
 @router.get("/p/{sku}/{lot}", response_class=HTMLResponse, summary="Product page of a batch without a GTIN")
-def product_page(sku: SkuPath, lot: LotPath, request: Request, store: StoreDep, settings: SettingsDep) -> HTMLResponse:
+def product_page(
+    sku: Annotated[str, PathParam(description="batch SKU")],
+    lot: Annotated[str, PathParam(description="batch lot")],
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> HTMLResponse:
+    # Checked here rather than by the path's type: a shopper who mistyped a link gets the page that says so
+    if not (_IDENT.fullmatch(sku) and _IDENT.fullmatch(lot)):
+        return _not_found(request, bad_link=True)
     return _render_product(request, store, settings, sku, lot)
 
 
@@ -238,6 +249,8 @@ def digital_link_page(
     try:
         validate_gtin(gtin)
     except ValueError:
+        return _not_found(request, bad_link=True)
+    if not _IDENT.fullmatch(lot):
         return _not_found(request, bad_link=True)
     batch = store.batch_for_gtin(gtin, lot)
     if batch is None:

@@ -47,13 +47,14 @@ from ledger.events import (
     OriginData,
     Role,
     Statement,
+    check_text,
     format_time,
     gtin14,
     parse_time,
     validate_statement,
 )
 from ledger.hashing import leaf_hash, sha256, sha256_hex
-from ledger.intake import SignedAtWindow
+from ledger.intake import DEFAULT_SIGNED_AT_WINDOW, SignedAtWindow
 from ledger.merkle import (
     CompactRange,
     NodeKey,
@@ -290,7 +291,7 @@ class LedgerStore:
         signer: NoteSigner | None,
         origin: str | None = None,
         *,
-        signed_at_window: SignedAtWindow | None = SignedAtWindow(),
+        signed_at_window: SignedAtWindow | None = DEFAULT_SIGNED_AT_WINDOW,
     ) -> None:
         """`signer` is the log key; without it (an auditor reading a database) the store reads checkpoints the
         log issued but cannot issue new ones. `signed_at_window`: how far from the moment of its append a
@@ -351,6 +352,9 @@ class LedgerStore:
         now: datetime | None = None,
     ) -> tuple[Actor, ActorKey]:
         role = Role(role)
+        if not 1 <= len(name) <= 200:
+            raise ValidationError(f"an actor's name has 1 to 200 characters, not {len(name)}")
+        check_text(name, "actor name")
         load_public_key(public_key)
         moment = format_time(now or utc_now())
         actor = Actor(actor_id or "act_" + secrets.token_hex(8), name, role)
@@ -387,6 +391,9 @@ class LedgerStore:
 
     def revoke_key(self, key_id: str, reason: str = "", *, now: datetime | None = None) -> None:
         """No statement logged from now on may be signed with this key; earlier ones stay valid."""
+        if len(reason) > 500:
+            raise ValidationError(f"a revocation's reason has at most 500 characters, not {len(reason)}")
+        check_text(reason, "reason", lines=True)
         moment = format_time(now or utc_now())
         with self._write() as conn, conn.begin():
             if conn.execute(select(actor_keys.c.key_id).where(actor_keys.c.key_id == key_id)).first() is None:
@@ -748,7 +755,8 @@ class LedgerStore:
         found: dict[bytes, int] = {}
         for start in range(0, len(hashes), _SQLITE_MAX_PARAMETERS):
             part = hashes[start : start + _SQLITE_MAX_PARAMETERS]
-            query = f"SELECT statement_hash, idx FROM logged_statements WHERE statement_hash IN ({','.join('?' * len(part))})"
+            marks = ",".join("?" * len(part))
+            query = f"SELECT statement_hash, idx FROM logged_statements WHERE statement_hash IN ({marks})"
             found.update((bytes(row[0]), int(row[1])) for row in conn.exec_driver_sql(query, tuple(part)))
         return found
 
