@@ -708,7 +708,8 @@ class LedgerStore:
                 _SQLITE_INSERT_ENTRIES, [(r["idx"], r["sku"], r["lot"], r["leaf"], r["leaf_hash"]) for r in entry_rows]
             )
             conn.exec_driver_sql(_SQLITE_INSERT_NODES, [(r["level"], r["idx"], r["hash"]) for r in node_rows])
-            conn.exec_driver_sql(_SQLITE_INSERT_STATEMENTS, statement_rows)
+            if statement_rows:
+                conn.exec_driver_sql(_SQLITE_INSERT_STATEMENTS, statement_rows)
             return
         import psycopg
 
