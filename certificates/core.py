@@ -126,9 +126,9 @@ class Certificate:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Certificate:
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EncodingError(f"not a certificate file (not JSON: {exc})") from exc
+            data = parse_json(raw)
+        except EncodingError as exc:
+            raise EncodingError(f"not a certificate file ({exc})") from exc
         if not isinstance(data, dict) or data.get("format") != CERTIFICATE_FORMAT:
             raise EncodingError(f"not a certificate file (format is not {CERTIFICATE_FORMAT})")
         try:

@@ -709,3 +709,12 @@ def main() -> None:
     except (LedgerError, CliError) as exc:  # anything a command did not turn into its own message: one line
         typer.echo(f"chainproof: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:  # a defect, not the user's doing: still one line, and a way to get the rest
+        if os.environ.get("CHAINPROOF_DEBUG"):
+            raise
+        typer.echo(
+            f"chainproof: unexpected error ({exc.__class__.__name__}: {exc}); this is a bug: please report it with "
+            "the output of the same command run with CHAINPROOF_DEBUG=1",
+            err=True,
+        )
+        sys.exit(2)

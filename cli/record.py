@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cli.client import CliError, ServerClient
-from ledger.canonical import canonical_json
-from ledger.errors import LedgerError
+from ledger.canonical import canonical_json, parse_json
+from ledger.errors import EncodingError, LedgerError
 from ledger.events import EventType, new_statement, parse_time
 from ledger.hashing import b64encode
 from ledger.signing import (
@@ -226,24 +226,45 @@ class Journal:
         tmp.replace(path)
 
 
+MAX_EVENT_LINE_CHARS = 256 * 1024
+"""A line of an events file is refused beyond this (an entry holds at most 65,535 bytes)."""
+
+
 def read_event_lines(path: Path) -> list[dict[str, Any]]:
+    """The events of a JSON Lines file, each checked for its shape; errors name the file and the line."""
+    events = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open(encoding="utf-8") as handle:
+            number = 0
+            while line := handle.readline(MAX_EVENT_LINE_CHARS + 1):
+                number += 1
+                if len(line) > MAX_EVENT_LINE_CHARS:
+                    raise CliError(f"{path}:{number}: line is longer than {MAX_EVENT_LINE_CHARS} characters")
+                if line.strip():
+                    events.append(_event_line(path, number, line))
     except FileNotFoundError as exc:
         raise CliError(f"{path} not found") from exc
-    events = []
-    for number_, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CliError(f"{path}:{number_}: not JSON: {exc.msg}") from exc
-        if not isinstance(item, dict) or not {"type", "sku", "lot", "data"} <= set(item):
-            raise CliError(f"{path}:{number_}: each line needs type, sku, lot and data")
-        if item["type"] not in {t.value for t in EventType}:
-            raise CliError(f"{path}:{number_}: unknown event type {item['type']!r}")
-        events.append(item)
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a chunk)") from exc
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not events:
         raise CliError(f"{path} holds no events")
     return events
+
+
+def _event_line(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        item = parse_json(line)
+    except EncodingError as exc:
+        raise CliError(f"{path}:{number}: {exc}") from exc
+    if not isinstance(item, dict) or not {"type", "sku", "lot", "data"} <= set(item):
+        raise CliError(f"{path}:{number}: each line needs type, sku, lot and data")
+    if item["type"] not in {t.value for t in EventType}:
+        raise CliError(f"{path}:{number}: unknown event type {item['type']!r}")
+    if not isinstance(item["data"], dict):
+        raise CliError(f"{path}:{number}: data must be an object")
+    for name in ("sku", "lot", "signed_at"):
+        if name in item and not isinstance(item[name], str):
+            raise CliError(f"{path}:{number}: {name} must be a string")
+    return dict(item)

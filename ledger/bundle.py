@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ledger.canonical import parse_json
 from ledger.errors import EncodingError
 from ledger.events import Role, format_time, parse_time
 from ledger.hashing import b64decode, b64encode
@@ -108,12 +109,26 @@ def write_bundle(path: Path, header: BundleHeader, entries: Iterable[LogEntry]) 
     return written
 
 
+MAX_HEADER_CHARS = 64 * 1024 * 1024
+"""A bundle's first line (the checkpoint and the actor directory) is refused beyond this: about 100k actors."""
+MAX_ENTRY_LINE_CHARS = 128 * 1024
+"""An entry line is refused beyond this: it holds one leaf of at most 65,535 bytes, in base64."""
+
+
+def _bounded_line(handle: IO[str], limit: int, what: str) -> str:
+    """The next line ('' at the end), read no further than `limit` characters: a crafted bundle of a few MB can
+    inflate to one line of gigabytes."""
+    line = handle.readline(limit + 1)
+    if len(line) > limit:
+        raise EncodingError(f"{what} is longer than {limit} characters")
+    return line
+
+
 def open_bundle(path: Path) -> tuple[BundleHeader, Iterator[LogEntry]]:
     """Read a bundle's header, and an iterator over its entries (reading lazily, in order)."""
     handle: IO[str] = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 (the entries iterator closes it)
     try:
-        first = handle.readline()
-        head = json.loads(first)
+        head = parse_json(_bounded_line(handle, MAX_HEADER_CHARS, "header line"))
         if not isinstance(head, dict) or head.get("format") != BUNDLE_FORMAT:
             raise EncodingError(f"{path} is not a {BUNDLE_FORMAT} bundle")
         header = BundleHeader(
@@ -123,7 +138,7 @@ def open_bundle(path: Path) -> tuple[BundleHeader, Iterator[LogEntry]]:
             directory_from_json(head["actors"]),
             int(head["entries"]),
         )
-    except (OSError, EOFError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, EOFError, zlib.error, EncodingError, KeyError, TypeError, ValueError) as exc:
         handle.close()
         raise EncodingError(f"{path} is not a readable bundle: {exc}") from exc
 
@@ -131,14 +146,14 @@ def open_bundle(path: Path) -> tuple[BundleHeader, Iterator[LogEntry]]:
         with handle:
             number = 1
             try:
-                for number, line in enumerate(handle, start=2):  # noqa: B007 (kept for the error message)
-                    item = json.loads(line)
+                while line := _bounded_line(handle, MAX_ENTRY_LINE_CHARS, f"line {number + 1}"):
+                    number += 1
+                    item = parse_json(line)
                     yield LogEntry(b64decode(item["leaf"], what="leaf"), stored_index=int(item["index"]))
             except (
                 OSError,
                 EOFError,
                 zlib.error,
-                json.JSONDecodeError,
                 KeyError,
                 TypeError,
                 ValueError,

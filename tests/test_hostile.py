@@ -78,7 +78,8 @@ def client(engine: Engine, tmp_path: Path) -> Iterator[Client]:
 
 def assert_problem(status: int, body: dict[str, Any], expected: int, *words: str) -> None:
     assert status == expected, body
-    assert body["status"] == expected and body["type"].startswith("https://chainproof.dev/problems/"), body
+    assert body["status"] == expected, body
+    assert body["type"].startswith("https://chainproof.dev/problems/"), body
     for word in words:
         assert word in body["detail"], body["detail"]
 
@@ -142,7 +143,9 @@ def test_signed_at_must_fall_within_the_intake_window(client: Client) -> None:
     now = datetime.now(UTC)
     old = merchant.statement("origin", "WIN", "1", origin_data()) | {"signed_at": format_time(now - timedelta(days=15))}
     assert_problem(*client.post_event(merchant, old), 422, "before the server received it", "sign it again")
-    ahead = merchant.statement("origin", "WIN", "1", origin_data()) | {"signed_at": format_time(now + timedelta(hours=1))}
+    ahead = merchant.statement("origin", "WIN", "1", origin_data()) | {
+        "signed_at": format_time(now + timedelta(hours=1))
+    }
     assert_problem(*client.post_event(merchant, ahead), 422, "signed_at")
     days_late = merchant.statement("origin", "WIN", "1", origin_data()) | {
         "signed_at": format_time(now - timedelta(days=13))

@@ -37,7 +37,7 @@ def test_the_store_refuses_a_replay_naming_the_first_index(world: World) -> None
         assert caught.value.index == (0 if replay is origin else 1)
     # a replay inside a request refuses the whole request, and nothing of it is kept
     fresh = world.merchant.submit("shipment", "R", "1", shipment_data("S2"))
-    with pytest.raises(DuplicateStatementError, match="event 1: .*at index 2"):
+    with pytest.raises(DuplicateStatementError, match=r"event 1: .*at index 2"):
         store.append([fresh, fresh])
     assert store.size() == 2
     store.append([fresh])  # the rolled-back request left no trace: the statement is new to the log
@@ -51,7 +51,12 @@ def test_the_verifier_reports_a_replay_a_server_let_through(world: World, monkey
         "inspection",
         "V",
         "1",
-        {"standard": "ISO 22000", "result": "pass", "inspected_at": "2026-11-02T10:00:00Z", "report": {"sha256": "a" * 64}},
+        {
+            "standard": "ISO 22000",
+            "result": "pass",
+            "inspected_at": "2026-11-02T10:00:00Z",
+            "report": {"sha256": "a" * 64},
+        },
     )
     store.append([world.merchant.submit("origin", "V", "1", origin_data()), inspection])
     store.append([world.merchant.submit("origin", "V", "2", origin_data())])
@@ -64,9 +69,9 @@ def test_the_verifier_reports_a_replay_a_server_let_through(world: World, monkey
     report = _verify(store)
     assert not report.ok
     replays = [p for p in report.problems if p.code == "replay"]
-    assert [(p.index, p.message) for p in replays] == [
-        (3, "the same signed statement is already logged at index 1")
-    ], report.problems
+    assert [(p.index, p.message) for p in replays] == [(3, "the same signed statement is already logged at index 1")], (
+        report.problems
+    )
 
 
 @pytest.mark.slow
