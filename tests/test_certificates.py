@@ -154,7 +154,7 @@ def test_a_checkpoint_or_other_note_is_not_a_certificate(certified) -> None:
     assert _problems(replace(certificate, note=certificate.checkpoint), world) == {"certificate-signature"}
     with pytest.raises(EncodingError, match="not a certificate file"):
         Certificate.from_bytes(b'{"format": "something-else"}')
-    with pytest.raises(EncodingError, match="not JSON"):
+    with pytest.raises(EncodingError, match="not valid JSON"):
         Certificate.from_bytes(b"\x00\x01")
 
 
