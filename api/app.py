@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import problems, security
 from api.deps import TokenCache, current_actor
 from api.pages import routes as pages
 from api.problems import problem_response
@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A signed, hash-chained supply-chain ledger with an RFC 9162 Merkle log. Every error is an "
         "RFC 9457 problem (application/problem+json).",
         lifespan=lifespan,
+        docs_url=None,  # served by api.security from packaged assets, under our CSP
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in _API_MODULES:
         app.include_router(module.router)
     app.include_router(pages.router)
+    security.install_docs(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready", "tree_size": store.size()}
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(security.SecurityHeaders)
     app.add_middleware(problems.CatchAll)  # added last: the outermost layer
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

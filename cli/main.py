@@ -221,6 +221,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level=log_level,
+        server_header=False,  # no "server: uvicorn": nothing to tell an attacker which software to probe
     )
 
 

@@ -48,7 +48,9 @@ def _worker(host: str, port: int, log_level: str) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(_BACKLOG)
-    config = uvicorn.Config(APP, factory=True, loop="uvloop", http="httptools", log_level=log_level)
+    config = uvicorn.Config(
+        APP, factory=True, loop="uvloop", http="httptools", log_level=log_level, server_header=False
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -91,10 +91,10 @@ def test_page_content_and_weight(site: TestClient) -> None:
     assert 'id="ledger-data"' in html
     # nothing is fetched from anywhere else: no external scripts, styles, fonts or images
     assert not re.search(r'(src|href)="(https?:)?//', html.replace(f'href="{BASE}', ""))
-    assert "<link" not in html
-    script = site.get("/static/verify.js")
-    assert script.status_code == 200
-    assert len(response.content) + len(script.content) < 100_000
+    assert re.findall(r"<link[^>]*>", html) == ['<link rel="stylesheet" href="/static/chainproof.css">']
+    script, style = site.get("/static/verify.js"), site.get("/static/chainproof.css")
+    assert script.status_code == style.status_code == 200
+    assert len(response.content) + len(script.content) + len(style.content) < 100_000
 
 
 def test_language_choice(site: TestClient) -> None:

@@ -41,7 +41,9 @@ def test_each_worker_listens_on_its_own_socket_and_all_stop_on_sigterm(tmp_path:
             time.sleep(0.2)
         assert listening_sockets(port) == 2, server.stderr.read().decode() if server.poll() is not None else ""
         for _ in range(5):
-            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+            assert response.status_code == 200
+            assert "server" not in response.headers  # no banner naming the software to probe
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(30)

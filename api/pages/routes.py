@@ -33,6 +33,9 @@ _TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_TEMPLATES.filters["bdi"] = lambda value: Markup("<bdi>%s</bdi>") % ("" if value is None else value)
+"""Text from the ledger goes in <bdi>: isolated from its surroundings, so a name written right to left (or one
+meant to spoof) cannot reorder the words around it."""
 AT_RISK_WINDOW = timedelta(hours=24)
 _IDENT = re.compile(IDENT_PATTERN)
 
