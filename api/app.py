@@ -19,6 +19,7 @@ from api import problems, security
 from api.deps import TokenCache, current_actor
 from api.pages import routes as pages
 from api.problems import problem_response
+from api.ratelimit import RateLimits
 from api.routes import actors, batches, certificates, events, log
 from api.settings import Settings
 from ledger.logkey import load_or_create_log_signer
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_db_engine(settings.database_url)
     migrate(engine)
     signer = load_or_create_log_signer(settings.key_file, settings.log_name)
-    store = LedgerStore(engine, signer)
+    store = LedgerStore(engine, signer, signed_at_window=settings.signed_at_window)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(security.SecurityHeaders)
+    if settings.rate_limits:
+        app.add_middleware(RateLimits, settings=settings.rate_limit_settings)
     app.add_middleware(problems.CatchAll)  # added last: the outermost layer
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

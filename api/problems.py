@@ -124,7 +124,6 @@ def install(app: FastAPI) -> None:
         )
 
 
-
 class CatchAll:
     """The outermost layer: an exception no handler took becomes a 500 problem, logged once with its traceback.
 

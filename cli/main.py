@@ -170,15 +170,27 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes (use PostgreSQL for more than one)")] = 1,
     public_url: Annotated[str | None, typer.Option(help="public base URL for product links")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            envvar="CHAINPROOF_FORWARDED_ALLOW_IPS",
+            help="comma-separated addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed "
+            "(rate limits count per client address); default: none, every peer is the client",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn, with httptools and uvloop). With several workers on Linux, each listens on
     its own SO_REUSEPORT socket, so the kernel spreads connections evenly among them.
+
+    Rate limits are on (CHAINPROOF_RATE_LIMITS=off turns them off); set CHAINPROOF_REDIS_URL to share their
+    counters among workers and hosts, otherwise each worker counts its share in memory.
 
     Example: chainproof serve --db postgresql://postgres@127.0.0.1/chainproof --workers 2
     """
     import uvicorn
 
-    from cli.serve import reuse_port_supported, run_workers
+    from cli.serve import proxy_options, reuse_port_supported, run_workers
 
     settings = settings_for(
         db, public_url=public_url or os.environ.get("CHAINPROOF_PUBLIC_URL") or f"http://{host}:{port}"
@@ -197,6 +209,7 @@ def serve(
             "CHAINPROOF_PUBLIC_URL": settings.public_url,
             "CHAINPROOF_LOG_NAME": settings.log_name,
             "CHAINPROOF_LOG_KEY_FILE": str(settings.key_file),
+            "CHAINPROOF_WORKERS": str(workers),  # each worker's share of the in-memory rate limits
         }
     )
     base = settings.base_url
@@ -208,7 +221,7 @@ def serve(
     )
     if workers > 1 and reuse_port_supported():
         try:
-            run_workers(host, port, workers, log_level)
+            run_workers(host, port, workers, log_level, forwarded_allow_ips)
         except (OSError, RuntimeError) as exc:
             fail(str(exc))
         return
@@ -222,6 +235,7 @@ def serve(
         http="httptools",
         log_level=log_level,
         server_header=False,  # no "server: uvicorn": nothing to tell an attacker which software to probe
+        **proxy_options(forwarded_allow_ips),
     )
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from multiprocessing.context import SpawnProcess
 from types import FrameType
+from typing import Any
 
 APP = "api.app:app_from_env"
 _BACKLOG = 2048
@@ -40,7 +41,15 @@ def check_port_free(host: str, port: int) -> None:
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
+def proxy_options(forwarded_allow_ips: str | None) -> dict[str, Any]:
+    """uvicorn's proxy-header options: believe X-Forwarded-For only from these addresses. uvicorn's own default
+    trusts 127.0.0.1, so that any local client could claim another address; here the default trusts nobody."""
+    if not forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips}
+
+
+def _worker(host: str, port: int, log_level: str, forwarded_allow_ips: str | None) -> None:
     import uvicorn
 
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
@@ -49,12 +58,18 @@ def _worker(host: str, port: int, log_level: str) -> None:
     sock.bind((host, port))
     sock.listen(_BACKLOG)
     config = uvicorn.Config(
-        APP, factory=True, loop="uvloop", http="httptools", log_level=log_level, server_header=False
+        APP,
+        factory=True,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        server_header=False,
+        **proxy_options(forwarded_allow_ips),
     )
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_workers(host: str, port: int, workers: int, log_level: str) -> None:
+def run_workers(host: str, port: int, workers: int, log_level: str, forwarded_allow_ips: str | None = None) -> None:
     """Start `workers` processes and keep them running until SIGINT or SIGTERM. A worker that dies is replaced,
     unless it died while starting (then the next one would too): everything stops and this raises."""
     check_port_free(host, port)
@@ -62,7 +77,9 @@ def run_workers(host: str, port: int, workers: int, log_level: str) -> None:
     stopping = False
 
     def start() -> SpawnProcess:
-        process = context.Process(target=_worker, args=(host, port, log_level), name="chainproof-worker")
+        process = context.Process(
+            target=_worker, args=(host, port, log_level, forwarded_allow_ips), name="chainproof-worker"
+        )
         process.start()
         return process
 

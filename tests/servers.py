@@ -56,7 +56,7 @@ def start_server(data_dir: Path, key_file: Path | None = None, **overrides: Any)
         data_dir=data_dir, public_url=f"http://127.0.0.1:{port}", log_name=LOG, log_key_file=key_file, **overrides
     )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", server_header=False
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", server_header=False, proxy_headers=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
