@@ -70,6 +70,23 @@ class _TooLargeError(Exception):
 
 
 _API_MODULES = (events, batches, certificates, log, actors)
+API_DESCRIPTION = """A signed, hash-chained supply-chain ledger with an RFC 9162 Merkle log. Every error is an RFC 9457
+problem (application/problem+json).
+
+**Limits** (a request beyond one is refused with a 4xx problem naming it):
+- request body: 4 MiB; a batch request: 1,000 events;
+- JSON: UTF-8, no duplicate keys, arrays and objects nested at most 32 deep, integers within +/- 2^53 - 1 (I-JSON),
+  number literals of at most 32 characters, no NaN or Infinity;
+- a log entry (the statement with its signature and the server's envelope): at most 65,535 bytes;
+- text fields: each its own maximum length (product 500, a measurement's text value 200, a unit 32, an actor id 64...:
+  see the schemas of docs/adr/0001); no control characters (C0, DEL, C1; a recall's reason and a condition note may
+  hold line feeds) and no bidirectional overrides or isolates (U+202A-U+202E, U+2066-U+2069);
+- times: RFC 3339 with an offset, within the years 1970-9999 in UTC; `signed_at` within 14 days before and 5 minutes
+  after the moment the server receives the statement (configurable);
+- a signed statement is appended once: the same statement again is 409 `duplicate-statement` with the `index` it has;
+- rate limits (defaults): 1,200 writes a minute per token, 20 refused authentications a minute per client address,
+  300 product pages and QR codes a minute per client address; 429 with Retry-After, RateLimit-Policy and RateLimit.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,8 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Chainproof",
         version="0.1.0",
-        description="A signed, hash-chained supply-chain ledger with an RFC 9162 Merkle log. Every error is an "
-        "RFC 9457 problem (application/problem+json).",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,  # served by api.security from packaged assets, under our CSP
         redoc_url=None,
@@ -134,6 +150,7 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
 
         spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         _document_bearer_tokens(spec)
+        _document_links_and_limits(spec)
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
@@ -167,6 +184,46 @@ def _document_bearer_tokens(spec: dict[str, Any]) -> None:
                     operation = spec["paths"].get(route.path_format, {}).get(method.lower())
                     if operation is not None:  # None: a route kept out of the schema
                         operation["security"] = [{"bearerToken": []}]
+
+
+_LINKS_FROM_EVENT = {
+    "batch": ("get_batch_v1_batches__sku___lot__get", "the batch the event was appended to"),
+    "certificate": ("certificate_json_v1_batches__sku___lot__certificate_json_get", "the batch's certificate"),
+    "qrCode": ("batch_qr_svg_v1_batches__sku___lot__qr_svg_get", "the QR code of the batch's product page"),
+    "productPage": ("product_page_p__sku___lot__get", "the batch's product page (for a batch without a GTIN)"),
+}
+_LINKS_FROM_ACTOR = {
+    "actor": "get_actor_v1_actors__actor_id__get",
+    "keys": "get_actor_keys_v1_actors__actor_id__keys_get",
+    "addKey": "add_key_v1_actors__actor_id__keys_post",
+    "issueToken": "issue_token_v1_actors__actor_id__tokens_post",
+}
+_RATE_LIMITED = "Too many requests: RFC 9457 problem, with Retry-After and the RateLimit-Policy / RateLimit fields"
+
+
+def _document_links_and_limits(spec: dict[str, Any]) -> None:
+    """OpenAPI links from what a write returns to where it can be read (clients, and stateful test tools, follow
+    them), and the 429 every rate-limited operation may answer."""
+    paths = spec.get("paths", {})
+    batch = {"sku": "$response.body#/sku", "lot": "$response.body#/lot"}
+    for path in ("/v1/events",):
+        created = paths[path]["post"]["responses"]["201"]
+        created["links"] = {
+            name: {"operationId": operation, "parameters": batch, "description": description}
+            for name, (operation, description) in _LINKS_FROM_EVENT.items()
+        }
+    actor_created = paths["/v1/actors"]["post"]["responses"]["201"]
+    actor_created["links"] = {
+        name: {"operationId": operation, "parameters": {"actor_id": "$response.body#/id"}}
+        for name, operation in _LINKS_FROM_ACTOR.items()
+    }
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            limited = (method == "post" and path.startswith("/v1/")) or path.startswith(("/p/", "/01/"))
+            limited = limited or path.endswith(("/qr.png", "/qr.svg")) or "security" in operation
+            if limited:
+                operation["responses"].setdefault("429", {"description": _RATE_LIMITED, "content": problem})
 
 
 def app_from_env() -> FastAPI:
