@@ -134,12 +134,28 @@ def _wait_for_listeners(port: int, workers: int, deadline: float) -> None:
     time.sleep(0.5)  # listening is not yet serving: let the last one finish starting
 
 
-def _serve(db_url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CHAINPROOF_DATA_DIR=str(data_dir), CHAINPROOF_LOG_NAME=LOG_NAME)
-    chainproof = Path(sys.executable).parent / "chainproof"
+def _serve(
+    db_url: str,
+    data_dir: Path,
+    port: int,
+    workers: int,
+    env: dict[str, str] | None = None,
+    code: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`chainproof serve`, rate limits off unless `env` says otherwise; `code`: run the chainproof of another
+    source tree (an older revision, for A/B runs) with this interpreter."""
+    environment = dict(
+        os.environ, CHAINPROOF_DATA_DIR=str(data_dir), CHAINPROOF_LOG_NAME=LOG_NAME, CHAINPROOF_RATE_LIMITS="off"
+    )
+    environment.update(env or {})
+    if code is None:
+        command = [str(Path(sys.executable).parent / "chainproof")]
+    else:
+        environment["PYTHONPATH"] = str(code)
+        command = [sys.executable, "-c", "from cli.main import main; main()"]
     process = subprocess.Popen(
         [
-            str(chainproof),
+            *command,
             "serve",
             "--db",
             db_url,
@@ -150,7 +166,8 @@ def _serve(db_url: str, data_dir: Path, port: int, workers: int) -> subprocess.P
             "--log-level",
             "warning",
         ],
-        env=env,
+        env=environment,
+        cwd=code,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -168,9 +185,12 @@ def _serve(db_url: str, data_dir: Path, port: int, workers: int) -> subprocess.P
     raise RuntimeError("server did not become ready")
 
 
-def _setup(db_url: str, data_dir: Path) -> tuple[LedgerStore, World, dict[str, str]]:
+def _setup(db_url: str, data_dir: Path, schema_ready: bool = False) -> tuple[LedgerStore, World, dict[str, str]]:
+    """A store with the usual parties and their tokens (`schema_ready`: another revision's code made the schema;
+    actors and tokens are rows every revision shares)."""
     engine = create_db_engine(db_url)
-    migrate(engine)
+    if not schema_ready:
+        migrate(engine)
     store = LedgerStore(engine, load_or_create_log_signer(data_dir / "log-key.pem", LOG_NAME))
     world = make_world(store)
     parties = [world.merchant, world.inspector, world.carrier, world.second_carrier, world.admin]

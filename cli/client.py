@@ -49,6 +49,16 @@ class ServerClient:
             return response
         raise AssertionError("unreachable")
 
+    def get_json_if_found(self, path: str, **params: Any) -> Any:
+        """Like get_json, but None for a 404 (a batch that does not exist yet)."""
+        try:
+            response = self._http.request("GET", path, params=params)
+        except httpx.TransportError:
+            return self.get_json(path, **params)  # retried there, with its message if it fails again
+        if response.status_code == 404:
+            return None
+        return self.get_json(path, **params)
+
     def get_json(self, path: str, **params: Any) -> Any:
         response = self.request("GET", path, params=params)
         try:

@@ -371,14 +371,15 @@ def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, out
     from rich.console import Console
     from rich.progress import Progress
 
-    from cli.record import Journal, read_event_lines, signed_event, whoami
+    from cli.record import Journal, event_identity, logged_identities, read_event_lines, signed_event, whoami
 
     events = read_event_lines(path)
     journal = Journal(path)
     signed_at = journal.start()
     actor_id = whoami(client)
     chunks = [events[n : n + batch_size] for n in range(0, len(events), batch_size)]
-    recorded = replayed = 0
+    recorded = replayed = skipped = 0
+    seen: set[bytes] = set()  # content identities sent by this run, or found in the log
     with Progress(console=Console(stderr=True), disable=output_format == "json" or len(chunks) < 2) as bar:
         task = bar.add_task("recording", total=len(events))
         for number, chunk in enumerate(chunks):
@@ -388,6 +389,21 @@ def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, out
                 continue
             body = journal.body(number)
             if body is None:
+                # Events are signed anew when no journal holds them (a journal moved away, a new file): an event
+                # the log already holds, or that an earlier line of this file said, is skipped, not sent twice
+                seen |= logged_identities(client, {(e["sku"], e["lot"]) for e in chunk})
+                fresh = []
+                for event in chunk:
+                    identity = event_identity(actor_id, event)
+                    if identity not in seen:
+                        seen.add(identity)
+                        fresh.append(event)
+                skipped += len(chunk) - len(fresh)
+                bar.advance(task, len(chunk) - len(fresh))
+                if not fresh:
+                    journal.mark_done(number, {"recorded": []})
+                    continue
+                chunk = fresh
                 items = [
                     signed_event(
                         private_key, actor_id, e["type"], e["sku"], e["lot"], e["data"], e.get("signed_at", signed_at)
@@ -405,12 +421,19 @@ def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, out
             journal.mark_done(number, response.json())
             recorded += len(chunk)
             bar.advance(task, len(chunk))
-    summary = {"events": len(events), "recorded": recorded, "already_recorded": replayed, "journal": str(journal.dir)}
+    summary = {
+        "events": len(events),
+        "recorded": recorded,
+        "already_recorded": replayed,
+        "already_in_log": skipped,
+        "journal": str(journal.dir),
+    }
     if output_format == "json":
         typer.echo(json.dumps(summary))
     else:
         typer.echo(
-            f"recorded {recorded} events ({replayed} already recorded by an earlier run); journal in {journal.dir}"
+            f"recorded {recorded} events ({replayed} already recorded by an earlier run, {skipped} already in the log "
+            f"or repeated in the file: skipped); journal in {journal.dir}"
         )
 
 

@@ -10,11 +10,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cli.client import CliError, ServerClient
 from ledger.canonical import canonical_json, parse_json
 from ledger.errors import EncodingError, LedgerError
-from ledger.events import EventType, new_statement, parse_time
+from ledger.events import EventType, content_identity, new_statement, parse_time
 from ledger.hashing import b64encode
 from ledger.signing import (
     Ed25519PrivateKey,
@@ -160,6 +161,22 @@ def signed_event(
 ) -> dict[str, Any]:
     statement = new_statement(kind, sku, lot, actor_id, key_id_for(public_key_bytes(key)), signed_at, data)
     return {"statement": statement, "signature": b64encode(sign_statement(key, canonical_json(statement)))}
+
+
+def event_identity(actor_id: str, event: dict[str, Any]) -> bytes:
+    """The content identity (ledger.events.content_identity) of an events-file line as this actor signs it."""
+    return content_identity(new_statement(event["type"], event["sku"], event["lot"], actor_id, "", "", event["data"]))
+
+
+def logged_identities(client: ServerClient, batches: set[tuple[str, str]]) -> set[bytes]:
+    """Content identities of every statement the log holds for these batches."""
+    found: set[bytes] = set()
+    for sku, lot in sorted(batches):
+        batch = client.get_json_if_found(f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}")
+        for entry in (batch or {}).get("events", []):
+            if isinstance(entry.get("statement"), dict):
+                found.add(content_identity(entry["statement"]))
+    return found
 
 
 def whoami(client: ServerClient) -> str:

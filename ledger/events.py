@@ -18,7 +18,9 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from ledger.canonical import canonical_json
 from ledger.errors import ValidationError
+from ledger.hashing import sha256
 
 STATEMENT_VERSION = 1
 _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
@@ -351,6 +353,13 @@ def validate_statement(raw: Any) -> tuple[Statement, BaseModel]:
     except PydanticValidationError as exc:
         raise ValidationError(_describe(exc, "statement.data")) from exc
     return statement, data
+
+
+def content_identity(statement: Mapping[str, Any]) -> bytes:
+    """What a statement says, whenever and with whichever key it was signed: SHA-256 of the canonical JSON of the
+    statement without `signed_at` and `key_id`. The server refuses exact replays (the same signed bytes); a client
+    that signs again (a resumed import) skips an event whose content identity its batch already holds."""
+    return sha256(canonical_json({k: v for k, v in statement.items() if k not in ("signed_at", "key_id")}))
 
 
 def batch_key(sku: str, lot: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,6 +354,19 @@ def test_record_from_file_is_resumable(ledger: Ledger) -> None:
     summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
     assert summary["already_recorded"] == 50
     assert ledger.server.store.size() == 50
+    # the journal moved away (or lost): the events are signed anew, at another time, so the server would see new
+    # statements; the client recognises them by content and sends none of them again
+    shutil.move(journal, ledger.tmp / "old-journal")
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
+    assert (summary["recorded"], summary["already_in_log"]) == (0, 50)
+    assert ledger.server.store.size() == 50
+    # a file that repeats a line and adds one: the repeat is said once, the new line recorded
+    lines += [lines[-1], {**lines[-1], "data": {**lines[-1]["data"], "shipment_id": "S2"}}]
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    shutil.rmtree(ledger.tmp / "events.jsonl.chainproof")
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
+    assert (summary["recorded"], summary["already_in_log"]) == (1, 51)
+    assert ledger.server.store.size() == 51
     bad = ledger.tmp / "bad.jsonl"
     bad.write_text('{"type": "teleport", "sku": "A", "lot": "1", "data": {}}\n')
     assert "bad.jsonl:1" in ledger.record(ledger.merchant, "--from-file", bad, code=2)

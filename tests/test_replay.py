@@ -147,3 +147,42 @@ def test_migration_0004_knows_statements_logged_before_it(tmp_path: Path) -> Non
     assert {bytes(k): v for k, v in rows.items()} == {statement_hashes[0]: 0, statement_hashes[1]: 1}
     assert world_store.size() == 3
     engine.dispose()
+
+
+def test_the_verifier_reports_an_entry_beyond_the_leaf_limit(world: World) -> None:
+    """An entry larger than a tile can carry (written before the limit, or around it) is reported, not skipped."""
+    from ledger.entry import MAX_LEAF_BYTES
+    from ledger.verify import LogEntry
+
+    store = world.store
+    store.append([world.merchant.submit("origin", "BIG", "1", origin_data())])
+    big = build_leaf(1, "2026-11-20T08:00:00.000000Z", None, b"\0" * 64, b'{"pad":"' + b"x" * MAX_LEAF_BYTES + b'"}')
+    entries = [*store.iter_entries(), LogEntry(big)]
+    report = verify_ledger(entries, store.directory(), store.signer.verifier, store.checkpoint())
+    assert [(p.index, p.code) for p in report.problems if p.code == "leaf-too-large"] == [(1, "leaf-too-large")]
+
+
+def test_a_replay_in_a_group_commit_fails_alone(world: World) -> None:
+    """Group commit: a replay that the batch rules accept (a second identical inspection) is caught by the
+    log's index of statements; the group is committed again without it, and the other requests land."""
+    store = world.store
+    inspection = world.inspector.submit(
+        "inspection",
+        "G",
+        "1",
+        {
+            "standard": "ISO 22000",
+            "result": "pass",
+            "inspected_at": "2026-11-02T10:00:00Z",
+            "report": {"sha256": "b" * 64},
+        },
+    )
+    store.append([world.merchant.submit("origin", "G", "1", origin_data()), inspection])
+    good = [world.merchant.submit("origin", "G", str(n), origin_data()) for n in range(2, 4)]
+    outcomes = store.commit([store.prepare([good[0]]), store.prepare([inspection]), store.prepare([good[1]])])
+    assert [o.error is None for o in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1].error, DuplicateStatementError)
+    assert outcomes[1].error.index == 1
+    assert [r.index for o in (outcomes[0], outcomes[2]) for r in o.results or []] == [2, 3]
+    assert store.size() == 4
+    assert _verify(store).ok

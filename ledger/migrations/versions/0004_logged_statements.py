@@ -29,6 +29,7 @@ def upgrade() -> None:
         "logged_statements",
         sa.Column("statement_hash", sa.LargeBinary, primary_key=True),
         sa.Column("idx", sa.BigInteger, nullable=False),
+        sqlite_with_rowid=False,  # one B-tree keyed by the hash, not a rowid table plus an index on it
     )
     make_append_only("logged_statements")
     bind = op.get_bind()
