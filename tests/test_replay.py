@@ -133,7 +133,8 @@ def test_migration_0004_knows_statements_logged_before_it(tmp_path: Path) -> Non
     with engine.begin() as conn:
         prev = None
         for index in range(3):
-            statement_bytes = b'{"v":1,"n":%d}' % (index % 2)  # entries 0 and 2 carry the same statement
+            # entries 0 and 2 carry the same statement
+            statement_bytes = b'{"n":%d,"signed_at":"2026-11-20T08:00:00Z","v":1}' % (index % 2)
             leaf = build_leaf(index, "2026-11-20T08:00:00.000000Z", prev, b"\0" * 64, statement_bytes)
             conn.execute(
                 text("INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) VALUES (:i, 'S', 'L', :leaf, :hash)"),

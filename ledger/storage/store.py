@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ from ledger.errors import (
     ValidationError,
 )
 from ledger.events import (
+    EARLIEST_TIME,
     HandoffData,
     OriginData,
     Role,
@@ -92,7 +93,8 @@ _SIZE_AND_REVOCATIONS = (
 )
 _SQLITE_INSERT_ENTRIES = "INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) VALUES (?, ?, ?, ?, ?)"
 _SQLITE_INSERT_NODES = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)"
-_SQLITE_INSERT_STATEMENTS = "INSERT INTO logged_statements (statement_hash, idx) VALUES (?, ?)"
+_SQLITE_INSERT_STATEMENTS = "INSERT INTO logged_statements (signed_at_us, statement_hash, idx) VALUES (?, ?, ?)"
+_MICROSECOND = timedelta(microseconds=1)
 _SQLITE_MAX_PARAMETERS = 500  # per IN list (SQLite's limit is 32766 since 3.32, 999 before)
 # A LATERAL subquery with its own ORDER BY is not flattened into a join: one probe of the (sku, lot, idx) index
 # per batch, always. As a plain join, PostgreSQL hashed the whole entries table (7 ms at 12k entries, growing).
@@ -154,6 +156,7 @@ class _Checked:
     statement_bytes: bytes
     signature: bytes
     statement_hash: bytes  # SHA-256 of statement_bytes: what makes a replay a replay
+    signed_at_us: int  # signed_at in µs since 1970 (UTC): the first part of logged_statements' key
 
 
 def utc_now() -> datetime:
@@ -224,7 +227,7 @@ class _GroupWork:
     gtin_rows: list[dict[str, Any]] = field(default_factory=list)
     gtins: dict[tuple[str, str], str] = field(default_factory=dict)  # (gtin14, lot) -> sku, stored or added
     statements: dict[bytes, int] = field(default_factory=dict)  # statement hash -> index, of the group's statements
-    statement_rows: list[tuple[bytes, int]] = field(default_factory=list)
+    statement_rows: list[tuple[int, bytes, int]] = field(default_factory=list)  # (signed_at_us, hash, index)
 
     def savepoint(self, batch_ids: set[tuple[str, str]]) -> _Savepoint:
         return _Savepoint(
@@ -244,7 +247,7 @@ class _GroupWork:
         for row in self.gtin_rows[savepoint.gtins :]:
             del self.gtins[(row["gtin"], row["lot"])]
         del self.gtin_rows[savepoint.gtins :]
-        for statement_hash, _index in self.statement_rows[savepoint.statements :]:
+        for _signed_at_us, statement_hash, _index in self.statement_rows[savepoint.statements :]:
             del self.statements[statement_hash]
         del self.statement_rows[savepoint.statements :]
 
@@ -455,7 +458,8 @@ class LedgerStore:
         statement_bytes = canonical_json(submission.statement)
         if len(statement_bytes) > MAX_LEAF_BYTES:
             raise ValidationError(_leaf_too_large(len(statement_bytes), "statement"))
-        return _Checked(statement, data, statement_bytes, submission.signature, sha256(statement_bytes))
+        signed_at_us = (parse_time(statement.signed_at) - EARLIEST_TIME) // _MICROSECOND
+        return _Checked(statement, data, statement_bytes, submission.signature, sha256(statement_bytes), signed_at_us)
 
     def append(self, submissions: Sequence[Submission], *, now: datetime | None = None) -> list[AppendResult]:
         """Check and append signed statements, all or nothing (see the module docstring)."""
@@ -712,7 +716,7 @@ class LedgerStore:
             if gtin_row is not None:
                 work.gtin_rows.append(gtin_row)
             work.statements[item.statement_hash] = index
-            work.statement_rows.append((item.statement_hash, index))
+            work.statement_rows.append((item.signed_at_us, item.statement_hash, index))
             entry_hash = leaf_hash(leaf)
             for level, node_index, node in work.tree.append(entry_hash):
                 work.node_rows.append({"level": level, "idx": node_index, "hash": node})
@@ -734,7 +738,7 @@ class LedgerStore:
         conn: Connection,
         entry_rows: list[dict[str, Any]],
         node_rows: list[dict[str, Any]],
-        statement_rows: list[tuple[bytes, int]],
+        statement_rows: list[tuple[int, bytes, int]],
     ) -> None:
         """The three tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold
         the append lock meanwhile, and each round trip under it also waits for this process's GIL."""
@@ -759,8 +763,8 @@ class LedgerStore:
                 cursor.execute(
                     "WITH new_entries AS (INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) "
                     "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::bytea[], %b::bytea[])), "
-                    "new_statements AS (INSERT INTO logged_statements (statement_hash, idx) "
-                    "SELECT * FROM unnest(%b::bytea[], %b::bigint[])) "
+                    "new_statements AS (INSERT INTO logged_statements (signed_at_us, statement_hash, idx) "
+                    "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bigint[])) "
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT * FROM unnest(%b::smallint[], %b::bigint[], "
                     "%b::bytea[])",
                     (
@@ -769,8 +773,9 @@ class LedgerStore:
                         TextArray.of([r["lot"] for r in entry_rows]),
                         ByteaArray.of([r["leaf"] for r in entry_rows]),
                         ByteaArray.of([r["leaf_hash"] for r in entry_rows]),
-                        ByteaArray.of([statement_hash for statement_hash, _index in statement_rows]),
-                        Int8Array.of([index for _statement_hash, index in statement_rows]),
+                        Int8Array.of([row[0] for row in statement_rows]),
+                        ByteaArray.of([row[1] for row in statement_rows]),
+                        Int8Array.of([row[2] for row in statement_rows]),
                         Int2Array.of([r["level"] for r in node_rows]),
                         Int8Array.of([r["idx"] for r in node_rows]),
                         ByteaArray.of([r["hash"] for r in node_rows]),
@@ -783,22 +788,27 @@ class LedgerStore:
             raise ConflictError("another writer appended at the same position; retry") from exc
 
     def _logged(self, conn: Connection, group: Sequence[PreparedAppend]) -> dict[bytes, int]:
-        """Which of the group's statements the log already holds, and at what index: one index probe each."""
-        hashes = list({c.statement_hash for p in group for c in p.checked})
+        """Which of the group's statements the log already holds, and at what index: one key probe each (only for
+        refused requests, and for a group that met the primary key: see `_commit_group`)."""
+        keys = sorted({(c.signed_at_us, c.statement_hash) for p in group for c in p.checked})
         if self._postgres:
-            from ledger.storage.pgarrays import ByteaArray
+            from ledger.storage.pgarrays import ByteaArray, Int8Array
 
             rows = conn.execute(
-                text("SELECT statement_hash, idx FROM logged_statements WHERE statement_hash = ANY(:hashes)"),
-                {"hashes": ByteaArray.of(hashes)},
+                text(
+                    "SELECT l.statement_hash, l.idx FROM unnest(CAST(:times AS bigint[]), CAST(:hashes AS bytea[])) "
+                    "AS k(t, h) JOIN logged_statements l ON l.signed_at_us = k.t AND l.statement_hash = k.h"
+                ),
+                {"times": Int8Array.of([t for t, _h in keys]), "hashes": ByteaArray.of([h for _t, h in keys])},
             )
             return {bytes(row[0]): int(row[1]) for row in rows}
         found: dict[bytes, int] = {}
-        for start in range(0, len(hashes), _SQLITE_MAX_PARAMETERS):
-            part = hashes[start : start + _SQLITE_MAX_PARAMETERS]
-            marks = ",".join("?" * len(part))
-            query = f"SELECT statement_hash, idx FROM logged_statements WHERE statement_hash IN ({marks})"
-            found.update((bytes(row[0]), int(row[1])) for row in conn.exec_driver_sql(query, tuple(part)))
+        for start in range(0, len(keys), _SQLITE_MAX_PARAMETERS // 2):
+            part = keys[start : start + _SQLITE_MAX_PARAMETERS // 2]
+            where = " OR ".join(["(signed_at_us = ? AND statement_hash = ?)"] * len(part))
+            query = f"SELECT statement_hash, idx FROM logged_statements WHERE {where}"
+            params = tuple(value for key in part for value in key)
+            found.update((bytes(row[0]), int(row[1])) for row in conn.exec_driver_sql(query, params))
         return found
 
     @staticmethod
