@@ -33,8 +33,8 @@ test-deps:
 
 # First start: a demo ledger on SQLite under ./var; then serve on 127.0.0.1:8000 (URLs are printed).
 run: $(STAMP)
-	$(BIN)/chainproof demo --if-empty
-	$(BIN)/chainproof serve --host 127.0.0.1 --port 8000
+	CHAINPROOF_DATA_DIR=./var $(BIN)/chainproof demo --if-empty
+	CHAINPROOF_DATA_DIR=./var $(BIN)/chainproof serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP) test-deps
 	$(BIN)/ruff check .

@@ -22,8 +22,8 @@ from api.problems import problem_response
 from api.ratelimit import RateLimits
 from api.routes import actors, batches, certificates, events, log
 from api.settings import Settings
-from ledger.logkey import load_or_create_log_signer
-from ledger.storage import LedgerStore, create_db_engine, migrate
+from ledger.storage import create_db_engine, migrate
+from ledger.storage.opening import open_log_store
 
 
 class BodyLimit:
@@ -93,8 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = create_db_engine(settings.database_url)
     migrate(engine)
-    signer = load_or_create_log_signer(settings.key_file, settings.log_name)
-    store = LedgerStore(engine, signer, signed_at_window=settings.signed_at_window)
+    store = open_log_store(
+        engine, settings.key_file, settings.log_name, settings.public_url, signed_at_window=settings.signed_at_window
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import platformdirs
+
 from api.ratelimit import RateLimitSettings
 from ledger.intake import DEFAULT_SIGNED_AT_WINDOW, SignedAtWindow
 from ledger.storage import default_sqlite_url
@@ -14,10 +16,11 @@ from ledger.storage import default_sqlite_url
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = field(default_factory=lambda: Path("./var"))
+    # Not the current directory: a command run from elsewhere would find (or create) another ledger and key there
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("chainproof")))
     db_url: str | None = None
     public_url: str = "http://127.0.0.1:8000"
-    log_name: str = "chainproof.local/log"
+    log_name: str | None = None  # None: the database's own, or one derived from public_url (ledger.storage.opening)
     log_key_file: Path | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 1000
@@ -92,7 +95,7 @@ class Settings:
             self.rate_limit_pages,
             self.redis_url,
             self.workers,
-            namespace="chainproof:" + self.log_name,
+            namespace="chainproof:" + (self.log_name or self.database_url),
         )
 
 

@@ -41,6 +41,7 @@ class Snapshot:
     size: int
     entries: Iterable[LogEntry]
     key_is_local: bool = False  # read from the log's own key file: no need to trust it on first use
+    beyond_checkpoint: int = 0  # entries appended after the checkpoint (not verified: not signed by the log yet)
 
 
 def checkpoint_size(note: str) -> int:
@@ -71,27 +72,41 @@ def from_server(client: ServerClient) -> Snapshot:
 
 
 def from_database(url: str, key_file: Path | None, log_key: str | None, origin: str | None) -> Snapshot:
-    from ledger.logkey import load_or_create_log_signer
-    from ledger.storage import LedgerStore, create_db_engine, migrate
+    """A database, as an auditor reads it: opened read-only (no migration, no checkpoint, no key file created),
+    verified against the checkpoints the log issued. The log's key is the one given (`log_key`), else the public
+    half of the operator's key file if it is there, else the one the database records; whichever it is, it must
+    verify the stored checkpoint. Entries appended after the latest checkpoint are counted, not verified (the log
+    has not signed them yet)."""
+    from ledger.signing import load_private_key_pem
+    from ledger.storage import LedgerStore, check_schema_current, create_db_engine, read_log_meta
 
     try:
-        engine = create_db_engine(url)
-        migrate(engine)
-        store_has_key = key_file is not None and key_file.exists()
-        if key_file is not None and store_has_key:
-            store = LedgerStore(engine, load_or_create_log_signer(key_file, origin or "chainproof.local/log"))
-            note = store.checkpoint()  # the operator's own audit: issue a checkpoint of everything there is
-            published = store.signer.verifier
+        engine = create_db_engine(url, read_only=True)
+        check_schema_current(engine)
+        meta = read_log_meta(engine)
+        stored_key = meta.verifier_key if meta is not None else None
+        if log_key is not None:
+            published, key_is_local = parse_key(log_key, "--log-key"), False
+        elif stored_key is not None:
+            published, key_is_local = parse_key(stored_key, "the database's log key"), False
+            if key_file is not None and key_file.is_file():
+                # the operator's key file, as a source of the public key only (it signs nothing here): if it is
+                # this log's, the key needs no trust on first use
+                from ledger.note import NoteSigner
+
+                assert meta is not None
+                local = NoteSigner(meta.origin, load_private_key_pem(key_file.read_bytes())).verifier
+                key_is_local = local == published
+                if not key_is_local:
+                    print(f"chainproof: note: {key_file} holds another log's key; not used", file=sys.stderr)
         else:
-            if log_key is None:
-                raise CliError("without the log key file, --db needs --log-key (the log's published verifier key)")
-            published = parse_key(log_key, "--log-key")
-            store = LedgerStore(engine, None, origin or published.name)
-            stored = store.latest_checkpoint()
-            if stored is None:
-                raise CliError("the database holds no checkpoint to verify against")
-            note = stored
+            raise CliError("the database records no log key yet: give --log-key (the log's published verifier key)")
+        store = LedgerStore(engine, None, origin or published.name)
+        note = store.latest_checkpoint()
+        if note is None:
+            raise CliError("the database holds no checkpoint to verify against (the log has not issued one yet)")
         directory = store.directory()
+        total = store.size()
     except LedgerError as exc:
         raise CliError(str(exc)) from exc
     except Exception as exc:  # SQLAlchemy and driver errors: one line, exit 2
@@ -99,7 +114,15 @@ def from_database(url: str, key_file: Path | None, log_key: str | None, origin: 
             raise
         raise CliError(f"cannot read the database: {str(exc).splitlines()[0]}") from exc
     size = checkpoint_size(note)
-    return Snapshot(published, note, directory, size, store.iter_entries(end=size), key_is_local=store_has_key)
+    return Snapshot(
+        published,
+        note,
+        directory,
+        size,
+        store.iter_entries(end=size),
+        key_is_local=key_is_local,
+        beyond_checkpoint=max(0, total - size),
+    )
 
 
 def from_bundle(path: Path) -> Snapshot:
@@ -149,8 +172,16 @@ def trusted_key(
         if text:
             pinned = parse_key(text, source)
             if pinned != published:
+                hint = (
+                    f"; if the log was deliberately created anew, check the new key with its operator and pin it: "
+                    f"--log-key '{published}'"
+                    if source != "--log-key"
+                    else ""
+                )
                 problems.append(
-                    Problem(None, "log-key-changed", f"the log publishes key {published}, not {pinned} ({source})")
+                    Problem(
+                        None, "log-key-changed", f"the log publishes key {published}, not {pinned} ({source}){hint}"
+                    )
                 )
             return pinned
     if announce:

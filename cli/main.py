@@ -20,9 +20,9 @@ from api.settings import Settings
 from cli.client import CliError
 from ledger.errors import LedgerError
 from ledger.events import EventType, Role
-from ledger.logkey import load_or_create_log_signer
 from ledger.signing import parse_public_key_text
-from ledger.storage import LedgerStore, create_db_engine, migrate
+from ledger.storage import LedgerStore, create_db_engine, migrate, read_log_meta
+from ledger.storage.opening import open_log_store
 
 app = typer.Typer(
     help="Chainproof: a signed, hash-chained supply-chain ledger.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -75,12 +75,22 @@ def settings_for(db: str | None = None, **overrides: object) -> Settings:
     return Settings.from_env(db_url=db, **overrides)
 
 
-def open_store(settings: Settings) -> LedgerStore:
-    """Connect, migrate if needed, and load (or create) the log key."""
+def open_store(settings: Settings, *, signing: bool = True) -> LedgerStore:
+    """Connect, migrate if needed, and load (or, for a new log, create) the log key; `signing=False`: a store for
+    what needs no log key (registering actors), which neither reads nor creates a key file."""
     try:
         engine = create_db_engine(settings.database_url)
         migrate(engine)
-        return LedgerStore(engine, load_or_create_log_signer(settings.key_file, settings.log_name))
+        if not signing:
+            meta = read_log_meta(engine)
+            return LedgerStore(engine, None, meta.origin if meta is not None else "(no log key bound yet)")
+        return open_log_store(
+            engine,
+            settings.key_file,
+            settings.log_name,
+            settings.public_url,
+            signed_at_window=settings.signed_at_window,
+        )
     except SQLAlchemyError as exc:
         fail(f"cannot open the database: {str(exc).splitlines()[0]}")
     except (LedgerError, OSError) as exc:
@@ -122,7 +132,7 @@ def actor_add(
         fail(f"cannot read {public_key}: {exc.strerror}")
     except LedgerError as exc:
         fail(f"{public_key}: {exc}")
-    store = open_store(settings_for(db))
+    store = open_store(settings_for(db), signing=False)
     try:
         actor, key = store.add_actor(name, role, raw)
         token = store.issue_token(actor.id)
@@ -156,6 +166,7 @@ def demo(
             return
         fail("the ledger is not empty; the demo only fills an empty ledger")
     shown = seed_demo(store, settings.data_dir / "demo-keys")
+    store.checkpoint()  # signed by the log's own key: auditors can verify the demo at once
     typer.echo(f"demo ledger: {store.size()} entries; {len(store.directory().actors)} actors")
     for label, url in shown.items():
         typer.echo(f"  {label} product page: {settings.base_url}{url}")
@@ -207,7 +218,7 @@ def serve(
             "CHAINPROOF_DATA_DIR": str(settings.data_dir),
             "CHAINPROOF_DB": settings.database_url,
             "CHAINPROOF_PUBLIC_URL": settings.public_url,
-            "CHAINPROOF_LOG_NAME": settings.log_name,
+            "CHAINPROOF_LOG_NAME": store.origin,  # as the database records it
             "CHAINPROOF_LOG_KEY_FILE": str(settings.key_file),
             "CHAINPROOF_WORKERS": str(workers),  # each worker's share of the in-memory rate limits
         }
@@ -502,13 +513,22 @@ def verify(
     remembered = State(state, snapshot.published_key.name)
     problems = []
     key = trusted_key(snapshot.published_key, log_key, remembered, problems, announce=not snapshot.key_is_local)
-    report = run_full_verification(
-        snapshot, key, remembered.checkpoint, sys.stderr.isatty() and output_format == "text"
-    )
+    older = remembered.checkpoint
+    if older is not None and remembered.log_key not in (None, str(key)):
+        # a key trusted anew with --log-key: the remembered checkpoint was another key's (another log, in effect)
+        typer.echo(
+            f"chainproof: note: now trusting {key} instead of {remembered.log_key}; the checkpoint remembered for "
+            "the old key is set aside",
+            err=True,
+        )
+        older = None
+    report = run_full_verification(snapshot, key, older, sys.stderr.isatty() and output_format == "text")
     problems += report.problems
     summary = report.summary()
     summary.pop("problems")
     summary["ok"] = report.ok and not problems
+    if snapshot.beyond_checkpoint:  # the log has not signed them yet: counted, not a failure
+        summary["not_yet_checkpointed"] = snapshot.beyond_checkpoint
     if summary["ok"]:
         remembered.save(str(key), snapshot.checkpoint)
     _print_report(problems, summary, output_format)

@@ -61,3 +61,7 @@ class DuplicateStatementError(ConflictError):
     def __init__(self, message: str, index: int) -> None:
         self.index = index
         super().__init__(message)
+
+
+class WrongLogKeyError(LedgerError):
+    """A log key other than the one the database records as its log's."""

@@ -52,9 +52,8 @@ class Server:
 
 def start_server(data_dir: Path, key_file: Path | None = None, **overrides: Any) -> Server:
     port = free_port()
-    settings = Settings(
-        data_dir=data_dir, public_url=f"http://127.0.0.1:{port}", log_name=LOG, log_key_file=key_file, **overrides
-    )
+    values: dict[str, Any] = {"public_url": f"http://127.0.0.1:{port}", "log_name": LOG, "log_key_file": key_file}
+    settings = Settings(data_dir=data_dir, **(values | overrides))
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", server_header=False, proxy_headers=False
     )

@@ -25,6 +25,10 @@ def test_db_upgrade_and_verify(tmp_path: Path, monkeypatch) -> None:
     world = make_world(store)
     store.append(world.journey("CLI", "1"))
     result = runner.invoke(app, ["verify", "--db", url])
+    assert result.exit_code == 2  # audits never sign: no checkpoint (nor key) is there to verify against yet
+    assert "no log key yet" in result.output
+    store.checkpoint()  # as the server does when a client asks for one
+    result = runner.invoke(app, ["verify", "--db", url])
     assert result.exit_code == 0, result.output
     assert "verified: all holds" in result.output
     tampered = store.entries(3, 4)[0].leaf.replace(b"Djibouti", b"Djibouty")
@@ -40,7 +44,11 @@ def test_verify_without_log_key_is_a_usage_error(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope")
     result = runner.invoke(app, ["verify", "--db", default_sqlite_url(tmp_path), "--log-key-file", missing])
     assert result.exit_code == 2
-    assert "needs --log-key" in result.output
+    assert "no database at" in result.output
+    migrate(create_db_engine(default_sqlite_url(tmp_path)))  # a schema, but no log has opened it yet
+    result = runner.invoke(app, ["verify", "--db", default_sqlite_url(tmp_path), "--log-key-file", missing])
+    assert result.exit_code == 2
+    assert "give --log-key" in result.output
 
 
 def test_actor_add_demo_and_verify(tmp_path: Path, monkeypatch) -> None:

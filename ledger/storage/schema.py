@@ -138,6 +138,16 @@ class LoggedStatementRow(SQLModel, table=True):
     idx: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class LogMetaRow(SQLModel, table=True):
+    """The log this database belongs to (one row): its origin and verifier key, recorded when first opened."""
+
+    __tablename__ = "log_meta"
+
+    origin: str = Field(sa_column=Column(String(200), primary_key=True))
+    verifier_key: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: str = Field(sa_column=Column(String(40), nullable=False))
+
+
 APPEND_ONLY_TABLES = (
     "actors",
     "actor_keys",
@@ -150,6 +160,7 @@ APPEND_ONLY_TABLES = (
     "idempotency_keys",
     "gtin_batches",
     "logged_statements",
+    "log_meta",
 )
 
 actors = ActorRow.__table__  # type: ignore[attr-defined]
@@ -163,3 +174,4 @@ token_revocations = TokenRevocationRow.__table__  # type: ignore[attr-defined]
 idempotency_keys = IdempotencyRow.__table__  # type: ignore[attr-defined]
 gtin_batches = GtinBatchRow.__table__  # type: ignore[attr-defined]
 logged_statements = LoggedStatementRow.__table__  # type: ignore[attr-defined]
+log_meta = LogMetaRow.__table__  # type: ignore[attr-defined]

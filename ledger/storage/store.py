@@ -41,6 +41,7 @@ from ledger.errors import (
     RuleError,
     SignatureError,
     ValidationError,
+    WrongLogKeyError,
 )
 from ledger.events import (
     EARLIEST_TIME,
@@ -76,6 +77,7 @@ from ledger.storage.schema import (
     gtin_batches,
     idempotency_keys,
     key_revocations,
+    log_meta,
     token_revocations,
 )
 from ledger.verify import LogEntry
@@ -143,6 +145,20 @@ class Idempotency:
     actor_id: str
     key: str
     request_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LogMeta:
+    origin: str
+    verifier_key: str
+    created_at: str
+
+
+def read_log_meta(engine: Engine) -> LogMeta | None:
+    """The log a database belongs to, as recorded when its log first opened it (None: not recorded yet)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(log_meta.c.origin, log_meta.c.verifier_key, log_meta.c.created_at)).first()
+    return None if row is None else LogMeta(str(row[0]), str(row[1]), str(row[2]))
 
 
 class _UnseenReplayError(Exception):
@@ -313,6 +329,7 @@ class LedgerStore:
         statement may say it was signed (None: any time, for importing history)."""
         self.engine = engine
         self._signed_at_window = signed_at_window
+        self._bound = False  # whether bind_log_key has checked this store's key against the database's
         self._signer = signer
         if origin is None and signer is None:
             raise ValueError("a store without a log key needs the log's origin")
@@ -1098,6 +1115,32 @@ class LedgerStore:
             raise NotFoundError(f"batch {sku}/{lot} does not exist")
         return found
 
+    # -- the log this database belongs to -----------------------------------------------------------------------
+
+    def bind_log_key(self, *, now: datetime | None = None) -> LogMeta:
+        """Record this store's log key as the database's on first use; afterwards refuse any other key, naming
+        both. Every process that signs checkpoints (the API, `demo`, `actor add`) binds first, and `checkpoint`
+        checks again before it signs."""
+        verifier = str(self.signer.verifier)
+        meta = read_log_meta(self.engine)
+        if meta is None:
+            with self._write() as conn, conn.begin():
+                if conn.execute(select(log_meta.c.origin)).first() is None:
+                    conn.execute(
+                        insert(log_meta).values(
+                            origin=self.origin, verifier_key=verifier, created_at=format_time(now or utc_now())
+                        )
+                    )
+            meta = read_log_meta(self.engine)
+            assert meta is not None
+        if meta.verifier_key != verifier:
+            raise WrongLogKeyError(
+                f"this database is the log {meta.origin} with key {meta.verifier_key}; the key in use is {verifier}: "
+                "refusing to sign it (set CHAINPROOF_LOG_KEY_FILE, or CHAINPROOF_DATA_DIR, to the log's own key)"
+            )
+        self._bound = True
+        return meta
+
     # -- checkpoints --------------------------------------------------------------------------------------------
 
     def checkpoint(self, *, now: datetime | None = None) -> str:
@@ -1108,6 +1151,8 @@ class LedgerStore:
             if existing is not None:
                 return str(existing)
             root = root_from_nodes(size, self._nodes(conn, set(root_keys(size))))
+        if not self._bound:
+            self.bind_log_key(now=now)  # a database is never signed by a key that is not its log's
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
         with self._write() as conn, conn.begin():
             stored = conn.execute(select(checkpoints.c.note).where(checkpoints.c.tree_size == size)).scalar()
