@@ -130,7 +130,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the database means not ready
-            return problem_response(503, f"database unreachable: {exc.__class__.__name__}", "not-ready")
+            return problem_response(
+                503,
+                f"database unreachable: {exc.__class__.__name__}",
+                "not-ready",
+                headers={"Retry-After": str(problems.RETRY_AFTER_SECONDS)},
+            )
         return {"status": "ready", "tree_size": store.size()}
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,7 +58,14 @@ class ProblemError(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, detail: str, kind: str, request: Request | None = None, **extra: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    detail: str,
+    kind: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE + kind,
         "title": _TITLES.get(status, "Error"),
@@ -66,7 +75,9 @@ def problem_response(status: int, detail: str, kind: str, request: Request | Non
     if request is not None:
         body["instance"] = request.url.path
     body.update(extra)
-    headers = {"WWW-Authenticate": 'Bearer realm="chainproof"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="chainproof"'
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
@@ -101,6 +112,21 @@ def install(app: FastAPI) -> None:
         extra = {"index": exc.index} if isinstance(exc, DuplicateStatementError) else {}
         return problem_response(status, str(exc), kind, request, **extra)
 
+    outage = _Outage()
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        outage.note(exc)
+        return database_unavailable(request)
+
+    try:  # psycopg's own errors, from the store's direct driver calls (not wrapped by SQLAlchemy)
+        import psycopg
+
+        app.add_exception_handler(psycopg.OperationalError, _database_down)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover (psycopg is a dependency)
+        pass
+
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:
         # What the schema lets through but the database cannot store or compare (a last line: inputs are checked
@@ -122,6 +148,33 @@ def install(app: FastAPI) -> None:
         return problem_response(
             exc.status_code, str(exc.detail), _TITLES.get(exc.status_code, "error").lower().replace(" ", "-"), request
         )
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(request: Request | None = None) -> JSONResponse:
+    """503 for a database that cannot be reached: the client retries after a few seconds (the pool reconnects by
+    itself when the database is back)."""
+    return problem_response(
+        503,
+        "the ledger's database cannot be reached; nothing was written; try again in a few seconds",
+        "unavailable",
+        request,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+class _Outage:
+    """One log line per outage (at most one a minute while it lasts), not a traceback per request."""
+
+    def __init__(self) -> None:
+        self._logged_at = -math.inf
+
+    def note(self, exc: Exception) -> None:
+        if time.monotonic() - self._logged_at > 60:
+            self._logged_at = time.monotonic()
+            logger.warning("database unreachable, answering 503: %s", str(exc).splitlines()[0] if str(exc) else exc)
 
 
 class CatchAll:
