@@ -22,6 +22,7 @@ from typing import NewType
 
 import nacl.bindings
 import nacl.exceptions
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -170,7 +171,7 @@ def public_key_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
 def load_private_key_pem(data: bytes) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise EncodingError(f"not an unencrypted PEM private key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise EncodingError("the private key is not an Ed25519 key")
@@ -180,7 +181,7 @@ def load_private_key_pem(data: bytes) -> Ed25519PrivateKey:
 def load_public_key_pem(data: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise EncodingError(f"not a PEM public key: {exc}") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise EncodingError("the public key is not an Ed25519 key")

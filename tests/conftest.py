@@ -6,12 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from ledger.logkey import load_or_create_log_signer
 from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
 from tests.factory import World, make_world
+
+# CI runs the same examples every time (a failure there is reproducible, and main stays green on a clean clone);
+# developers' runs explore new ones (HYPOTHESIS_PROFILE=ci reproduces CI's).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 POSTGRES_URL = os.environ.get("CHAINPROOF_TEST_POSTGRES_URL")
 LOG_NAME = "chainproof.test/log"
