@@ -16,6 +16,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems, security
+from api.asgi import HttpMiddleware
 from api.deps import TokenCache, current_actor
 from api.pages import routes as pages
 from api.problems import problem_response
@@ -26,17 +27,14 @@ from ledger.storage import create_db_engine, migrate
 from ledger.storage.opening import open_log_store
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Refuse request bodies over `limit` bytes with 413, whether or not Content-Length is sent."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:

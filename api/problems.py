@@ -12,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware
 from ledger.errors import (
     ConflictError,
     DuplicateStatementError,
@@ -177,19 +178,13 @@ class _Outage:
             logger.warning("database unreachable, answering 503: %s", str(exc).splitlines()[0] if str(exc) else exc)
 
 
-class CatchAll:
+class CatchAll(HttpMiddleware):
     """The outermost layer: an exception no handler took becomes a 500 problem, logged once with its traceback.
 
     Starlette's own last-resort handler re-raises after answering, so the server closes the connection and the
     client's next request on it fails; here the exception ends with its request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:

@@ -34,6 +34,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware
 from api.problems import problem_response
 
 logger = logging.getLogger("chainproof.ratelimit")
@@ -72,9 +73,9 @@ class Policy:
         return f'"{self.name}";q={self.item.amount};w={self.item.get_expiry()}'.encode()
 
 
-class RateLimits:
+class RateLimits(HttpMiddleware):
     def __init__(self, app: ASGIApp, settings: RateLimitSettings) -> None:
-        self.app = app
+        super().__init__(app)
         self.namespace = settings.namespace
         if settings.redis_url:
             storage = storage_from_string("async+" + settings.redis_url, implementation="redispy")
@@ -88,10 +89,7 @@ class RateLimits:
         self.pages = Policy.of("pages", settings.pages, divisor)
         self._warned_at = -math.inf
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope.get("path", ""), scope.get("method", "")
         client = scope.get("client")
         address = client[0] if client else "unknown"

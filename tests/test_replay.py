@@ -19,7 +19,7 @@ from ledger.logkey import load_or_create_log_signer
 from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url
 from ledger.storage.db import alembic_config
 from ledger.verify import verify_ledger
-from tests.factory import World, make_world, origin_data, shipment_data
+from tests.factory import World, inspection_data, make_world, origin_data, shipment_data
 
 
 def _verify(store: LedgerStore):
@@ -47,17 +47,7 @@ def test_the_store_refuses_a_replay_naming_the_first_index(world: World) -> None
 
 def test_the_verifier_reports_a_replay_a_server_let_through(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     store = world.store
-    inspection = world.inspector.submit(
-        "inspection",
-        "V",
-        "1",
-        {
-            "standard": "ISO 22000",
-            "result": "pass",
-            "inspected_at": "2026-11-02T10:00:00Z",
-            "report": {"sha256": "a" * 64},
-        },
-    )
+    inspection = world.inspector.submit("inspection", "V", "1", inspection_data())
     store.append([world.merchant.submit("origin", "V", "1", origin_data()), inspection])
     store.append([world.merchant.submit("origin", "V", "2", origin_data())])
     # a server that skips the check and the table that backs it (as one writing the database directly would)
@@ -167,17 +157,7 @@ def test_a_replay_in_a_group_commit_fails_alone(world: World) -> None:
     """Group commit: a replay that the batch rules accept (a second identical inspection) is caught by the
     log's index of statements; the group is committed again without it, and the other requests land."""
     store = world.store
-    inspection = world.inspector.submit(
-        "inspection",
-        "G",
-        "1",
-        {
-            "standard": "ISO 22000",
-            "result": "pass",
-            "inspected_at": "2026-11-02T10:00:00Z",
-            "report": {"sha256": "b" * 64},
-        },
-    )
+    inspection = world.inspector.submit("inspection", "G", "1", inspection_data())
     store.append([world.merchant.submit("origin", "G", "1", origin_data()), inspection])
     good = [world.merchant.submit("origin", "G", str(n), origin_data()) for n in range(2, 4)]
     outcomes = store.commit([store.prepare([good[0]]), store.prepare([inspection]), store.prepare([good[1]])])
