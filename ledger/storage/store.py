@@ -97,6 +97,7 @@ _SQLITE_INSERT_ENTRIES = "INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) V
 _SQLITE_INSERT_NODES = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)"
 _SQLITE_INSERT_STATEMENTS = "INSERT INTO logged_statements (signed_at_us, statement_hash, idx) VALUES (?, ?, ?)"
 _MICROSECOND = timedelta(microseconds=1)
+_NODES_PER_QUERY = 400
 _SQLITE_MAX_PARAMETERS = 500  # per IN list (SQLite's limit is 32766 since 3.32, 999 before)
 # A LATERAL subquery with its own ORDER BY is not flattened into a join: one probe of the (sku, lot, idx) index
 # per batch, always. As a plain join, PostgreSQL hashed the whole entries table (7 ms at 12k entries, growing).
@@ -1034,14 +1035,20 @@ class LedgerStore:
         # OR of primary-key equalities: both databases answer it with one index probe per key (a row-value IN
         # list makes SQLite scan the table). Plain SQL text: building the same as expression objects costs more
         # than the query itself.
+        # At most _NODES_PER_QUERY keys a query: SQLite refuses an expression deeper than 1,000 (a big batch's proofs
+        # need thousands of nodes), and no statement should grow with the batch.
         ordered = sorted(keys)
-        where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(ordered)))
-        params: dict[str, int] = {}
-        for n, (level, index) in enumerate(ordered):
-            params[f"l{n}"] = level
-            params[f"i{n}"] = index
-        rows = conn.execute(text(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}"), params)
-        return {(row.level, row.idx): bytes(row.hash) for row in rows}
+        found: dict[NodeKey, bytes] = {}
+        for start in range(0, len(ordered), _NODES_PER_QUERY):
+            part = ordered[start : start + _NODES_PER_QUERY]
+            where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(part)))
+            params: dict[str, int] = {}
+            for n, (level, index) in enumerate(part):
+                params[f"l{n}"] = level
+                params[f"i{n}"] = index
+            rows = conn.execute(text(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}"), params)
+            found.update(((row.level, row.idx), bytes(row.hash)) for row in rows)
+        return found
 
     def _checked_size(self, conn: Connection, size: int) -> None:
         current = self._size(conn)
