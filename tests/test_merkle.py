@@ -128,3 +128,30 @@ def test_missing_stored_node_is_an_error() -> None:
 def test_empty_tree_root() -> None:
     assert merkle.CompactRange().root() == EMPTY_ROOT
     assert merkle.root_from_nodes(0, {}) == EMPTY_ROOT
+
+
+def _all_nodes(leaves: list[bytes]) -> dict[merkle.NodeKey, bytes]:
+    """Every perfect subtree's hash, as the store keeps them."""
+    nodes: dict[merkle.NodeKey, bytes] = {(0, i): h for i, h in enumerate(leaves)}
+    level, row = 0, leaves
+    while len(row) > 1:
+        row = [merkle.node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+        level += 1
+        nodes.update({(level, i): h for i, h in enumerate(row)})
+    return nodes
+
+
+@pytest.mark.parametrize(("first", "second"), [(3, 8), (5, 7), (6, 13), (7, 8), (12, 17), (4, 9)])
+def test_consistency_refuses_a_forked_older_tree(first: int, second: int) -> None:
+    """A server that shows one auditor a tree and another a fork of it: the newer tree extends only one of them.
+    Where the older size is not a power of two the older root is not part of the path, so only comparing the root
+    the path rebuilds with the one given catches it (a mutant without that comparison passed the whole suite: the
+    vectors' wrong-root case is refused earlier, for its length)."""
+    leaves = [leaf_hash(b"entry %d" % n) for n in range(second)]
+    forked = [leaf_hash(b"forked %d" % n) for n in range(first - 1)] + [leaves[first - 1]]
+    nodes = _all_nodes(leaves)
+    proof = merkle.build_consistency_proof(first, second, lambda keys: {k: nodes[k] for k in keys})
+    genuine, fork, newer = merkle.root_of(leaves[:first]), merkle.root_of(forked), merkle.root_of(leaves)
+    merkle.verify_consistency(first, second, genuine, newer, proof)
+    with pytest.raises(RootMismatchError):
+        merkle.verify_consistency(first, second, fork, newer, proof)
