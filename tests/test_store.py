@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger import merkle
 from ledger.errors import ConflictError, NotFoundError, ProofError, RuleError, SignatureError, ValidationError
+from ledger.hashing import leaf_hash
 from ledger.note import open_checkpoint
 from ledger.storage import LedgerStore, migrate
 from ledger.storage.schema import APPEND_ONLY_TABLES
@@ -407,3 +408,45 @@ def test_proofs_for_a_big_interleaved_batch(world: World) -> None:
     from api.pages.view import batch_view
 
     assert batch_view(store, "BIG", "1").report.ok
+
+
+def test_a_checkpoint_covers_every_entry(world: World) -> None:
+    """The signed checkpoint is of the whole log as it stands: its size is the number of entries and its root the
+    RFC 9162 root of all their leaves, computed here from the leaves themselves (a mutant signing one entry short
+    survived the suite)."""
+    store = world.store
+    for lot in ("1", "2", "3"):
+        store.append(world.journey("CP", lot))
+        checkpoint = open_checkpoint(store.checkpoint(), store.signer.verifier, store.origin).checkpoint
+        leaves = [leaf_hash(entry.leaf) for entry in store.iter_entries()]
+        assert checkpoint.size == len(leaves) == store.size()
+        assert checkpoint.root_hash == merkle.root_of(leaves)
+
+
+@pytest.mark.parametrize("fault", ["insert", "idempotency-insert"])
+def test_a_failed_write_leaves_no_trace_in_the_caches(
+    world: World, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """Fault injection in the manner of sunlight's TestSequenceErrors: the append's insert fails inside the
+    transaction; the next append sees the true state (nothing of the failed one, in the database or in the
+    store's cached tree and batch states), and the log verifies."""
+    store = world.store
+    store.append([world.merchant.submit("origin", "F", "0", origin_data())])
+    origin = world.merchant.submit("origin", "F", "1", origin_data())
+    insert = store._insert_entries_and_nodes
+
+    def failing(*args: object) -> None:
+        if fault == "insert":
+            raise ConflictError("injected: the insert failed")
+        insert(*args)  # type: ignore[arg-type]
+        raise ConflictError("injected: a later statement of the transaction failed")
+
+    monkeypatch.setattr(store, "_insert_entries_and_nodes", failing)
+    with pytest.raises(ConflictError, match="injected"):
+        store.append([origin, world.merchant.submit("shipment", "F", "1", shipment_data("S1"))])
+    monkeypatch.undo()
+    assert store.size() == 1
+    # the same batch from scratch: no cached trace of the failed origin, tree edge or indices
+    results = store.append([origin, world.merchant.submit("shipment", "F", "1", shipment_data("S1"))])
+    assert [r.index for r in results] == [1, 2]
+    assert _verify(store).ok
