@@ -341,6 +341,10 @@ def record(
     delivered_at: Annotated[str | None, typer.Option(help="delivery: RFC 3339 time (default now)")] = None,
     reason: Annotated[str | None, typer.Option(help="recall: why")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="--from-file: events per request")] = 500,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="--from-file: check every line and report what would be sent; send nothing"),
+    ] = False,
     output_format: FormatOption = "text",
 ) -> None:
     """Sign an event locally with --key and record it with --token on --server.
@@ -359,7 +363,7 @@ def record(
     assert server is not None
     with ServerClient(server, token) as client:
         if from_file is not None:
-            _record_file(client, private_key, from_file, batch_size, output_format)
+            _record_file(client, private_key, from_file, batch_size, output_format, dry_run)
             return
         if event_type is None or not sku or not lot:
             fail("record needs TYPE, --sku and --lot (or --from-file)")
@@ -378,21 +382,59 @@ def record(
         typer.echo(f"recorded at log index {answer['index']}\nproduct page: {answer['product_url']}")
 
 
-def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, output_format: str) -> None:
+def _record_file(
+    client: Any, private_key: Any, path: Path, batch_size: int, output_format: str, dry_run: bool = False
+) -> None:
     from rich.console import Console
     from rich.progress import Progress
 
-    from cli.record import Journal, event_identity, logged_identities, read_event_lines, signed_event, whoami
+    from cli.record import (
+        Journal,
+        check_event_lines,
+        event_identity,
+        line_of_server_error,
+        logged_identities,
+        now_rfc3339,
+        read_event_lines,
+        signed_event,
+        whoami,
+    )
+    from ledger.signing import key_id_for, public_key_bytes
 
-    events = read_event_lines(path)
-    journal = Journal(path)
-    signed_at = journal.start()
+    numbered = read_event_lines(path)
     actor_id = whoami(client)
-    chunks = [events[n : n + batch_size] for n in range(0, len(events), batch_size)]
+    journal = Journal(path)
+    key_id = key_id_for(public_key_bytes(private_key))
+    if dry_run:  # what a run would send now: checked and compared with the log, nothing signed, sent or written
+        check_event_lines(path, numbered, actor_id, key_id, now_rfc3339())
+        logged = logged_identities(client, {(e["sku"], e["lot"]) for _n, e in numbered})
+        new = already = 0
+        for _number, event in numbered:
+            identity = event_identity(actor_id, event)
+            if identity in logged:
+                already += 1
+            else:
+                new += 1
+                logged.add(identity)
+        summary = {"events": len(numbered), "would_record": new, "already_in_log": already, "dry_run": True}
+        typer.echo(
+            json.dumps(summary)
+            if output_format == "json"
+            else f"dry run: {new} events would be recorded, {already} are already in the log or repeated; "
+            "nothing was sent"
+        )
+        return
+    signed_at = journal.start()
+    if journal.set_aside is not None:
+        typer.echo(
+            f"chainproof: note: {path} changed since the last run; its journal is now {journal.set_aside}", err=True
+        )
+    check_event_lines(path, numbered, actor_id, key_id, signed_at)  # every line, before anything is sent
+    chunks = [numbered[n : n + batch_size] for n in range(0, len(numbered), batch_size)]
     recorded = replayed = skipped = 0
     seen: set[bytes] = set()  # content identities sent by this run, or found in the log
     with Progress(console=Console(stderr=True), disable=output_format == "json" or len(chunks) < 2) as bar:
-        task = bar.add_task("recording", total=len(events))
+        task = bar.add_task("recording", total=len(numbered))
         for number, chunk in enumerate(chunks):
             if journal.done(number) is not None:
                 replayed += len(chunk)
@@ -402,13 +444,13 @@ def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, out
             if body is None:
                 # Events are signed anew when no journal holds them (a journal moved away, a new file): an event
                 # the log already holds, or that an earlier line of this file said, is skipped, not sent twice
-                seen |= logged_identities(client, {(e["sku"], e["lot"]) for e in chunk})
+                seen |= logged_identities(client, {(e["sku"], e["lot"]) for _n, e in chunk})
                 fresh = []
-                for event in chunk:
+                for line, event in chunk:
                     identity = event_identity(actor_id, event)
                     if identity not in seen:
                         seen.add(identity)
-                        fresh.append(event)
+                        fresh.append((line, event))
                 skipped += len(chunk) - len(fresh)
                 bar.advance(task, len(chunk) - len(fresh))
                 if not fresh:
@@ -419,21 +461,26 @@ def _record_file(client: Any, private_key: Any, path: Path, batch_size: int, out
                     signed_event(
                         private_key, actor_id, e["type"], e["sku"], e["lot"], e["data"], e.get("signed_at", signed_at)
                     )
-                    for e in chunk
+                    for _line, e in chunk
                 ]
-                body = json.dumps({"events": items}).encode()
+                body = json.dumps({"events": items, "lines": [line for line, _e in chunk]}).encode()
                 journal.save_body(number, body)  # before sending: a rerun resends exactly these bytes
-            response = client.request(
-                "POST",
-                "/v1/events/batch",
-                content=body,
-                headers={"Content-Type": "application/json", "Idempotency-Key": journal.key(number)},
-            )
+            saved = json.loads(body)
+            lines = saved.pop("lines", [line for line, _e in chunk])
+            try:
+                response = client.request(
+                    "POST",
+                    "/v1/events/batch",
+                    content=json.dumps(saved).encode(),
+                    headers={"Content-Type": "application/json", "Idempotency-Key": journal.key(number)},
+                )
+            except CliError as exc:  # the server names "event N" of the request: name the file's line
+                raise CliError(line_of_server_error(str(exc), path, lines)) from exc
             journal.mark_done(number, response.json())
             recorded += len(chunk)
             bar.advance(task, len(chunk))
     summary = {
-        "events": len(events),
+        "events": len(numbered),
         "recorded": recorded,
         "already_recorded": replayed,
         "already_in_log": skipped,

@@ -6,6 +6,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from cli.client import CliError, ServerClient
 from ledger.canonical import canonical_json, parse_json
 from ledger.errors import EncodingError, LedgerError
-from ledger.events import EventType, content_identity, new_statement, parse_time
+from ledger.events import EventType, content_identity, new_statement, parse_time, validate_statement
 from ledger.hashing import b64encode
 from ledger.signing import (
     Ed25519PrivateKey,
@@ -202,6 +203,7 @@ class Journal:
     def __init__(self, source: Path) -> None:
         self.dir = source.with_name(source.name + ".chainproof")
         self.source_hash = hashlib.sha256(source.read_bytes()).hexdigest()
+        self.set_aside: Path | None = None  # an earlier version's journal, if the file changed since
 
     def start(self) -> str:
         """The run's signing time: the first run's, when resuming the same file."""
@@ -211,7 +213,12 @@ class Journal:
             state = json.loads(run.read_text())
             if state.get("source_sha256") == self.source_hash:
                 return str(state["signed_at"])
-            raise CliError(f"{self.dir} belongs to a different version of the file; move it away to start over")
+            # The file was edited since: set that run's journal aside and start anew. Nothing is sent twice: what
+            # the log already holds is recognised by content (see `logged_identities`), whatever the journal says.
+            aside = self.dir.with_name(f"{self.dir.name}.{str(state.get('source_sha256', 'old'))[:12]}")
+            self.dir.rename(aside)
+            self.dir.mkdir()
+            self.set_aside = aside
         signed_at = now_rfc3339()
         self._write(run, json.dumps({"source_sha256": self.source_hash, "signed_at": signed_at}).encode())
         return signed_at
@@ -247,8 +254,9 @@ MAX_EVENT_LINE_CHARS = 256 * 1024
 """A line of an events file is refused beyond this (an entry holds at most 65,535 bytes)."""
 
 
-def read_event_lines(path: Path) -> list[dict[str, Any]]:
-    """The events of a JSON Lines file, each checked for its shape; errors name the file and the line."""
+def read_event_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The events of a JSON Lines file with their line numbers, each checked for its shape; errors name the file
+    and the line."""
     events = []
     try:
         with path.open(encoding="utf-8") as handle:
@@ -258,7 +266,7 @@ def read_event_lines(path: Path) -> list[dict[str, Any]]:
                 if len(line) > MAX_EVENT_LINE_CHARS:
                     raise CliError(f"{path}:{number}: line is longer than {MAX_EVENT_LINE_CHARS} characters")
                 if line.strip():
-                    events.append(_event_line(path, number, line))
+                    events.append((number, _event_line(path, number, line)))
     except FileNotFoundError as exc:
         raise CliError(f"{path} not found") from exc
     except UnicodeDecodeError as exc:
@@ -285,3 +293,36 @@ def _event_line(path: Path, number: int, line: str) -> dict[str, Any]:
         if name in item and not isinstance(item[name], str):
             raise CliError(f"{path}:{number}: {name} must be a string")
     return dict(item)
+
+
+def check_event_lines(
+    path: Path, events: list[tuple[int, dict[str, Any]]], actor_id: str, key_id: str, signed_at: str
+) -> None:
+    """Every line as the statement it will be signed into, checked against the schema before anything is sent:
+    the first error names its file and line (and how many other lines have one)."""
+    problems: list[str] = []
+    for number, event in events:
+        statement = new_statement(
+            event["type"],
+            event["sku"],
+            event["lot"],
+            actor_id,
+            key_id,
+            event.get("signed_at", signed_at),
+            event["data"],
+        )
+        try:
+            validate_statement(statement)
+        except LedgerError as exc:
+            problems.append(f"{path}:{number}: {exc}")
+    if problems:
+        more = f" (and {len(problems) - 1} more lines with errors; nothing was sent)" if len(problems) > 1 else ""
+        raise CliError(problems[0] + (more or " (nothing was sent)"))
+
+
+def line_of_server_error(message: str, path: Path, lines: list[int]) -> str:
+    """A server's refusal of a batch names "event N" of the request: name the file's line instead."""
+    match = re.search(r"event (\d+): ", message)
+    if match is None or int(match.group(1)) >= len(lines):
+        return message
+    return f"{path}:{lines[int(match.group(1))]}: " + message.replace(match.group(0), "", 1)

@@ -404,3 +404,42 @@ def test_damaged_leaf_is_reported_not_a_crash(ledger: Ledger) -> None:
     assert "index 2: leaf cannot be read" in out
     out = verify(ledger, "--batch", "COF-1/L1", code=1)
     assert "index 2" in out
+
+
+def _tea(lot: str, **data: object) -> dict:
+    base = {"product": "Tea", "country": "IN", "produced_at": "2026-11-01T00:00:00Z", "quantity": 5, "unit": "kg"}
+    return {"type": "origin", "sku": "TEA", "lot": lot, "data": base | data}
+
+
+def test_an_import_is_checked_whole_names_lines_and_resumes_after_an_edit(ledger: Ledger) -> None:
+    """Found from outside: chunks were sent before later lines were checked, errors named "event 99" of a chunk,
+    and an edited file was refused by its journal."""
+    events = ledger.tmp / "tea.jsonl"
+    lines = [_tea(str(n)) for n in range(6)]
+    lines[4] = _tea("4", country="XX")  # a mistake on line 5
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    args = ("--from-file", events, "--batch-size", "2")
+    out = ledger.record(ledger.merchant, *args, code=2)
+    assert "tea.jsonl:5: statement.data.country" in out
+    assert "nothing was sent" in out
+    assert ledger.server.store.size() == 0  # not even the good chunks before it
+    # fixed, and a dry run says what would happen without sending or writing anything
+    lines[4] = _tea("4")
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--dry-run", "--format", "json"))
+    assert (summary["would_record"], summary["already_in_log"]) == (6, 0)
+    assert ledger.server.store.size() == 0
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--format", "json"))
+    assert summary["recorded"] == 6
+    # edited after the run: two lines added; the journal of the old version is set aside, nothing is duplicated
+    lines += [_tea("6"), {"type": "shipment", "sku": "TEA", "lot": "NO-ORIGIN", "data": {
+        "shipment_id": "S1", "destination": "FR", "placed_at": "2026-11-02T00:00:00Z",
+        "promised_by": "2026-11-09T00:00:00Z"}}]  # fmt: skip
+    events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    summary = json.loads(ledger.record(ledger.merchant, *args, "--dry-run", "--format", "json"))
+    assert (summary["would_record"], summary["already_in_log"]) == (2, 6)
+    out = ledger.record(ledger.merchant, *args, code=2)
+    # the server refuses line 8 (a batch without an origin): the error names the file's line
+    assert "tea.jsonl:8: server refused (409): batch TEA/NO-ORIGIN has no origin yet" in out
+    assert ledger.server.store.size() == 6  # the request holding lines 7 and 8 is refused whole
+    assert list(ledger.tmp.glob("tea.jsonl.chainproof.*"))  # the old version's journal, kept aside
