@@ -1,4 +1,4 @@
-"""The base of this API's ASGI middleware."""
+"""What the API's layers share: the base of its ASGI middleware, and reading the bearer token."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ class HttpMiddleware:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, or None if it holds none."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.asgi import bearer_token
 from api.problems import ProblemError
 from api.settings import Settings
 from ledger.events import IDENT_PATTERN, KEY_ID_PATTERN, TEXT_PATTERN, Role
@@ -37,17 +38,16 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def current_actor(request: Request) -> Actor:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise ProblemError(401, "send an API token as 'Authorization: Bearer <token>'", "no-token")
     cache: TokenCache = request.app.state.token_cache
-    actor = cache.get(token.strip())
+    actor = cache.get(token)
     if actor is None:
-        actor = await run_in_threadpool(store_of(request).authenticate, token.strip())
+        actor = await run_in_threadpool(store_of(request).authenticate, token)
         if actor is None:
             raise ProblemError(401, "the API token is unknown or revoked", "bad-token")
-        cache.put(token.strip(), actor)
+        cache.put(token, actor)
     return actor
 
 

@@ -113,7 +113,7 @@ def install(app: FastAPI) -> None:
         extra = {"index": exc.index} if isinstance(exc, DuplicateStatementError) else {}
         return problem_response(status, str(exc), kind, request, **extra)
 
-    outage = _Outage()
+    outage = ThrottledWarning(logger, "database unreachable, answering 503")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -166,16 +166,18 @@ def database_unavailable(request: Request | None = None) -> JSONResponse:
     )
 
 
-class _Outage:
-    """One log line per outage (at most one a minute while it lasts), not a traceback per request."""
+class ThrottledWarning:
+    """A warning logged at most once a minute while its cause lasts (an outage), not once per request."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: logging.Logger, message: str) -> None:
+        self._log = log
+        self._message = message
         self._logged_at = -math.inf
 
     def note(self, exc: Exception) -> None:
         if time.monotonic() - self._logged_at > 60:
             self._logged_at = time.monotonic()
-            logger.warning("database unreachable, answering 503: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            self._log.warning("%s: %s", self._message, str(exc).splitlines()[0] if str(exc) else repr(exc))
 
 
 class CatchAll(HttpMiddleware):

@@ -34,8 +34,8 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.asgi import HttpMiddleware
-from api.problems import problem_response
+from api.asgi import HttpMiddleware, bearer_token
+from api.problems import ThrottledWarning, problem_response
 
 logger = logging.getLogger("chainproof.ratelimit")
 _PAGE_PREFIXES = ("/p/", "/01/")
@@ -44,7 +44,6 @@ _QR_SUFFIXES = ("/qr.png", "/qr.svg")
 
 @dataclass(frozen=True)
 class RateLimitSettings:
-    enabled: bool = True
     writes: str = "1200/minute"
     failed_auth: str = "20/minute"
     pages: str = "300/minute"
@@ -87,7 +86,9 @@ class RateLimits(HttpMiddleware):
         self.writes = Policy.of("writes", settings.writes, divisor)
         self.failed_auth = Policy.of("failed-auth", settings.failed_auth, divisor)
         self.pages = Policy.of("pages", settings.pages, divisor)
-        self._warned_at = -math.inf
+        self._unreachable = ThrottledWarning(
+            logger, "rate limit counters unreachable, requests are not limited meanwhile"
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope.get("path", ""), scope.get("method", "")
@@ -131,7 +132,7 @@ class RateLimits(HttpMiddleware):
             allowed = await self.limiter.hit(policy.item, self.namespace, policy.name, key)
             stats = await self.limiter.get_window_stats(policy.item, self.namespace, policy.name, key)
         except Exception as exc:  # Redis down or refusing: let requests through, say so now and then
-            self._warn(exc)
+            self._unreachable.note(exc)
             return None
         return allowed, stats.remaining, _seconds_until(stats.reset_time)
 
@@ -142,14 +143,9 @@ class RateLimits(HttpMiddleware):
                 return None
             stats = await self.limiter.get_window_stats(policy.item, self.namespace, policy.name, key)
         except Exception as exc:
-            self._warn(exc)
+            self._unreachable.note(exc)
             return None
         return _seconds_until(stats.reset_time)
-
-    def _warn(self, exc: Exception) -> None:
-        if time.monotonic() - self._warned_at > 60:
-            self._warned_at = time.monotonic()
-            logger.warning("rate limit counters unreachable, requests are not limited meanwhile: %s", exc)
 
     async def _refuse(self, policy: Policy, reset: int, scope: Scope, receive: Receive, send: Send, what: str) -> None:
         response = problem_response(
@@ -171,6 +167,5 @@ def _seconds_until(moment: float) -> int:
 def _bearer_token(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+            return bearer_token(value.decode("latin-1"))
     return None

@@ -89,7 +89,6 @@ class Settings:
     @property
     def rate_limit_settings(self) -> RateLimitSettings:
         return RateLimitSettings(
-            self.rate_limits,
             self.rate_limit_writes,
             self.rate_limit_failed_auth,
             self.rate_limit_pages,

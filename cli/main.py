@@ -391,9 +391,8 @@ def _record_file(
     from cli.record import (
         Journal,
         check_event_lines,
-        event_identity,
         line_of_server_error,
-        logged_identities,
+        not_yet_logged,
         now_rfc3339,
         read_event_lines,
         signed_event,
@@ -407,15 +406,8 @@ def _record_file(
     key_id = key_id_for(public_key_bytes(private_key))
     if dry_run:  # what a run would send now: checked and compared with the log, nothing signed, sent or written
         check_event_lines(path, numbered, actor_id, key_id, now_rfc3339())
-        logged = logged_identities(client, {(e["sku"], e["lot"]) for _n, e in numbered})
-        new = already = 0
-        for _number, event in numbered:
-            identity = event_identity(actor_id, event)
-            if identity in logged:
-                already += 1
-            else:
-                new += 1
-                logged.add(identity)
+        new = len(not_yet_logged(client, actor_id, numbered, set()))
+        already = len(numbered) - new
         summary = {"events": len(numbered), "would_record": new, "already_in_log": already, "dry_run": True}
         typer.echo(
             json.dumps(summary)
@@ -444,13 +436,7 @@ def _record_file(
             if body is None:
                 # Events are signed anew when no journal holds them (a journal moved away, a new file): an event
                 # the log already holds, or that an earlier line of this file said, is skipped, not sent twice
-                seen |= logged_identities(client, {(e["sku"], e["lot"]) for _n, e in chunk})
-                fresh = []
-                for line, event in chunk:
-                    identity = event_identity(actor_id, event)
-                    if identity not in seen:
-                        seen.add(identity)
-                        fresh.append((line, event))
+                fresh = not_yet_logged(client, actor_id, chunk, seen)
                 skipped += len(chunk) - len(fresh)
                 bar.advance(task, len(chunk) - len(fresh))
                 if not fresh:

@@ -180,6 +180,21 @@ def logged_identities(client: ServerClient, batches: set[tuple[str, str]]) -> se
     return found
 
 
+def not_yet_logged(
+    client: ServerClient, actor_id: str, events: list[tuple[int, dict[str, Any]]], seen: set[bytes]
+) -> list[tuple[int, dict[str, Any]]]:
+    """The numbered events whose content the log does not hold yet, nor `seen` (what this run sent, or an earlier
+    line said); `seen` learns the log's and theirs."""
+    seen |= logged_identities(client, {(event["sku"], event["lot"]) for _number, event in events})
+    fresh = []
+    for number, event in events:
+        identity = event_identity(actor_id, event)
+        if identity not in seen:
+            seen.add(identity)
+            fresh.append((number, event))
+    return fresh
+
+
 def whoami(client: ServerClient) -> str:
     me = client.get_json("/v1/me")
     return str(me["id"])

@@ -124,11 +124,13 @@ Timestamp = Annotated[
 # makes a name or place display as another (an override before "tcepsnI" shows "Inspect"). Written with \x escapes
 # and literal characters, which Python's and pydantic's (Rust) regular expressions read alike.
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
-TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f" + _BIDI_CONTROLS + "]*$"
-LINES_PATTERN = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f" + _BIDI_CONTROLS + "]*$"
+_REFUSED = "\\x00-\\x1f\\x7f-\\x9f" + _BIDI_CONTROLS  # a character class's ranges: what text may not hold
+_REFUSED_BESIDE_LF = "\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f" + _BIDI_CONTROLS
+TEXT_PATTERN = f"^[^{_REFUSED}]*$"
+LINES_PATTERN = f"^[^{_REFUSED_BESIDE_LF}]*$"
 """TEXT_PATTERN, but newlines (LF) allowed: for free text that may run over several lines (a recall's reason)."""
-_REFUSED_IN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI_CONTROLS + "]")
-_REFUSED_IN_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f" + _BIDI_CONTROLS + "]")
+_REFUSED_IN_TEXT = re.compile(f"[{_REFUSED}]")
+_REFUSED_IN_LINES = re.compile(f"[{_REFUSED_BESIDE_LF}]")
 
 
 def text_problem(value: str, lines: bool = False) -> str | None:
@@ -186,7 +188,7 @@ class Document(_Strict):
     url: str | None = Field(
         default=None,
         max_length=2000,
-        pattern=r"^https?://[^\s<>\"\x00-\x1f\x7f-\x9f" + _BIDI_CONTROLS + "]+$",
+        pattern=r"^https?://[^\s<>\"" + _REFUSED + "]+$",
         description="where the document may be fetched (http or https)",
     )
     name: ShortText | None = Field(default=None, description="file name or title")

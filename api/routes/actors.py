@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from api.asgi import bearer_token
 from api.deps import ActorIdPath, CurrentActor, KeyIdPath, StoreDep, require_admin
 from api.problems import ProblemError
 from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, KeyRevoke, TokenOut
@@ -96,6 +97,7 @@ def issue_token(actor_id: ActorIdPath, caller: CurrentActor, store: StoreDep) ->
 
 @router.post("/tokens/revoke", status_code=204, summary="Revoke the token this request is sent with")
 def revoke_token(request: Request, caller: CurrentActor, store: StoreDep) -> None:
-    token = request.headers["authorization"].partition(" ")[2].strip()
+    token = bearer_token(request.headers["authorization"])
+    assert token is not None  # current_actor accepted it
     store.revoke_token(token)
     request.app.state.token_cache.forget(token)

@@ -97,8 +97,9 @@ _SQLITE_INSERT_ENTRIES = "INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) V
 _SQLITE_INSERT_NODES = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)"
 _SQLITE_INSERT_STATEMENTS = "INSERT INTO logged_statements (signed_at_us, statement_hash, idx) VALUES (?, ?, ?)"
 _MICROSECOND = timedelta(microseconds=1)
-_NODES_PER_QUERY = 400
-_SQLITE_MAX_PARAMETERS = 500  # per IN list (SQLite's limit is 32766 since 3.32, 999 before)
+# Keys looked up by one OR of equalities: SQLite refuses an expression deeper than 1,000 (a big batch's proofs need
+# thousands of nodes), and no statement should grow with the batch.
+_KEYS_PER_QUERY = 400
 # A LATERAL subquery with its own ORDER BY is not flattened into a join: one probe of the (sku, lot, idx) index
 # per batch, always. As a plain join, PostgreSQL hashed the whole entries table (7 ms at 12k entries, growing).
 _PG_ENTRIES_AFTER = text(
@@ -821,8 +822,8 @@ class LedgerStore:
             )
             return {bytes(row[0]): int(row[1]) for row in rows}
         found: dict[bytes, int] = {}
-        for start in range(0, len(keys), _SQLITE_MAX_PARAMETERS // 2):
-            part = keys[start : start + _SQLITE_MAX_PARAMETERS // 2]
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            part = keys[start : start + _KEYS_PER_QUERY]
             where = " OR ".join(["(signed_at_us = ? AND statement_hash = ?)"] * len(part))
             query = f"SELECT statement_hash, idx FROM logged_statements WHERE {where}"
             params = tuple(value for key in part for value in key)
@@ -1035,12 +1036,10 @@ class LedgerStore:
         # OR of primary-key equalities: both databases answer it with one index probe per key (a row-value IN
         # list makes SQLite scan the table). Plain SQL text: building the same as expression objects costs more
         # than the query itself.
-        # At most _NODES_PER_QUERY keys a query: SQLite refuses an expression deeper than 1,000 (a big batch's proofs
-        # need thousands of nodes), and no statement should grow with the batch.
         ordered = sorted(keys)
         found: dict[NodeKey, bytes] = {}
-        for start in range(0, len(ordered), _NODES_PER_QUERY):
-            part = ordered[start : start + _NODES_PER_QUERY]
+        for start in range(0, len(ordered), _KEYS_PER_QUERY):
+            part = ordered[start : start + _KEYS_PER_QUERY]
             where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(part)))
             params: dict[str, int] = {}
             for n, (level, index) in enumerate(part):
@@ -1126,8 +1125,8 @@ class LedgerStore:
 
     def bind_log_key(self, *, now: datetime | None = None) -> LogMeta:
         """Record this store's log key as the database's on first use; afterwards refuse any other key, naming
-        both. Every process that signs checkpoints (the API, `demo`, `actor add`) binds first, and `checkpoint`
-        checks again before it signs."""
+        both. Every process that opens a database to sign (the API, `demo`, `serve`) binds first, through
+        `ledger.storage.opening.open_log_store`, and `checkpoint` checks again before it signs."""
         verifier = str(self.signer.verifier)
         meta = read_log_meta(self.engine)
         if meta is None:
