@@ -327,6 +327,11 @@ def validation_message(error: Mapping[str, Any]) -> str:
         problem = text_problem(value, lines=pattern == LINES_PATTERN)
         if problem is not None:
             return problem
+    if error.get("type") == "string_pattern_mismatch" and pattern == IDENT_PATTERN:
+        return (
+            f"{str(value)[:80]!r} is not an identifier: 1-64 letters, digits and . _ : - starting with a letter or "
+            "digit (it is a URL segment: no slash, space or other character)"
+        )
     return str(error["msg"]).removeprefix("Value error, ")
 
 

@@ -275,3 +275,11 @@ def _shipment(shipment_id: str) -> dict[str, Any]:
         "placed_at": format_time(now - timedelta(hours=1)),
         "promised_by": format_time(now + timedelta(days=2)),
     }
+
+
+def test_a_bad_identifier_is_explained_not_shown_as_a_pattern(client: Client) -> None:
+    merchant = client.world.merchant
+    statement = merchant.statement("origin", "TEA/1", "1", origin_data())
+    status, body = client.post_event(merchant, statement)
+    assert_problem(status, body, 422, "statement.sku: 'TEA/1' is not an identifier: 1-64 letters, digits")
+    assert "^[A-Za-z0-9]" not in body["detail"]
