@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from ledger.bundle import BundleHeader, directory_from_json, open_bundle, write_
 from ledger.errors import LedgerError
 from ledger.hashing import b64decode
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
-from ledger.rules import Directory
+from ledger.rules import BatchState, Directory
 from ledger.verify import (
     BatchReport,
     LedgerVerifier,
@@ -42,6 +42,8 @@ class Snapshot:
     entries: Iterable[LogEntry]
     key_is_local: bool = False  # read from the log's own key file: no need to trust it on first use
     beyond_checkpoint: int = 0  # entries appended after the checkpoint (not verified: not signed by the log yet)
+    # a database's derived tables, checked against the batches as the verified log tells them
+    check_derived: Callable[[dict[tuple[str, str], BatchState]], list[Problem]] | None = None
 
 
 def checkpoint_size(note: str) -> int:
@@ -114,6 +116,17 @@ def from_database(url: str, key_file: Path | None, log_key: str | None, origin: 
             raise
         raise CliError(f"cannot read the database: {str(exc).splitlines()[0]}") from exc
     size = checkpoint_size(note)
+
+    def check_derived(states: dict[tuple[str, str], BatchState]) -> list[Problem]:
+        try:
+            differences = store.head_differences(states, size)
+        except Exception as exc:
+            differences = [f"cannot read the derived tables: {str(exc).splitlines()[0]}"]
+        return [
+            Problem(None, "derived", f"{difference} (rebuild them from the log: chainproof db rebuild)")
+            for difference in differences
+        ]
+
     return Snapshot(
         published,
         note,
@@ -122,6 +135,7 @@ def from_database(url: str, key_file: Path | None, log_key: str | None, origin: 
         store.iter_entries(end=size),
         key_is_local=key_is_local,
         beyond_checkpoint=max(0, total - size),
+        check_derived=check_derived,
     )
 
 
@@ -216,7 +230,10 @@ def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | No
                 yield entry
 
         verifier.add(counted(snapshot.entries))
-    return verifier.finish()
+    report = verifier.finish()
+    if snapshot.check_derived is not None:
+        report.problems.extend(snapshot.check_derived(verifier.batch_states()))
+    return report
 
 
 def _verified_batch(client: ServerClient, key: NoteVerifier, sku: str, lot: str, note: str) -> tuple[BatchReport, int]:

@@ -112,6 +112,27 @@ def db_upgrade(db: DbOption = None) -> None:
     typer.echo("schema is up to date")
 
 
+@db_app.command("rebuild")
+@handled
+def db_rebuild(db: DbOption = None, output_format: FormatOption = "text") -> None:
+    """Recompute the derived tables (per-batch heads and shipments) from the log, under the append lock.
+
+    Safe at any time: appends wait for it, and nothing of the log itself changes. `chainproof verify --db` says
+    when the derived tables disagree with the log.
+
+    Example: chainproof db rebuild --db postgresql://postgres@127.0.0.1/chainproof
+    """
+    store = open_store(settings_for(db), signing=False)
+    try:
+        batches = store.rebuild_heads()
+    except SQLAlchemyError as exc:
+        fail(f"cannot rebuild the derived tables: {str(exc).splitlines()[0]}")
+    if output_format == "json":
+        typer.echo(json.dumps({"batches": batches}))
+    else:
+        typer.echo(f"rebuilt the heads of {batches} batches from the log")
+
+
 @actor_app.command("add")
 @handled
 def actor_add(

@@ -251,6 +251,10 @@ class LedgerVerifier:
                 pos, "chain", f"prev hash does not match the batch's previous entry (index {batch.last_index})"
             )
 
+    def batch_states(self) -> dict[tuple[str, str], BatchState]:
+        """Each batch as the entries added so far tell it (every entry applied, problems or not)."""
+        return self._batches
+
     def close(self) -> None:
         """Stop the worker processes (finish() does this; call it when abandoning a verifier half way)."""
         if self._pool is not None:

@@ -1,4 +1,5 @@
-"""Tables. Every ledger table is append-only, enforced by database triggers (see the migrations).
+"""Tables. Every ledger table is append-only, enforced by database triggers (see the migrations), except the
+derived tables (DERIVED_TABLES), which are projections of the log: rebuildable from it and checked against it.
 
 Times are stored as RFC 3339 UTC strings ("...Z"): the same text on SQLite and PostgreSQL, and the form they
 take in signed statements.
@@ -148,6 +149,28 @@ class LogMetaRow(SQLModel, table=True):
     created_at: str = Field(sa_column=Column(String(40), nullable=False))
 
 
+class BatchHeadRow(SQLModel, table=True):
+    """Derived: a batch's rule state as of its last entry (`ledger.storage.heads`)."""
+
+    __tablename__ = "batch_heads"
+
+    sku: str = Field(sa_column=Column(String(64), primary_key=True))
+    lot: str = Field(sa_column=Column(String(64), primary_key=True))
+    last_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class BatchShipmentRow(SQLModel, table=True):
+    """Derived: a shipment's custody, promise and whether it is delivered, as the batch rules see it."""
+
+    __tablename__ = "batch_shipments"
+
+    sku: str = Field(sa_column=Column(String(64), primary_key=True))
+    lot: str = Field(sa_column=Column(String(64), primary_key=True))
+    shipment_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    state: str = Field(sa_column=Column(Text, nullable=False))
+
+
 APPEND_ONLY_TABLES = (
     "actors",
     "actor_keys",
@@ -162,6 +185,8 @@ APPEND_ONLY_TABLES = (
     "logged_statements",
     "log_meta",
 )
+DERIVED_TABLES = ("batch_heads", "batch_shipments")
+"""Projections of the log, updated in the append transaction; `chainproof rebuild` recomputes them."""
 
 actors = ActorRow.__table__  # type: ignore[attr-defined]
 actor_keys = ActorKeyRow.__table__  # type: ignore[attr-defined]
@@ -175,3 +200,5 @@ idempotency_keys = IdempotencyRow.__table__  # type: ignore[attr-defined]
 gtin_batches = GtinBatchRow.__table__  # type: ignore[attr-defined]
 logged_statements = LoggedStatementRow.__table__  # type: ignore[attr-defined]
 log_meta = LogMetaRow.__table__  # type: ignore[attr-defined]
+batch_heads = BatchHeadRow.__table__  # type: ignore[attr-defined]
+batch_shipments = BatchShipmentRow.__table__  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ledger import merkle
 from ledger.canonical import canonical_json
-from ledger.entry import MAX_LEAF_BYTES, build_leaf, parse_leaf
+from ledger.entry import MAX_LEAF_BYTES, build_leaf
 from ledger.errors import (
     ConflictError,
     DuplicateStatementError,
@@ -68,6 +68,19 @@ from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
 from ledger.signing import PublicKey, key_id_for, load_public_key, start_statement_checks
 from ledger.storage.db import WRITE_OPTION
+from ledger.storage.heads import (
+    PG_UPSERT_HEADS,
+    PG_UPSERT_SHIPMENTS,
+    HeadRows,
+    ShipmentKey,
+    compare,
+    read_heads,
+    read_shipments,
+    replay_batches,
+    state_of_shipment,
+    stored_rows,
+    write_all,
+)
 from ledger.storage.schema import (
     actor_keys,
     actors,
@@ -100,13 +113,6 @@ _MICROSECOND = timedelta(microseconds=1)
 # Keys looked up by one OR of equalities: SQLite refuses an expression deeper than 1,000 (a big batch's proofs need
 # thousands of nodes), and no statement should grow with the batch.
 _KEYS_PER_QUERY = 400
-# A LATERAL subquery with its own ORDER BY is not flattened into a join: one probe of the (sku, lot, idx) index
-# per batch, always. As a plain join, PostgreSQL hashed the whole entries table (7 ms at 12k entries, growing).
-_PG_ENTRIES_AFTER = text(
-    "SELECT e.idx, e.sku, e.lot, e.leaf FROM unnest(CAST(:skus AS varchar[]), CAST(:lots AS varchar[]), "
-    "CAST(:after AS bigint[])) AS b(sku, lot, after) CROSS JOIN LATERAL (SELECT idx, sku, lot, leaf FROM entries "
-    "WHERE sku = b.sku AND lot = b.lot AND idx > b.after ORDER BY idx) AS e ORDER BY e.idx"
-)
 TOKEN_PREFIX = "cpt_"  # noqa: S105 (a recognisable prefix for leaked-token scanners, not a secret)
 
 
@@ -246,6 +252,16 @@ class _GroupWork:
     gtins: dict[tuple[str, str], str] = field(default_factory=dict)  # (gtin14, lot) -> sku, stored or added
     statements: dict[bytes, int] = field(default_factory=dict)  # statement hash -> index, of the group's statements
     statement_rows: list[tuple[int, bytes, int]] = field(default_factory=list)  # (signed_at_us, hash, index)
+    shipments_touched: set[ShipmentKey] = field(default_factory=set)  # their rows are rewritten at commit
+    repaired: set[tuple[str, str]] = field(default_factory=set)  # batches whose stored head was replaced
+
+    def head_rows(self) -> HeadRows:
+        """The derived rows this commit writes: the heads of the batches it appended to or repaired."""
+        batches = {(r["sku"], r["lot"]) for r in self.entry_rows} | self.repaired
+        shipments = set(self.shipments_touched)
+        for sku, lot in self.repaired:
+            shipments.update((sku, lot, shipment_id) for shipment_id in self.states[(sku, lot)].shipments)
+        return HeadRows.of(self.states, batches, shipments)
 
     def savepoint(self, batch_ids: set[tuple[str, str]]) -> _Savepoint:
         return _Savepoint(
@@ -278,6 +294,17 @@ class _Savepoint:
     nodes: int
     gtins: int
     statements: int
+
+
+def _shipments_named(group: Sequence[PreparedAppend]) -> set[ShipmentKey]:
+    """The shipments a group's events name: the only ones of their batches a commit reads."""
+    named: set[ShipmentKey] = set()
+    for prepared in group:
+        for item in prepared.checked:
+            shipment_id = getattr(item.data, "shipment_id", None)
+            if shipment_id is not None:
+                named.add((item.statement.sku, item.statement.lot, shipment_id))
+    return named
 
 
 class Sequencer:
@@ -337,10 +364,9 @@ class LedgerStore:
             raise ValueError("a store without a log key needs the log's origin")
         self.origin = origin or (signer.name if signer else "")
         self._postgres = engine.dialect.name == "postgresql"
-        # Batch states, so an append replays only what other workers added since (never the whole chain):
-        # entries are immutable, so a cached state plus the newer entries is exact. Each state carries the epoch
-        # it was last known complete in; the epoch changes whenever another writer has appended since our own
-        # last commit, so states of the current epoch need no reading at all.
+        # Batch states as of our last commit, each with the epoch it was known complete in: the epoch changes
+        # whenever another writer has appended since our own last commit, and then states are read again from
+        # their heads (`batch_heads`, written by every append), never by replaying a chain.
         self._batch_cache: OrderedDict[tuple[str, str], tuple[BatchState, int]] = OrderedDict()
         self._epoch = 0
         self._epoch_size = -1  # the log size after our last commit, while nobody else has appended
@@ -587,16 +613,19 @@ class LedgerStore:
                 conn, revocations, {k for p in group for k in p.key_ids}, {a for p in group for a in p.actor_ids}
             )
             batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
-            states = self._load_batches(conn, batch_ids)
+            repaired: set[tuple[str, str]] = set()
+            states = self._load_batches(conn, batch_ids, _shipments_named(group), repaired)
             logged = self._logged(conn, group) if look_up_logged else {}
-            work = _GroupWork(tree, states, gtins=self._gtins_taken(conn, group), statements=logged)
+            work = _GroupWork(tree, states, gtins=self._gtins_taken(conn, group), statements=logged, repaired=repaired)
             outcomes: list[AppendOutcome] = []
             seen_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
             for prepared in group:
                 outcomes.append(self._commit_one(conn, prepared, directory, work, moment, logged_at, seen_keys))
-            if work.entry_rows:
+            if work.entry_rows or work.repaired:
                 try:
-                    self._insert_entries_and_nodes(conn, work.entry_rows, work.node_rows, work.statement_rows)
+                    self._insert_entries_and_nodes(
+                        conn, work.entry_rows, work.node_rows, work.statement_rows, work.head_rows()
+                    )
                     if work.idempotency_rows:
                         conn.execute(insert(idempotency_keys), work.idempotency_rows)
                     if work.gtin_rows:
@@ -743,6 +772,9 @@ class LedgerStore:
                 {"idx": index, "sku": statement.sku, "lot": statement.lot, "leaf": leaf, "leaf_hash": entry_hash}
             )
             state.apply(statement, item.data, entry_hash, index, logged_at)
+            shipment_id = getattr(item.data, "shipment_id", None)
+            if shipment_id is not None:
+                work.shipments_touched.add((statement.sku, statement.lot, shipment_id))
             results.append(AppendResult(index, entry_hash, statement.sku, statement.lot, state.gtin))
         failed = prepared.signature_checks()
         if failed or rule_error is not None:
@@ -758,19 +790,24 @@ class LedgerStore:
         entry_rows: list[dict[str, Any]],
         node_rows: list[dict[str, Any]],
         statement_rows: list[tuple[int, bytes, int]],
+        head_rows: HeadRows,
     ) -> None:
-        """The three tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold
-        the append lock meanwhile, and each round trip under it also waits for this process's GIL."""
+        """The tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold the
+        append lock meanwhile, and each round trip under it also waits for this process's GIL. The batch heads
+        go last: they are derived from what the same transaction appends."""
         if not self._postgres:  # SQLite: executemany in-process, straight to the driver (no statement to compile)
-            conn.exec_driver_sql(
-                _SQLITE_INSERT_ENTRIES, [(r["idx"], r["sku"], r["lot"], r["leaf"], r["leaf_hash"]) for r in entry_rows]
-            )
-            conn.exec_driver_sql(_SQLITE_INSERT_NODES, [(r["level"], r["idx"], r["hash"]) for r in node_rows])
+            if entry_rows:
+                conn.exec_driver_sql(
+                    _SQLITE_INSERT_ENTRIES,
+                    [(r["idx"], r["sku"], r["lot"], r["leaf"], r["leaf_hash"]) for r in entry_rows],
+                )
+                conn.exec_driver_sql(_SQLITE_INSERT_NODES, [(r["level"], r["idx"], r["hash"]) for r in node_rows])
             if statement_rows:
                 try:
                     conn.exec_driver_sql(_SQLITE_INSERT_STATEMENTS, statement_rows)
                 except IntegrityError as exc:
                     raise _UnseenReplayError from exc
+            head_rows.write_sqlite(conn)
             return
         import psycopg
 
@@ -783,7 +820,8 @@ class LedgerStore:
                     "WITH new_entries AS (INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) "
                     "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::bytea[], %b::bytea[])), "
                     "new_statements AS (INSERT INTO logged_statements (signed_at_us, statement_hash, idx) "
-                    "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bigint[])) "
+                    "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bigint[])), "
+                    f"new_heads AS ({PG_UPSERT_HEADS}), new_shipments AS ({PG_UPSERT_SHIPMENTS}) "
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT * FROM unnest(%b::smallint[], %b::bigint[], "
                     "%b::bytea[])",
                     (
@@ -795,6 +833,7 @@ class LedgerStore:
                         Int8Array.of([row[0] for row in statement_rows]),
                         ByteaArray.of([row[1] for row in statement_rows]),
                         Int8Array.of([row[2] for row in statement_rows]),
+                        *head_rows.pg_parameters(),
                         Int2Array.of([r["level"] for r in node_rows]),
                         Int8Array.of([r["idx"] for r in node_rows]),
                         ByteaArray.of([r["hash"] for r in node_rows]),
@@ -952,64 +991,63 @@ class LedgerStore:
         except RuleError as exc:
             raise RuleError(_where(position, total) + str(exc), exc.kind) from exc
 
-    def _load_batches(self, conn: Connection, batch_ids: set[tuple[str, str]]) -> dict[tuple[str, str], BatchState]:
-        """The batches' current states: cached ones of this epoch as they are, older ones advanced by the entries
-        appended since, the rest replayed from their chains.
+    def _load_batches(
+        self,
+        conn: Connection,
+        batch_ids: set[tuple[str, str]],
+        shipment_keys: set[ShipmentKey],
+        repaired: set[tuple[str, str]],
+    ) -> dict[tuple[str, str], BatchState]:
+        """The batches' current states, with the shipments this commit names: cached states of this epoch as
+        they are, the rest from their heads (`batch_heads`, one query for all); a batch whose head disagrees with
+        its last entry is replayed from its chain and added to `repaired` (its head is rewritten).
 
-        Called under the append lock, so no entry can appear while we read; one query serves every batch.
+        Called under the append lock, so no entry can appear while we read.
         """
         states: dict[tuple[str, str], BatchState] = {}
-        to_read: dict[tuple[str, str], BatchState] = {}
+        to_read: set[tuple[str, str]] = set()
         with self._batch_cache_lock:
             for batch_id in batch_ids:
                 cached = self._batch_cache.get(batch_id)
-                states[batch_id] = cached[0].copy() if cached is not None else BatchState(*batch_id)
-                if cached is None or cached[1] != self._epoch:
-                    to_read[batch_id] = states[batch_id]
-        if not to_read:
-            return states
-        for row in self._entries_after(conn, to_read):
-            state = to_read.get((row.sku, row.lot))
-            if state is None or (state.last_index is not None and row.idx <= state.last_index):
-                continue
-            parsed = parse_leaf(bytes(row.leaf))
-            statement, data = validate_statement(parsed.statement)
-            state.apply(statement, data, parsed.hash, row.idx, parsed.logged_at)
+                if cached is not None and cached[1] == self._epoch:
+                    states[batch_id] = cached[0].copy()
+                else:
+                    to_read.add(batch_id)
+        for row in read_heads(conn, to_read, postgres=self._postgres) if to_read else ():
+            batch_id = (row.sku, row.lot)
+            state = row.state_if_current()
+            if state is None and row.last_logged is None:
+                state = BatchState(*batch_id)  # a new batch (a head without entries is a stale row: replaced)
+                if row.state is not None:
+                    repaired.add(batch_id)
+            elif state is None:
+                logger.warning(
+                    "the head of batch %s/%s disagrees with its entries: replaying its chain (to rebuild every "
+                    "head at once: chainproof rebuild)",
+                    row.sku,
+                    row.lot,
+                )
+                state = self._replay_batch(conn, batch_id)
+                repaired.add(batch_id)
+            states[batch_id] = state
+        missing = {key for key in shipment_keys if key[:2] not in repaired and key[2] not in states[key[:2]].shipments}
+        if missing:
+            for (sku, lot, shipment_id), state_json in read_shipments(conn, missing, postgres=self._postgres).items():
+                try:
+                    states[(sku, lot)].shipments[shipment_id] = state_of_shipment(state_json)
+                except LedgerError:  # an unreadable row: the batch's chain says what is true
+                    states[(sku, lot)] = self._replay_batch(conn, (sku, lot))
+                    repaired.add((sku, lot))
         return states
 
-    def _entries_after(self, conn: Connection, states: dict[tuple[str, str], BatchState]) -> Iterable[Any]:
-        """Entries of these batches after each one's last known index, in log order (a few extra rows of other
-        batches may come too on SQLite: the caller skips them)."""
-        if self._postgres:
-            # One probe of the (sku, lot, idx) index per batch, the batches passed as three packed arrays: one
-            # bound parameter each, where an IN list costs SQLAlchemy a rendered parameter per value (a commit of
-            # 400 new batches spent more time compiling the query than PostgreSQL spent answering it).
-            from ledger.storage.pgarrays import Int8Array, TextArray
-
-            batches = list(states.items())
-            return conn.execute(
-                _PG_ENTRIES_AFTER,
-                {
-                    "skus": TextArray.of([sku for (sku, _lot), _state in batches]),
-                    "lots": TextArray.of([lot for (_sku, lot), _state in batches]),
-                    "after": Int8Array.of(
-                        [-1 if state.last_index is None else state.last_index for _batch, state in batches]
-                    ),
-                },
-            )
-        # sku IN (...) AND lot IN (...) uses the (sku, lot, idx) index and compiles once (expanding IN lists); it
-        # may return a few rows of other batches that share a sku or a lot.
-        after = min(-1 if state.last_index is None else state.last_index for state in states.values())
+    @staticmethod
+    def _replay_batch(conn: Connection, batch_id: tuple[str, str]) -> BatchState:
         query = (
-            select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf)
-            .where(
-                entries.c.sku.in_({sku for sku, _lot in states}),
-                entries.c.lot.in_({lot for _sku, lot in states}),
-                entries.c.idx > after,
-            )
+            select(entries.c.leaf)
+            .where(entries.c.sku == batch_id[0], entries.c.lot == batch_id[1])
             .order_by(entries.c.idx)
         )
-        return conn.execute(query)
+        return replay_batches(bytes(row.leaf) for row in conn.execute(query)).get(batch_id, BatchState(*batch_id))
 
     def _remember_batches(self, states: dict[tuple[str, str], BatchState]) -> None:
         with self._batch_cache_lock:
@@ -1120,6 +1158,30 @@ class LedgerStore:
         if not found:
             raise NotFoundError(f"batch {sku}/{lot} does not exist")
         return found
+
+    # -- derived tables -----------------------------------------------------------------------------------------
+
+    def rebuild_heads(self) -> int:
+        """Recompute `batch_heads` and `batch_shipments` from the log, under the append lock (appends wait);
+        returns the number of batches."""
+        with self._write() as conn, conn.begin():
+            self._lock_appends(conn)
+            leaves = conn.execute(select(entries.c.leaf).order_by(entries.c.idx)).all()
+            states = replay_batches(bytes(row.leaf) for row in leaves)
+            del leaves
+            write_all(conn, states, postgres=self._postgres)
+        with self._batch_cache_lock:
+            self._batch_cache.clear()
+        return len(states)
+
+    def head_differences(self, states: dict[tuple[str, str], BatchState], after: int) -> list[str]:
+        """How the derived tables differ from `states` (the batches as the log's first `after` entries tell
+        them), once the entries from `after` on are applied too; empty if they agree."""
+        with self.engine.connect() as conn:
+            newer = conn.execute(select(entries.c.leaf).where(entries.c.idx >= after).order_by(entries.c.idx))
+            replay_batches((bytes(row.leaf) for row in newer), states)
+            heads, shipments = stored_rows(conn)
+        return compare(states, heads, shipments)
 
     # -- the log this database belongs to -----------------------------------------------------------------------
 
