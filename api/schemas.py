@@ -73,7 +73,9 @@ class BatchOut(BaseModel):
     recalled: bool = Field(description="whether a recall was recorded for the batch")
     recall_reason: str | None = Field(description="the recall's reason, if recalled")
     product_url: str = Field(description="the batch's public product page (what its QR code carries)")
-    events: list[LogEntryOut] = Field(description="the batch's entries in log order")
+    events: list[LogEntryOut] = Field(description="the batch's entries in log order (this page of them)")
+    events_total: int = Field(description="how many entries the batch has up to the checkpoint")
+    next: str | None = Field(description="URL of the next page of events, if there is one")
     verification: VerificationOut = Field(description="the server's check of these entries")
 
 

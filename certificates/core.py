@@ -195,7 +195,12 @@ def issue_certificate(
         checkpoint=checkpoint_note,
         log_key=str(signer.verifier),
         entries=[
-            {"index": index, "leaf": b64encode(leaf), "proof": [b64encode(h) for h in proofs.get(index, ())]}
+            {
+                "index": index,
+                "leaf": b64encode(leaf),
+                # a proof where the next entry does not vouch for this one by its hash link (the last, at least)
+                **({"proof": [b64encode(h) for h in proofs[index]]} if index in proofs else {}),
+            }
             for index, leaf in entries
         ],
         actors=directory_to_json(_involved(directory, [leaf for _index, leaf in entries])),
@@ -247,7 +252,9 @@ def verify_certificate(certificate: Certificate, log_key: NoteVerifier) -> Certi
         directory = directory_from_json(certificate.actors)
         entries = [(int(e["index"]), b64decode(e["leaf"], what="leaf")) for e in certificate.entries]
         proofs = {
-            int(e["index"]): [b64decode(h, what="proof hash", size=32) for h in e["proof"]] for e in certificate.entries
+            int(e["index"]): [b64decode(h, what="proof hash", size=32) for h in e["proof"]]
+            for e in certificate.entries
+            if "proof" in e
         }
     except (LedgerError, KeyError, TypeError, ValueError) as exc:
         problems.append(Problem(None, "malformed", f"certificate evidence cannot be read: {exc!r}"))

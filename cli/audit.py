@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import platformdirs
 
@@ -239,9 +240,26 @@ def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | No
 def _verified_batch(client: ServerClient, key: NoteVerifier, sku: str, lot: str, note: str) -> tuple[BatchReport, int]:
     """The batch as served, checked against the signed checkpoint `note`; and how many entries were served."""
     size = checkpoint_size(note)
-    batch = client.get_json(f"/v1/batches/{sku}/{lot}")
-    entries = [(int(event["index"]), b64decode(event["leaf"], what="leaf")) for event in batch["events"]]
-    proofs = {index: client.inclusion_proof(index, size) for index, _leaf in entries if index < size}
+    entries: list[tuple[int, bytes]] = []
+    path = f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}"
+    params: dict[str, str] = {}
+    while True:  # a page at a time, following `next`
+        batch = client.get_json(path, **params)
+        page = [(int(event["index"]), b64decode(event["leaf"], what="leaf")) for event in batch["events"]]
+        if entries and page and page[0][0] <= entries[-1][0]:
+            raise CliError(
+                f"the server's pages of {sku}/{lot} go backwards (index {page[0][0]} after {entries[-1][0]})"
+            )
+        entries += page
+        following = batch.get("next")
+        if not isinstance(following, str) or not page:
+            break
+        parts = urlsplit(following)
+        if parts.path != path or parts.scheme or parts.netloc:
+            raise CliError(f"the server's next page of {sku}/{lot} is elsewhere: {following!r}")
+        params = dict(parse_qsl(parts.query))
+    # one proof, of the last entry: the hash chain links every earlier entry to it
+    proofs = {index: client.inclusion_proof(index, size) for index, _leaf in entries[-1:] if index < size}
     directory = directory_from_json(client.get_json("/v1/actors"))
     return verify_batch(sku, lot, entries, proofs, directory, key, note), len(entries)
 

@@ -367,6 +367,83 @@ class BatchReport:
         return not self.problems and bool(self.entries) and self.checkpoint is not None
 
 
+class BatchChecker:
+    """One batch's entries checked as they come, any number at a time: signature, index, batch, hash link and
+    batch rules (inclusion is the caller's: see `check_anchored`). A page server keeps one per batch, so that a
+    view checks only what was logged since the last one."""
+
+    def __init__(self, sku: str, lot: str) -> None:
+        self.state = BatchState(sku, lot)
+        self.problems: list[Problem] = []
+
+    def add(self, entries: Sequence[tuple[int, bytes]], directory: Directory) -> list[ParsedEntry]:
+        """Check these entries (the batch's next ones, in log order); returns those that could be read."""
+        state, problems = self.state, self.problems
+        parsed_entries: list[ParsedEntry] = []
+        checks: list[StatementCheck] = []
+        for index, leaf in entries:
+            try:
+                parsed = parse_leaf(leaf)
+                statement, data = validate_statement(parsed.statement)
+                logged_at = parse_time(parsed.logged_at, "logged_at")
+            except LedgerError as exc:
+                problems.append(Problem(index, "malformed-leaf", f"entry cannot be read: {exc}"))
+                continue
+            parsed_entries.append(parsed)
+            if parsed.index != index:
+                problems.append(Problem(index, "index", f"leaf says index {parsed.index}"))
+            if (statement.sku, statement.lot) != (state.sku, state.lot):
+                problems.append(Problem(index, "batch", f"entry belongs to {statement.sku}/{statement.lot}"))
+            if parsed.prev != state.last_hash:
+                problems.append(Problem(index, "chain", "prev hash does not match the batch's previous entry"))
+            task = _judge(index, parsed, statement, data, logged_at, state, directory, _load_key, problems)
+            if task is not None:
+                checks.append(task)
+        for index in start_statement_checks(checks)():
+            problems.append(
+                Problem(index, "bad-signature", "statement signature does not verify with the signer's key")
+            )
+        return parsed_entries
+
+
+def check_anchored(
+    entries: Sequence[tuple[int, bytes]], proofs: Mapping[int, Sequence[bytes]], checkpoint: SignedCheckpoint
+) -> list[Problem]:
+    """Each entry (in log order) is in the checkpoint's tree: by its own inclusion proof, or because the next
+    entry links to it by hash (`prev`) and is itself in the tree. So one proof of a batch's last entry vouches
+    for its whole chain, as the product page's browser check relies on (ADR 0002); the last entry needs a proof."""
+    cp = checkpoint.checkpoint
+    problems: list[Problem] = []
+    anchored_hash: bytes | None = None  # the hash a proven later entry says its predecessor has
+    for index, leaf in reversed(entries):
+        entry_hash = leaf_hash(leaf)
+        proof = proofs.get(index)
+        if proof is not None:
+            try:
+                verify_inclusion(index, cp.size, entry_hash, proof, cp.root_hash)
+            except ProofError as exc:
+                problems.append(Problem(index, "inclusion", f"not included in the checkpoint of size {cp.size}: {exc}"))
+                anchored_hash = None
+                continue
+        elif anchored_hash is None or anchored_hash != entry_hash:
+            problems.append(
+                Problem(
+                    index,
+                    "inclusion",
+                    f"not shown to be in the checkpoint of size {cp.size}: no inclusion proof, and the next entry "
+                    "shown does not link to it",
+                )
+            )
+            anchored_hash = None
+            continue
+        try:
+            anchored_hash = parse_leaf(leaf, entry_hash).prev
+        except LedgerError:
+            anchored_hash = None
+    problems.reverse()
+    return problems
+
+
 def verify_batch(
     sku: str,
     lot: str,
@@ -378,8 +455,9 @@ def verify_batch(
     *,
     origin: str | None = None,
 ) -> BatchReport:
-    """Check one batch without the rest of the log: every signature, hash link and batch rule, and each entry's
-    inclusion proof against a signed checkpoint. `entries` are (log index, leaf) in log order.
+    """Check one batch without the rest of the log: every signature, hash link and batch rule, and that each
+    entry is in a signed checkpoint's tree (by its own inclusion proof, or linked by hash to a later entry that
+    has one: a proof of the last entry is enough). `entries` are (log index, leaf) in log order.
 
     A batch check cannot see entries withheld after the last one shown (only a full audit can); everything it
     is shown must hold.
@@ -392,34 +470,11 @@ def verify_batch(
         problems.append(Problem(None, "checkpoint-signature", f"checkpoint does not verify with log key: {exc}"))
     if not entries:
         problems.append(Problem(None, "empty", f"batch {sku}/{lot} has no entries to verify"))
-    state = report.state = BatchState(sku, lot)
-    checks: list[StatementCheck] = []
-    for index, leaf in entries:
-        entry_hash = leaf_hash(leaf)
-        try:
-            parsed = parse_leaf(leaf, entry_hash)
-            statement, data = validate_statement(parsed.statement)
-            logged_at = parse_time(parsed.logged_at, "logged_at")
-        except LedgerError as exc:
-            problems.append(Problem(index, "malformed-leaf", f"entry cannot be read: {exc}"))
-            continue
-        report.entries.append(parsed)
-        if parsed.index != index:
-            problems.append(Problem(index, "index", f"leaf says index {parsed.index}"))
-        if (statement.sku, statement.lot) != (sku, lot):
-            problems.append(Problem(index, "batch", f"entry belongs to {statement.sku}/{statement.lot}"))
-        if parsed.prev != state.last_hash:
-            problems.append(Problem(index, "chain", "prev hash does not match the batch's previous entry"))
-        task = _judge(index, parsed, statement, data, logged_at, state, directory, _load_key, problems)
-        if task is not None:
-            checks.append(task)
-        if report.checkpoint is not None:
-            cp = report.checkpoint.checkpoint
-            try:
-                verify_inclusion(index, cp.size, entry_hash, proofs.get(index, ()), cp.root_hash)
-            except ProofError as exc:
-                problems.append(Problem(index, "inclusion", f"not included in the checkpoint of size {cp.size}: {exc}"))
-    for index in start_statement_checks(checks)():
-        problems.append(Problem(index, "bad-signature", "statement signature does not verify with the signer's key"))
+    checker = BatchChecker(sku, lot)
+    report.entries = checker.add(entries, directory)
+    report.state = checker.state
+    problems.extend(checker.problems)
+    if report.checkpoint is not None:
+        problems.extend(check_anchored(entries, proofs, report.checkpoint))
     problems.sort(key=lambda p: -1 if p.index is None else p.index)
     return report

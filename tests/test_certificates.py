@@ -138,9 +138,15 @@ def test_tampered_evidence_is_caught(certified) -> None:
     # An entry dropped from the evidence: the chain breaks and the claims name an entry not shown.
     dropped = certificate.entries[:2] + certificate.entries[3:]
     assert {"chain", "claims"} <= _problems(replace(certificate, entries=dropped), world)
+    # One proof, of the last entry, vouches for the chain: every other entry is linked to it by hash.
+    assert ["proof" in e for e in certificate.entries] == [False] * (len(certificate.entries) - 1) + [True]
     # A proof hash flipped.
     entries = [dict(e) for e in certificate.entries]
-    entries[0]["proof"] = [b64encode(bytes(32)), *entries[0]["proof"][1:]]
+    entries[-1]["proof"] = [b64encode(bytes(32)), *entries[-1]["proof"][1:]]
+    assert "inclusion" in _problems(replace(certificate, entries=entries), world)
+    # The last proof left out: nothing is shown to be in the log.
+    entries = [dict(e) for e in certificate.entries]
+    del entries[-1]["proof"]
     assert "inclusion" in _problems(replace(certificate, entries=entries), world)
     # An actor's key swapped for the forger's own: it is not the key its id names.
     actors = json.loads(json.dumps(certificate.actors))

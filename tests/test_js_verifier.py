@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.pages.view import batch_view
+from api.pages.view import RECENT_EVENTS, summaries
 from ledger.storage import LedgerStore
 from tests.factory import World
 
@@ -32,27 +32,65 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
     store: LedgerStore = world.store
     store.append(world.journey("JS", "1", shipments=2))
     store.append(world.journey("JS", "2"))
-    view = batch_view(store, "JS", "1")
-    assert view.report.ok
-    genuine = view.browser_data(str(store.signer.verifier))
+    page = summaries(store).page("JS", "1")
+    assert page.ok
+    genuine = page.browser_data(str(store.signer.verifier))
+    assert genuine["batch"]["events"] == len(genuine["entries"]) == 10
+    assert [("proof" in e) for e in genuine["entries"]] == [False] * 9 + [True]  # the chain vouches for the rest
     indices = [e["index"] for e in genuine["entries"]]
 
     edited = copy.deepcopy(genuine)  # a handoff's place changed: its signature and inclusion fail
     edited["entries"][3]["leaf"] = _flip(edited["entries"][3]["leaf"], b"Djibouti", b"Djibouty")
-    withheld = copy.deepcopy(genuine)  # an entry left out: the next one no longer links
+    withheld = copy.deepcopy(genuine)  # an entry left out: the next one no longer links, nor vouches for the one before
     del withheld["entries"][2]
-    wrong_proof = copy.deepcopy(genuine)
-    wrong_proof["entries"][0]["proof"] = wrong_proof["entries"][1]["proof"]
+    wrong_proof = copy.deepcopy(genuine)  # a proof of another entry
+    wrong_proof["entries"][0]["proof"] = genuine["entries"][-1]["proof"]
     other_key = copy.deepcopy(genuine)  # the checkpoint is not signed by the pinned key
     other_key["log_key"] = str(world.store.signer.verifier).replace(world.store.signer.name, "other.example/log")
+    head_unproven = copy.deepcopy(genuine)  # without the last entry's proof nothing is shown to be in the log
+    del head_unproven["entries"][-1]["proof"]
+    other_batch = copy.deepcopy(genuine)  # a genuine entry of another batch, with its own genuine proof
+    other = summaries(store).page("JS", "2")
+    stranger = other.browser_data(str(store.signer.verifier))["entries"][-1]
+    other_batch["entries"].append(stranger)
+    other_batch["keys"].update(other.browser_data(str(store.signer.verifier))["keys"])
+    other_batch["batch"]["window"][1] = stranger["index"]
+
+    # a batch longer than a page: the origin, the inspections and the newest events, the older ones left out
+    store.append(world.journey("JSBIG", "1", shipments=20))
+    big = summaries(store).page("JSBIG", "1").browser_data(str(store.signer.verifier))
+    assert big["batch"]["events"] == 82
+    assert len(big["entries"]) == 2 + RECENT_EVENTS
+    big_indices = [e["index"] for e in big["entries"]]
+    big_withheld = copy.deepcopy(big)  # within the listed window, nothing can be left out
+    del big_withheld["entries"][30]
+    big_unanchored = copy.deepcopy(big)  # entries outside the window need a proof (or a link to one)
+    del big_unanchored["entries"][1]["proof"]
 
     cases = {
-        "batches": {"genuine": genuine, "edited": edited, "withheld": withheld, "wrong_proof": wrong_proof},
+        "batches": {
+            "genuine": genuine,
+            "edited": edited,
+            "withheld": withheld,
+            "wrong_proof": wrong_proof,
+            "head_unproven": head_unproven,
+            "other_batch": other_batch,
+            "big": big,
+            "big_withheld": big_withheld,
+            "big_unanchored": big_unanchored,
+        },
         "expect": {
             "genuine": [],
-            "edited": [indices[3], indices[3], indices[4]],  # and the next entry no longer links to it
-            "withheld": [indices[3]],
+            # the edited entry's signature fails and the next one no longer links to it, so the chain from the
+            # proven last entry stops there: neither it nor any before it is shown to be in the log
+            "edited": [*indices[:3], indices[3], indices[3], indices[4]],
+            "withheld": [indices[0], indices[1], indices[3]],
             "wrong_proof": [indices[0]],
+            "head_unproven": indices,
+            "other_batch": [stranger["index"], stranger["index"]],  # another batch's, and not linked
+            "big": [],
+            "big_withheld": [*big_indices[2:30], big_indices[31]],
+            "big_unanchored": big_indices[:2],  # the origin was vouched for by the inspection after it
         },
     }
     path = tmp_path / "batches.json"

@@ -143,6 +143,38 @@ def test_verify_batch_with_inclusion_proofs(grown) -> None:
     assert not report.ok
 
 
+def test_one_proof_of_the_last_entry_vouches_for_the_chain(grown) -> None:
+    """The hash links carry inclusion back from a proven entry: a proof of the last entry is enough, an entry
+    no proven entry links to is not shown to be in the log, and a broken link cuts everything before it off."""
+    from ledger.verify import verify_batch
+
+    world, _older, _latest = grown
+    store = world.store
+    entries, proofs, checkpoint = _batch_inputs(store, "OIL", "2")
+    last = entries[-1][0]
+
+    def problems(shown, given) -> list[tuple[int | None, str]]:
+        report = verify_batch("OIL", "2", shown, given, store.directory(), store.signer.verifier, checkpoint)
+        return [(p.index, p.code) for p in report.problems]
+
+    assert problems(entries, {last: proofs[last]}) == []
+    # no proof at all: nothing is shown to be in the log
+    assert problems(entries, {}) == [(index, "inclusion") for index, _leaf in entries]
+    # a wrong proof of the last entry: the same
+    assert problems(entries, {last: proofs[entries[0][0]]}) == [(index, "inclusion") for index, _leaf in entries]
+    # an altered middle entry: its signature fails, the next one no longer links to it, and the chain from the
+    # proven last entry stops there
+    index, leaf = entries[2]
+    altered = [*entries[:2], (index, leaf.replace(b"DE-HH", b"FR-75")), *entries[3:]]
+    found = problems(altered, {last: proofs[last]})
+    assert (index, "bad-signature") in found
+    assert (entries[3][0], "chain") in found
+    assert {i for i, code in found if code == "inclusion"} == {entries[0][0], entries[1][0], index}
+    # a proof of an earlier entry re-anchors what comes before it
+    found = problems(altered, {last: proofs[last], entries[1][0]: proofs[entries[1][0]]})
+    assert {i for i, code in found if code == "inclusion"} == {index}
+
+
 def test_future_times_are_rejected(world: World) -> None:
     from ledger.errors import ValidationError
     from tests.factory import origin_data

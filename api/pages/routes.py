@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.i18n import LANGUAGES, TEXT, choose_language
-from api.pages.view import BatchView, batch_view
+from api.pages.view import BatchPage, Shown, summaries
 from api.urls import product_url
 from certificates.qr import qr_png, qr_svg
 from ledger.entry import parse_leaf
@@ -53,7 +53,11 @@ def _base_context(request: Request, lang: str) -> dict[str, Any]:
     def lang_query(code: str) -> str:
         return urlencode({**request.query_params, "lang": code})
 
-    return {"lang": lang, "t": TEXT[lang], "languages": LANGUAGES, "lang_query": lang_query}
+    def page_query(before: int | None) -> str:
+        query = {k: v for k, v in request.query_params.items() if k != "before"}
+        return urlencode(query if before is None else {**query, "before": before})
+
+    return {"lang": lang, "t": TEXT[lang], "languages": LANGUAGES, "lang_query": lang_query, "page_query": page_query}
 
 
 def _not_found(request: Request, bad_link: bool) -> HTMLResponse:
@@ -71,96 +75,71 @@ def _day(value: str) -> str:
     return parse_time(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page_context(view: BatchView, shipment_id: str | None, now: datetime) -> dict[str, Any]:
-    """What the page shows, read from the verified entries."""
-    directory = view.directory
+def _page_context(page: BatchPage, now: datetime) -> dict[str, Any]:
+    """What the page shows, read from the checked entries: the origin, the latest inspections, the recall, and the
+    journey and events of the page's window (the newest, or an older page)."""
+    directory = page.directory
     origin: dict[str, Any] | None = None
-    inspections: list[dict[str, Any]] = []
-    journey: list[dict[str, Any]] = []
-    shipments: dict[str, dict[str, Any]] = {}
+    if page.origin is not None:
+        statement = page.origin.statement
+        data = statement.get("data", {})
+        country = pycountry.countries.get(alpha_2=data.get("country", ""))
+        origin = {
+            **data,
+            "producer": _name(directory, statement["actor"]),
+            "country_name": country.name if country else data.get("country"),
+            "produced_at": _day(data["produced_at"]),
+            "documents": data.get("documents", []),
+        }
+    inspections = []
+    for shown in reversed(page.inspections):  # newest first
+        statement = shown.statement
+        data = statement.get("data", {})
+        report = data.get("report", {})
+        inspections.append(
+            {
+                "inspector": _name(directory, statement["actor"]),
+                "standard": data.get("standard"),
+                "result": data.get("result"),
+                "inspected_at": _day(data["inspected_at"]),
+                "report_sha256": report.get("sha256"),
+                "report_url": report.get("url"),
+            }
+        )
     recall: dict[str, str] | None = None
+    if page.recall is not None:
+        recall = {
+            "reason": page.recall.statement.get("data", {}).get("reason", ""),
+            "date": _day(page.recall.parsed.logged_at),
+        }
+    journey: list[dict[str, Any]] = []
     events = []
-    for parsed in view.parsed:
-        statement = parsed.statement
+    for shown in page.events:
+        statement = shown.statement
         data = statement.get("data", {})
         kind = statement.get("type")
         events.append(
             {
-                "index": parsed.index,
+                "index": shown.index,
                 "type": kind,
                 "actor": _name(directory, statement.get("actor", "")),
-                "hash": parsed.hash.hex(),
+                "hash": shown.parsed.hash.hex(),
             }
         )
-        if kind == EventType.ORIGIN and origin is None:
-            country = pycountry.countries.get(alpha_2=data.get("country", ""))
-            origin = {
-                **data,
-                "producer": _name(directory, statement["actor"]),
-                "country_name": country.name if country else data.get("country"),
-                "produced_at": _day(data["produced_at"]),
-                "documents": data.get("documents", []),
-            }
-        elif kind == EventType.INSPECTION:
-            report = data.get("report", {})
-            inspections.append(
-                {
-                    "inspector": _name(directory, statement["actor"]),
-                    "standard": data.get("standard"),
-                    "result": data.get("result"),
-                    "inspected_at": _day(data["inspected_at"]),
-                    "report_sha256": report.get("sha256"),
-                    "report_url": report.get("url"),
-                }
-            )
-        elif kind == EventType.SHIPMENT:
-            shipments[data["shipment_id"]] = {
-                "id": data["shipment_id"],
-                "placed_at": data["placed_at"],
-                "promised_by": data["promised_by"],
-                "delivered_at": None,
-            }
-            journey.append(
-                {
-                    "kind": "shipment",
-                    "at": _day(data["placed_at"]),
-                    "shipment": data["shipment_id"],
-                    "place": data.get("destination"),
-                }
-            )
-        elif kind == EventType.HANDOFF:
-            journey.append(
-                {
-                    "kind": "handoff",
-                    "at": _day(data["at"]),
-                    "sender": _name(directory, data["from"]),
-                    "recipient": _name(directory, data["to"]),
-                    "place": data.get("place"),
-                    "temperature": (data.get("condition") or {}).get("temperature_c"),
-                }
-            )
-        elif kind == EventType.DELIVERY:
-            if data["shipment_id"] in shipments:
-                shipments[data["shipment_id"]]["delivered_at"] = data["delivered_at"]
-            journey.append(
-                {
-                    "kind": "delivery",
-                    "at": _day(data["delivered_at"]),
-                    "place": data.get("place"),
-                    "sender": _name(directory, statement["actor"]),
-                }
-            )
-        elif kind == EventType.RECALL:
-            recall = {"reason": data.get("reason", ""), "date": _day(parsed.logged_at)}
-            journey.append({"kind": "recall", "at": _day(parsed.logged_at), "place": data.get("reason")})
+        step = _journey_step(directory, kind, data, shown)
+        if step is not None:
+            journey.append(step)
     shipment = None
-    if shipment_id and shipment_id in shipments:
-        shipment = dict(shipments[shipment_id])
-        shipment["status"] = sla_status(shipment["promised_by"], shipment["delivered_at"], now)
-        for key in ("placed_at", "promised_by", "delivered_at"):
-            if shipment[key]:
-                shipment[key] = _day(shipment[key])
-    if not view.report.ok:
+    if page.shipment is not None:
+        found = page.shipment
+        shipment = {
+            "id": found.id,
+            "status": sla_status(found.promised_by, found.delivered_at, now),
+            "placed_at": _day(found.placed_at),
+            "promised_by": _day(found.promised_by),
+            "delivered_at": _day(found.delivered_at) if found.delivered_at else None,
+        }
+    if not page.ok:
         verdict = "failed"
     elif recall is not None:
         verdict = "recalled"
@@ -170,12 +149,46 @@ def _page_context(view: BatchView, shipment_id: str | None, now: datetime) -> di
         "verdict": verdict,
         "origin": origin,
         "inspections": inspections,
+        "inspection_count": page.inspection_count,
         "journey": journey,
         "shipment": shipment,
         "recall": recall,
         "events": events,
-        "problems": view.report.problems,
+        "events_total": page.length,
+        "older": page.older,
+        "newer": page.newer,
+        "problems": page.problems[:20],
+        "problem_count": len(page.problems),
     }
+
+
+def _journey_step(directory: Directory, kind: Any, data: dict[str, Any], shown: Shown) -> dict[str, Any] | None:
+    if kind == EventType.SHIPMENT:
+        return {
+            "kind": "shipment",
+            "at": _day(data["placed_at"]),
+            "shipment": data["shipment_id"],
+            "place": data.get("destination"),
+        }
+    if kind == EventType.HANDOFF:
+        return {
+            "kind": "handoff",
+            "at": _day(data["at"]),
+            "sender": _name(directory, data["from"]),
+            "recipient": _name(directory, data["to"]),
+            "place": data.get("place"),
+            "temperature": (data.get("condition") or {}).get("temperature_c"),
+        }
+    if kind == EventType.DELIVERY:
+        return {
+            "kind": "delivery",
+            "at": _day(data["delivered_at"]),
+            "place": data.get("place"),
+            "sender": _name(directory, shown.statement["actor"]),
+        }
+    if kind == EventType.RECALL:
+        return {"kind": "recall", "at": _day(shown.parsed.logged_at), "place": data.get("reason")}
+    return None
 
 
 def _web_link(url: object) -> str | None:
@@ -194,22 +207,26 @@ def sla_status(promised_by: str, delivered_at: str | None, now: datetime) -> str
 
 def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: str) -> HTMLResponse:
     lang = _language(request)
+    before_text = request.query_params.get("before")
+    before = int(before_text) if before_text and before_text.isdigit() and len(before_text) <= 18 else None
+    if before_text is not None and before is None:
+        return _not_found(request, bad_link=True)
     try:
-        view = batch_view(store, sku, lot)
+        page = summaries(store).page(sku, lot, before=before, shipment_id=request.query_params.get("shipment"))
     except NotFoundError:
         return _not_found(request, bad_link=False)
-    context = _page_context(view, request.query_params.get("shipment"), datetime.now(UTC))
+    context = _page_context(page, datetime.now(UTC))
     log_key = str(store.signer.verifier)
     html = _TEMPLATES.get_template("product.html").render(
         **_base_context(request, lang),
         **context,
         sku=sku,
         lot=lot,
-        checkpoint=view.checkpoint_note,
+        checkpoint=page.checkpoint_note,
         log_key=log_key,
         base_url=settings.base_url,
         certificate_url=f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}/certificate.pdf",
-        ledger_json=_script_json(view.browser_data(log_key)),
+        ledger_json=_script_json(page.browser_data(log_key)),
         i18n_json=_script_json(
             {
                 "ok": TEXT[lang]["browser_ok"],
@@ -263,7 +280,10 @@ def digital_link_page(
 
 def _batch_url(store: Any, settings: Any, sku: str, lot: str) -> str:
     """The page URL the batch's QR code carries (404 problem for an unknown batch)."""
-    first = parse_leaf(store.batch_entries(sku, lot)[0].leaf).statement
+    found = store.batch_range(sku, lot, first=1)
+    if not found:
+        raise NotFoundError(f"batch {sku}/{lot} does not exist")
+    first = parse_leaf(found[0].leaf).statement
     gtin = first.get("data", {}).get("gtin") if first.get("type") == EventType.ORIGIN else None
     return product_url(settings.base_url, sku, lot, gtin)
 

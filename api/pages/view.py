@@ -1,23 +1,44 @@
-"""One batch as a reader sees it: its entries, each proven into the latest checkpoint and checked by the
-ledger's own verifier. Shared by the JSON batch endpoint and the product page."""
+"""A batch as readers see it, checked by the ledger's own verifier, at any size (ADR 0006).
+
+Two views:
+- `batch_view`: every entry of the batch, checked, with one inclusion proof (of the last entry: the hash chain
+  vouches for the rest). Certificates are signed from it; it costs time in proportion to the batch.
+- `BatchSummaries`: what the product page and the batch JSON show, kept per batch and advanced by the entries
+  logged since the last view, so that a view of a 10,000-event batch reads only what is new. What it hands the
+  browser is bounded: the newest events (a hash chain down from the batch's last entry, which carries an
+  inclusion proof), and the origin, the latest inspections and the recall, each with its own proof.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import threading
+import weakref
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from certificates.core import Certificate, issue_certificate
-from ledger.entry import ParsedEntry
+from ledger.entry import ParsedEntry, parse_leaf
+from ledger.errors import LedgerError, NotFoundError
+from ledger.events import EventType
 from ledger.hashing import b64encode
 from ledger.note import NoteSigner, open_checkpoint
-from ledger.rules import Directory
+from ledger.rules import BatchState, Directory
 from ledger.storage import LedgerStore
-from ledger.verify import BatchReport, LogEntry, verify_batch
+from ledger.verify import BatchChecker, BatchReport, LogEntry, Problem, check_anchored, verify_batch
+
+RECENT_EVENTS = 50
+"""Events a page shows (and the browser checks) at a time: the newest, or a page of older ones."""
+SHOWN_INSPECTIONS = 10
+_SUMMARIES_PER_STORE = 256
 
 
 @dataclass
 class BatchView:
+    """Every entry of a batch, checked against the latest checkpoint."""
+
     sku: str
     lot: str
     checkpoint_note: str
@@ -46,9 +67,139 @@ class BatchView:
             issued_at=issued_at,
         )
 
+
+def batch_view(store: LedgerStore, sku: str, lot: str) -> BatchView:
+    """Every entry of the batch up to the latest checkpoint, checked; the last one proven included (the chain
+    links each entry to the next). Raises NotFoundError for an unknown batch."""
+    note = store.checkpoint()
+    checkpoint = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint
+    size = checkpoint.size
+    found = store.batch_range(sku, lot, before=size)
+    if not found:
+        raise NotFoundError(f"batch {sku}/{lot} does not exist")
+    pairs = [(e.stored_index or 0, e.leaf) for e in found]
+    proofs = store.inclusion_proofs([pairs[-1][0]], size)
+    directory = store.directory()
+    report = verify_batch(sku, lot, pairs, proofs, directory, store.signer.verifier, note, origin=store.origin)
+    return BatchView(sku, lot, note, size, checkpoint.root_hash, found, proofs, directory, report)
+
+
+# -- the bounded view ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """An entry a page shows: its index, exact leaf and parsed fields."""
+
+    index: int
+    leaf: bytes
+    parsed: ParsedEntry
+
+    @property
+    def statement(self) -> dict[str, Any]:
+        return self.parsed.statement
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentView:
+    id: str
+    placed_at: str
+    promised_by: str
+    destination: str | None
+    delivered_at: str | None = None
+
+
+class BatchSummary:
+    """A batch as its checked entries tell it, advanced entry by entry; guarded by its own lock."""
+
+    def __init__(self, sku: str, lot: str) -> None:
+        self.lock = threading.Lock()
+        self.checker = BatchChecker(sku, lot)
+        self.through = 0  # every entry of the batch below this log size has been added
+        self.last_index: int | None = None
+        self.length = 0
+        self.origin: Shown | None = None
+        self.inspections: deque[Shown] = deque(maxlen=SHOWN_INSPECTIONS)
+        self.inspection_count = 0
+        self.recall: Shown | None = None
+        self.shipments: dict[str, ShipmentView] = {}
+        self.recent: deque[Shown] = deque(maxlen=RECENT_EVENTS)
+        self.proofs: tuple[int, dict[int, list[bytes]]] = (-1, {})  # (tree size, index -> proof) of the last view
+
+    @property
+    def state(self) -> BatchState:
+        return self.checker.state
+
+    def add(self, found: list[LogEntry], directory: Directory) -> None:
+        leaves = {e.stored_index: e.leaf for e in found}
+        for parsed in self.checker.add([(e.stored_index or 0, e.leaf) for e in found], directory):
+            shown = Shown(parsed.index, leaves.get(parsed.index, parsed.leaf), parsed)
+            self._note(shown)
+        if found:
+            self.last_index = found[-1].stored_index
+            self.length += len(found)
+
+    def _note(self, shown: Shown) -> None:
+        statement = shown.statement
+        data = statement.get("data")
+        data = data if isinstance(data, dict) else {}
+        kind = statement.get("type")
+        self.recent.append(shown)
+        if kind == EventType.ORIGIN and self.origin is None:
+            self.origin = shown
+        elif kind == EventType.INSPECTION:
+            self.inspections.append(shown)
+            self.inspection_count += 1
+        elif kind == EventType.RECALL and self.recall is None:
+            self.recall = shown
+        elif kind == EventType.SHIPMENT and isinstance(data.get("shipment_id"), str):
+            if data["shipment_id"] not in self.shipments:
+                self.shipments[data["shipment_id"]] = ShipmentView(
+                    data["shipment_id"], data.get("placed_at", ""), data.get("promised_by", ""), data.get("destination")
+                )
+        elif kind == EventType.DELIVERY and data.get("shipment_id") in self.shipments:
+            shipment = self.shipments[data["shipment_id"]]
+            if shipment.delivered_at is None:
+                self.shipments[shipment.id] = ShipmentView(
+                    shipment.id,
+                    shipment.placed_at,
+                    shipment.promised_by,
+                    shipment.destination,
+                    data.get("delivered_at"),
+                )
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    """What one view shows, fixed at one checkpoint: safe to render while the summary moves on."""
+
+    sku: str
+    lot: str
+    checkpoint_note: str
+    checkpoint_size: int
+    directory: Directory
+    length: int
+    state: BatchState
+    problems: list[Problem]
+    origin: Shown | None
+    inspections: list[Shown]
+    inspection_count: int
+    recall: Shown | None
+    events: list[Shown]  # the events this page lists, oldest first: the newest, or an older page
+    older: int | None  # the `before` of the next older page, if there is one
+    newer: int | None  # the `before` of the next newer page (0: the newest), if this is an older page
+    proofs: dict[int, list[bytes]]
+    shipment: ShipmentView | None = None
+    checked: list[Shown] = field(default_factory=list)  # what the browser is handed, in log order
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.length > 0
+
     def browser_data(self, log_key: str) -> dict[str, Any]:
-        """What the page's script needs to check everything again: leaves, proofs, signers' keys, checkpoint."""
-        signer_ids = {p.statement.get("key_id") for p in self.parsed}
+        """What the page's script checks again (ADR 0006): each entry shown, in log order, with an inclusion
+        proof where the next entry shown does not link to it by hash; the signers' keys; the checkpoint."""
+        signer_ids = {s.statement.get("key_id") for s in self.checked}
         keys = {
             key.key_id: {"actor_id": key.actor_id, "public_key": b64encode(key.public_key)}
             for key in self.directory.keys.values()
@@ -57,26 +208,136 @@ class BatchView:
         return {
             "log_key": log_key,
             "checkpoint": self.checkpoint_note,
+            "batch": {
+                "sku": self.sku,
+                "lot": self.lot,
+                "events": self.length,
+                "window": [self.events[0].index, self.events[-1].index] if self.events else [0, -1],
+            },
             "entries": [
                 {
-                    "index": e.stored_index,
-                    "leaf": b64encode(e.leaf),
-                    "proof": [b64encode(h) for h in self.proofs.get(e.stored_index or 0, [])],
+                    "index": s.index,
+                    "leaf": b64encode(s.leaf),
+                    **({"proof": [b64encode(h) for h in self.proofs[s.index]]} if s.index in self.proofs else {}),
                 }
-                for e in self.entries
+                for s in self.checked
             ],
             "keys": keys,
         }
 
 
-def batch_view(store: LedgerStore, sku: str, lot: str) -> BatchView:
-    """Raises NotFoundError for an unknown batch."""
-    note = store.checkpoint()
-    checkpoint = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint
-    size = checkpoint.size
-    found = [e for e in store.batch_entries(sku, lot) if e.stored_index is not None and e.stored_index < size]
-    pairs = [(e.stored_index or 0, e.leaf) for e in found]
-    proofs = store.inclusion_proofs([index for index, _leaf in pairs], size)
-    directory = store.directory()
-    report = verify_batch(sku, lot, pairs, proofs, directory, store.signer.verifier, note, origin=store.origin)
-    return BatchView(sku, lot, note, size, checkpoint.root_hash, found, proofs, directory, report)
+class BatchSummaries:
+    """The summaries of one store's batches (most recently viewed first kept)."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._summaries: OrderedDict[tuple[str, str], BatchSummary] = OrderedDict()
+
+    def _summary(self, sku: str, lot: str) -> BatchSummary:
+        with self._lock:
+            summary = self._summaries.get((sku, lot))
+            if summary is None:
+                summary = self._summaries[(sku, lot)] = BatchSummary(sku, lot)
+            self._summaries.move_to_end((sku, lot))
+            while len(self._summaries) > _SUMMARIES_PER_STORE:
+                self._summaries.popitem(last=False)
+            return summary
+
+    def page(self, sku: str, lot: str, *, before: int | None = None, shipment_id: str | None = None) -> BatchPage:
+        """The batch at the latest checkpoint: the newest events, or (`before`) the page of events logged before
+        that index. Raises NotFoundError for an unknown batch."""
+        store = self._store
+        note = store.checkpoint()
+        size = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint.size
+        summary = self._summary(sku, lot)
+        with summary.lock:
+            if summary.through > size:  # another view got here first with a newer checkpoint: show that one
+                note = store.checkpoint()
+                size = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint.size
+            directory = store.directory()
+            if summary.through < size:
+                summary.add(store.batch_range(sku, lot, after=summary.last_index, before=size), directory)
+                summary.through = size
+            if not summary.length:
+                raise NotFoundError(f"batch {sku}/{lot} does not exist")
+            return self._page(summary, note, size, directory, before, shipment_id)
+
+    def _page(
+        self,
+        summary: BatchSummary,
+        note: str,
+        size: int,
+        directory: Directory,
+        before: int | None,
+        shipment_id: str | None,
+    ) -> BatchPage:
+        store = self._store
+        state = summary.state
+        if before is None or (summary.last_index is not None and before > summary.last_index):
+            events = list(summary.recent)
+            newer = None
+        else:
+            older_found = store.batch_range(state.sku, state.lot, before=before, newest=RECENT_EVENTS)
+            events = _shown(older_found)
+            newer = 0
+        older = events[0].index if events and summary.origin and events[0].index > summary.origin.index else None
+        highlights = [s for s in (summary.origin, *summary.inspections, summary.recall) if s is not None]
+        checked = sorted({s.index: s for s in (*highlights, *events)}.values(), key=lambda s: s.index)
+        # a proof for each entry the next one shown does not link to (always the last)
+        proven = [a.index for a, b in itertools.pairwise(checked) if b.parsed.prev != a.parsed.hash]
+        proven += [checked[-1].index] if checked else []
+        cached_size, cached = summary.proofs
+        if cached_size != size:
+            cached = {}
+            summary.proofs = (size, cached)
+        missing = [index for index in proven if index not in cached]
+        if missing:
+            cached.update(store.inclusion_proofs(missing, size))
+        proofs = {index: cached[index] for index in proven}
+        # what the browser will check of inclusion, checked here first (the rest the summary has checked)
+        signed = open_checkpoint(note, store.signer.verifier, store.origin)
+        inclusion = check_anchored([(s.index, s.leaf) for s in checked], proofs, signed)
+        return BatchPage(
+            sku=state.sku,
+            lot=state.lot,
+            checkpoint_note=note,
+            checkpoint_size=size,
+            directory=directory,
+            length=summary.length,
+            state=state.copy(),
+            problems=sorted([*summary.checker.problems, *inclusion], key=lambda p: -1 if p.index is None else p.index),
+            origin=summary.origin,
+            inspections=list(summary.inspections),
+            inspection_count=summary.inspection_count,
+            recall=summary.recall,
+            events=events,
+            older=older,
+            newer=newer,
+            proofs=proofs,
+            shipment=summary.shipments.get(shipment_id) if shipment_id else None,
+            checked=checked,
+        )
+
+
+def _shown(found: list[LogEntry]) -> list[Shown]:
+    shown = []
+    for entry in found:
+        try:
+            shown.append(Shown(entry.stored_index or 0, entry.leaf, parse_leaf(entry.leaf)))
+        except LedgerError:
+            continue  # reported by the summary's check
+    return shown
+
+
+_BY_STORE: weakref.WeakKeyDictionary[LedgerStore, BatchSummaries] = weakref.WeakKeyDictionary()
+_BY_STORE_LOCK = threading.Lock()
+
+
+def summaries(store: LedgerStore) -> BatchSummaries:
+    """The batch summaries of this store (one set per store, for the life of the store)."""
+    with _BY_STORE_LOCK:
+        found = _BY_STORE.get(store)
+        if found is None:
+            found = _BY_STORE[store] = BatchSummaries(store)
+        return found

@@ -2,36 +2,60 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
-from api.pages.view import batch_view
+from api.pages.view import summaries
 from api.routes.log import entry_out
 from api.schemas import BatchOut, VerificationOut
 from api.urls import product_url
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
+EVENTS_PER_PAGE = 1000
+_LARGEST_INDEX = 2**53 - 1
 
 
 @router.get("/{sku}/{lot}", response_model=BatchOut, summary="A batch's events in order, with a verification")
-def get_batch(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> BatchOut:
-    """The batch's entries up to the latest checkpoint, each checked (signature, hash link, rules) and proven
-    included in that checkpoint by the same verifier the CLI uses."""
-    view = batch_view(store, sku, lot)
-    state = view.report.state
-    gtin = state.gtin if state else None
+def get_batch(
+    sku: SkuPath,
+    lot: LotPath,
+    store: StoreDep,
+    settings: SettingsDep,
+    after: Annotated[
+        int | None, Query(ge=0, le=_LARGEST_INDEX, description="only events after this log index (the `next` link)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=EVENTS_PER_PAGE, description="events per page")] = EVENTS_PER_PAGE,
+) -> BatchOut:
+    """The batch's entries up to the latest checkpoint, a page at a time (`next` links the following page), and
+    the server's check of the whole batch (signatures, hash links, rules; the chain is proven included in the
+    checkpoint by an inclusion proof of its last entry), by the same verifier the CLI uses."""
+    page = summaries(store).page(sku, lot)
+    found = store.batch_range(sku, lot, after=after, before=page.checkpoint_size, first=limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
+    state = page.state
+    next_url = None
+    if more:
+        next_url = f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}?after={found[-1].stored_index}"
+        if limit != EVENTS_PER_PAGE:
+            next_url += f"&limit={limit}"
     return BatchOut(
         sku=sku,
         lot=lot,
-        gtin=gtin,
-        owner=state.owner if state else None,
-        recalled=bool(state and state.recalled_at),
-        recall_reason=state.recall_reason if state else None,
-        product_url=product_url(settings.base_url, sku, lot, gtin),
-        events=[entry_out(e) for e in view.entries],
+        gtin=state.gtin,
+        owner=state.owner,
+        recalled=bool(state.recalled_at),
+        recall_reason=state.recall_reason,
+        product_url=product_url(settings.base_url, sku, lot, state.gtin),
+        events=[entry_out(e) for e in found],
+        events_total=page.length,
+        next=next_url,
         verification=VerificationOut(
-            verified=view.report.ok,
-            checkpoint_size=view.checkpoint_size,
-            problems=[{"index": p.index, "code": p.code, "message": p.message} for p in view.report.problems],
+            verified=page.ok,
+            checkpoint_size=page.checkpoint_size,
+            problems=[{"index": p.index, "code": p.code, "message": p.message} for p in page.problems],
         ),
     )

@@ -177,8 +177,13 @@ export function parseLeaf(leaf) {
   };
 }
 
-// Verify a batch as the page ships it: {log_key, checkpoint, entries: [{index, leaf, proof}], keys: {key_id:
-// {actor_id, public_key}}}. Returns every problem found (an empty list means all holds).
+// Verify a batch as the page ships it (ADR 0006): {log_key, checkpoint, keys: {key_id: {actor_id, public_key}},
+// entries: [{index, leaf, proof?}] in log order, batch: {sku, lot, events, window: [first, last]}}.
+// Every entry shown must be signed by its actor's published key, belong to the batch, and be in the signed log:
+// by its own inclusion proof, or because the next entry shown links to it by hash and is itself in the log. The
+// entries whose index lies in `window` (the events the page lists) must form an unbroken chain, so none of them
+// can be left out; the origin links to nothing. Without `batch` (older pages), every entry is in the window.
+// Returns every problem found (an empty list means all holds).
 export async function verifyBatch(data) {
   const problems = [];
   const key = await parseVerifierKey(data.log_key);
@@ -190,20 +195,34 @@ export async function verifyBatch(data) {
     problems.push({ index: null, message: "checkpoint: " + e.message });
   }
   if (!data.entries.length) problems.push({ index: null, message: "no entries to verify" });
-  let previous = null;
+  const batch = data.batch || null;
+  const [first, last] = batch && Array.isArray(batch.window) ? batch.window : [-Infinity, Infinity];
+  const inWindow = (index) => index >= first && index <= last;
+  const shown = [];
+  let lastIndex = -1;
   for (const item of data.entries) {
     const where = item.index;
-    let entry;
+    if (!Number.isSafeInteger(where) || where <= lastIndex) {
+      problems.push({ index: where, message: "entries are not in log order" });
+    }
+    lastIndex = where;
     const leaf = b64decode(item.leaf);
-    const hash = await leafHash(leaf);
+    const record = { index: where, hash: await leafHash(leaf), entry: null, proof: item.proof };
+    shown.push(record);
     try {
-      entry = parseLeaf(leaf);
+      record.entry = parseLeaf(leaf);
     } catch (e) {
       problems.push({ index: where, message: "entry cannot be read: " + e.message });
-      previous = hash;
       continue;
     }
+    const entry = record.entry;
     if (entry.index !== item.index) problems.push({ index: where, message: "entry says it is index " + entry.index });
+    if (batch && (entry.statement.sku !== batch.sku || entry.statement.lot !== batch.lot)) {
+      problems.push({ index: where, message: "entry belongs to another batch" });
+    }
+    if ((entry.prev === null) !== (entry.statement.type === "origin")) {
+      problems.push({ index: where, message: "only a batch's origin, its first entry, links to nothing" });
+    }
     const signer = data.keys[entry.statement.key_id];
     if (!signer || signer.actor_id !== entry.statement.actor) {
       problems.push({ index: where, message: "signed with a key not published for its actor" });
@@ -211,17 +230,40 @@ export async function verifyBatch(data) {
                                        concat(STATEMENT_CONTEXT, entry.statementBytes)))) {
       problems.push({ index: where, message: "signature does not verify" });
     }
-    const linked = previous === null ? entry.prev === null : entry.prev !== null && equal(entry.prev, previous);
-    if (!linked) problems.push({ index: where, message: "does not link to the batch's previous entry" });
-    if (checkpoint) {
-      try {
-        await verifyInclusion(item.index, checkpoint.size, hash, item.proof.map(b64decode), checkpoint.root);
-      } catch (e) {
-        problems.push({ index: where, message: "not in the signed log: " + e.message });
-      }
-    }
-    previous = hash;
   }
+  // The listed events: an unbroken chain, starting from the origin if the window reaches the batch's start.
+  let previous;
+  for (const record of shown) {
+    if (!inWindow(record.index)) continue;
+    if (record.entry) {
+      const linked = previous === undefined
+        ? first === -Infinity ? record.entry.prev === null : true
+        : previous !== null && record.entry.prev !== null && equal(record.entry.prev, previous);
+      if (!linked) problems.push({ index: record.index, message: "does not link to the batch's previous entry" });
+    }
+    previous = record.hash;
+  }
+  // In the log: each entry by its own proof, or by the hash link from a later entry that is in the log.
+  let vouched = null;
+  for (let i = shown.length - 1; i >= 0; i--) {
+    const record = shown[i];
+    if (record.proof) {
+      if (!checkpoint) { vouched = null; continue; }
+      try {
+        await verifyInclusion(record.index, checkpoint.size, record.hash, record.proof.map(b64decode), checkpoint.root);
+      } catch (e) {
+        problems.push({ index: record.index, message: "not in the signed log: " + e.message });
+        vouched = null;
+        continue;
+      }
+    } else if (!(vouched && equal(vouched, record.hash))) {
+      problems.push({ index: record.index, message: "not shown to be in the signed log: no proof, and no later entry links to it" });
+      vouched = null;
+      continue;
+    }
+    vouched = record.entry ? record.entry.prev : null;
+  }
+  problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
   return problems;
 }
 

@@ -1148,15 +1148,41 @@ class LedgerStore:
             after = rows[-1].idx
 
     def batch_entries(self, sku: str, lot: str) -> list[LogEntry]:
-        query = (
-            select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf, entries.c.leaf_hash)
-            .where(entries.c.sku == sku, entries.c.lot == lot)
-            .order_by(entries.c.idx)
-        )
-        with self.engine.connect() as conn:
-            found = [self._log_entry(row) for row in conn.execute(query)]
+        """Every entry of the batch, in log order (NotFoundError if it has none)."""
+        found = self.batch_range(sku, lot)
         if not found:
             raise NotFoundError(f"batch {sku}/{lot} does not exist")
+        return found
+
+    def batch_range(
+        self,
+        sku: str,
+        lot: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        first: int | None = None,
+        newest: int | None = None,
+    ) -> list[LogEntry]:
+        """The batch's entries with after < index < before, in log order: all of them, the `first` n, or the
+        `newest` n. One range scan of the (sku, lot, idx) index."""
+        query = select(entries.c.idx, entries.c.sku, entries.c.lot, entries.c.leaf, entries.c.leaf_hash).where(
+            entries.c.sku == sku, entries.c.lot == lot
+        )
+        if after is not None:
+            query = query.where(entries.c.idx > after)
+        if before is not None:
+            query = query.where(entries.c.idx < before)
+        if newest is not None:
+            query = query.order_by(entries.c.idx.desc()).limit(newest)
+        else:
+            query = query.order_by(entries.c.idx)
+            if first is not None:
+                query = query.limit(first)
+        with self.engine.connect() as conn:
+            found = [self._log_entry(row) for row in conn.execute(query)]
+        if newest is not None:
+            found.reverse()
         return found
 
     # -- derived tables -----------------------------------------------------------------------------------------
