@@ -7,7 +7,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from ledger import merkle
-from ledger.errors import ConflictError, NotFoundError, ProofError, RuleError, SignatureError, ValidationError
+from ledger.entry import parse_leaf
+from ledger.errors import (
+    ConflictError,
+    DuplicateStatementError,
+    NotFoundError,
+    ProofError,
+    RuleError,
+    SignatureError,
+    ValidationError,
+)
 from ledger.hashing import leaf_hash
 from ledger.note import open_checkpoint
 from ledger.storage import LedgerStore, migrate
@@ -449,4 +458,91 @@ def test_a_failed_write_leaves_no_trace_in_the_caches(
     # the same batch from scratch: no cached trace of the failed origin, tree edge or indices
     results = store.append([origin, world.merchant.submit("shipment", "F", "1", shipment_data("S1"))])
     assert [r.index for r in results] == [1, 2]
+    assert _verify(store).ok
+
+
+class _InjectedError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_commit_that_fails_before_or_after_persisting_leaves_the_true_state(
+    world: World, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """The database's COMMIT fails: before it persisted (nothing was written) or after (all was written, but the
+    store was told it failed, as when the connection drops on the reply). Either way the next append sees what the
+    database holds, in its tree, its batch states and the batch heads: no gap, no fork, no duplicate, and the log
+    verifies. A client that retries a statement that did land is told where it is."""
+    store = world.store
+    store.append([world.merchant.submit("origin", "C", "0", origin_data())])
+    first = [
+        world.merchant.submit("origin", "C", "1", origin_data()),
+        world.merchant.submit("shipment", "C", "1", shipment_data("S1")),
+    ]
+    dialect = store.engine.dialect
+    real_commit = dialect.do_commit
+    failing_once = [True]
+
+    def commit(dbapi_connection: object) -> None:
+        if failing_once and failing_once.pop():
+            if when == "after":
+                real_commit(dbapi_connection)
+            raise _InjectedError(f"injected: COMMIT failed {when} persisting")
+        real_commit(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_commit", commit)
+    with pytest.raises(_InjectedError):
+        store.append(first)
+    monkeypatch.undo()
+    assert store.size() == (3 if when == "after" else 1)
+    if when == "after":
+        with pytest.raises(DuplicateStatementError) as caught:  # the retry: it is in the log already
+            store.append(first)
+        assert caught.value.index == 1
+    else:
+        assert [r.index for r in store.append(first)] == [1, 2]
+    nxt = store.append(
+        [world.merchant.submit("handoff", "C", "1", handoff_data(world.merchant.id, world.carrier.id, "S1"))]
+    )
+    assert nxt[0].index == 3
+    entries = store.batch_entries("C", "1")
+    assert parse_leaf(entries[-1].leaf).prev == leaf_hash(entries[-2].leaf)
+    assert _verify(store).ok
+    from ledger.storage.heads import compare, replay_batches, stored_rows
+
+    with store.engine.connect() as conn:
+        heads, shipments = stored_rows(conn)
+    assert compare(replay_batches(e.leaf for e in store.iter_entries()), heads, shipments) == []
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_checkpoint_write_that_fails_before_or_after_persisting_leaves_the_true_state(
+    world: World, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Issuing a checkpoint fails as its row is written, or after it was written. The next checkpoint of the same
+    size is the same note (Ed25519 is deterministic; one stored, never two), appends go on, and the log verifies."""
+    store = world.store
+    store.append(world.journey("K", "1"))
+    store.bind_log_key()  # its own transaction: the fault is injected into the checkpoint's
+    dialect = store.engine.dialect
+    real_commit = dialect.do_commit
+
+    def commit(dbapi_connection: object) -> None:
+        if when == "after":
+            real_commit(dbapi_connection)
+        raise _InjectedError(f"injected: COMMIT of the checkpoint failed {when} persisting")
+
+    monkeypatch.setattr(dialect, "do_commit", commit)
+    with pytest.raises(_InjectedError):
+        store.checkpoint()
+    monkeypatch.undo()
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
+    assert stored == (1 if when == "after" else 0)
+    note = store.checkpoint()
+    assert store.checkpoint() == note
+    assert store.latest_checkpoint() == note
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == 1
+    store.append(world.journey("K", "2"))
     assert _verify(store).ok
