@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from cli.demo import seed_demo
+from tests.factory import make_world
 from tests.servers import Server, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,6 +44,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             text("UPDATE entries SET leaf = :leaf WHERE idx = :i"),
             {"leaf": target.leaf.replace(b"Djibouti port", b"Djibouti pier"), "i": target.stored_index},
         )
+    # a batch longer than a page: 302 events
+    world = make_world(store)
+    store.append(world.journey("LONG", "1", shipments=75))
     yield server
     server.stop()
 
@@ -64,6 +68,7 @@ def browser() -> Iterator[object]:
         ("/01/05012345678900/10/K-0903", "recalled", "ok", "Recalled"),
         ("/01/04006381333931/10/L2611-B", "failed", "failed", "Your browser found a problem"),
         ("/01/04006381333931/10/L2611-A?lang=zh", "verified", "ok", "已在您的浏览器中验证"),
+        ("/p/LONG/1", "verified", "ok", "Showing 50 of this batch's 302 events"),
     ],
 )
 def test_page_in_a_real_browser(
@@ -164,4 +169,23 @@ def test_certificate_link_on_a_phone(site: Server, browser) -> None:
     page.goto(site.url + "/01/05012345678900/10/K-0903")
     assert page.locator("#certificate-revoked").is_visible()
     assert page.locator("#certificate-link").count() == 0
+    page.close()
+
+
+def test_older_events_of_a_long_batch_are_checked_in_the_browser(site: Server, browser) -> None:
+    """Each page of a long batch is a chain the browser checks, down to the origin."""
+    page = browser.new_page(viewport={"width": 360, "height": 800})
+    page.goto(site.url + "/p/LONG/1")
+    pages = 1
+    while True:
+        page.wait_for_selector("#browser-check:not([data-state=checking])", timeout=15000)
+        assert page.get_attribute("#browser-check", "data-state") == "ok", page.inner_text("#browser-check")
+        older = page.query_selector("#older-events")
+        if older is None:
+            break
+        older.click()
+        page.wait_for_load_state()
+        pages += 1
+    assert pages == 7  # 302 events, 50 a page
+    assert "Origin recorded" in (page.text_content("details") or "")  # the first page lists the origin
     page.close()
