@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from bench.api_bench import LOG_NAME, Load, _load_in_second_process, _serve, _setup  # noqa: E402
 from bench.ledger_bench import percentile  # noqa: E402
 from bench.workload import EVENTS_PER_BATCH, journey  # noqa: E402
-from ledger.storage import Submission, default_sqlite_url  # noqa: E402
+from ledger.storage import LedgerStore, Submission, default_sqlite_url  # noqa: E402
+from ledger.storage.store import AppendOutcome  # noqa: E402
 from tests.factory import World, handoff_data, inspection_data, origin_data, shipment_data  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
@@ -78,18 +79,18 @@ def workload(world: World, entries: int, chunk: int = 1000) -> Iterator[list[Sub
         lot += 1
 
 
-def fill(store: object, world: World, entries: int) -> None:
-    append = store.append_queued  # type: ignore[attr-defined]
-    with ThreadPoolExecutor(2) as pool:
-        pending = []
-        for n, chunk in enumerate(workload(world, entries)):
-            pending.append(pool.submit(append, chunk))
-            if len(pending) > 4:
-                pending.pop(0).result()
-            if n % 100 == 0:
-                print(f"  {n * 1000:>9} ...", file=sys.stderr, end="\r")
-        for future in pending:
-            future.result()
+def fill(store: LedgerStore, world: World, entries: int) -> None:
+    """Chunks queued in order from this thread (a big batch's events span chunks, so their order matters), each
+    checked here while the store's sequencer commits the ones before it."""
+    pending: list[Future[AppendOutcome]] = []
+    for n, chunk in enumerate(workload(world, entries)):
+        pending.append(store.submit_queued(chunk))
+        if len(pending) > 4:
+            pending.pop(0).result().unwrap()
+        if n % 100 == 0:
+            print(f"  {n * 1000:>9} ...", file=sys.stderr, end="\r")
+    for future in pending:
+        future.result().unwrap()
 
 
 _FIRST_APPEND = """
