@@ -369,12 +369,17 @@ def test_planner_statistics_are_refreshed_as_the_log_doubles(world: World, monke
                 text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'entries'")
             ).scalar_one()
 
-    store.append([world.merchant.submit("origin", "OIL", f"S{n}", origin_data()) for n in range(10)])
+    def appended(lot: str, count: int) -> None:
+        store.append([world.merchant.submit("origin", "OIL", f"{lot}{n}", origin_data()) for n in range(count)])
+        if store.statistics_refresh is not None:  # it runs beside the append, which does not wait for it
+            store.statistics_refresh.join(timeout=30)
+
+    appended("S", 10)
     assert last_analyze() is None
-    store.append([world.merchant.submit("origin", "OIL", f"T{n}", origin_data()) for n in range(15)])
+    appended("T", 15)
     first = last_analyze()
     assert first is not None
-    store.append([world.merchant.submit("origin", "OIL", f"U{n}", origin_data()) for n in range(10)])
+    appended("U", 10)
     assert last_analyze() == first  # 35 < 2 x 25: not yet
 
 
