@@ -6,12 +6,14 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
-from api.ratelimit import RateLimitSettings
 from ledger.intake import DEFAULT_SIGNED_AT_WINDOW, SignedAtWindow
-from ledger.storage import default_sqlite_url
+
+if TYPE_CHECKING:  # imported where used: the CLI reads settings too, and starts faster without the web stack
+    from api.ratelimit import RateLimitSettings
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Settings:
 
     @property
     def database_url(self) -> str:
+        from ledger.storage.db import default_sqlite_url
+
         return self.db_url or default_sqlite_url(self.data_dir)
 
     @property
@@ -88,6 +92,8 @@ class Settings:
 
     @property
     def rate_limit_settings(self) -> RateLimitSettings:
+        from api.ratelimit import RateLimitSettings
+
         return RateLimitSettings(
             self.rate_limit_writes,
             self.rate_limit_failed_auth,

@@ -220,7 +220,9 @@ def progress(total: int, enabled: bool) -> Any:
 
 
 def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | None, show_progress: bool) -> Report:
-    verifier = LedgerVerifier(snapshot.directory, key, snapshot.checkpoint, older_checkpoint=older)
+    verifier = LedgerVerifier(
+        snapshot.directory, key, snapshot.checkpoint, older_checkpoint=older, expected_entries=snapshot.size
+    )
     with progress(snapshot.size, show_progress) as bar:
         task = bar.add_task("verify", total=snapshot.size)
 

@@ -11,18 +11,18 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.settings import Settings
 from cli.client import CliError
 from ledger.errors import LedgerError
 from ledger.events import EventType, Role
 from ledger.signing import parse_public_key_text
-from ledger.storage import LedgerStore, create_db_engine, migrate, read_log_meta
-from ledger.storage.opening import open_log_store
+
+if TYPE_CHECKING:  # the storage stack is imported by the commands that use it: start-up stays short for the rest
+    from ledger.storage import LedgerStore
 
 app = typer.Typer(
     help="Chainproof: a signed, hash-chained supply-chain ledger.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -57,8 +57,11 @@ def handled(func: Callable[..., None]) -> Callable[..., None]:
             func(*args, **kwargs)
         except (CliError, LedgerError) as exc:
             fail(str(exc))
-        except SQLAlchemyError as exc:
-            fail(f"database error: {str(exc).splitlines()[0]}")
+        except Exception as exc:
+            database_errors = sys.modules.get("sqlalchemy.exc")  # loaded only if the command used a database
+            if database_errors is not None and isinstance(exc, database_errors.SQLAlchemyError):
+                fail(f"database error: {str(exc).splitlines()[0]}")
+            raise
 
     return wrapper
 
@@ -78,6 +81,11 @@ def settings_for(db: str | None = None, **overrides: object) -> Settings:
 def open_store(settings: Settings, *, signing: bool = True) -> LedgerStore:
     """Connect, migrate if needed, and load (or, for a new log, create) the log key; `signing=False`: a store for
     what needs no log key (registering actors), which neither reads nor creates a key file."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ledger.storage import LedgerStore, create_db_engine, migrate, read_log_meta
+    from ledger.storage.opening import open_log_store
+
     try:
         engine = create_db_engine(settings.database_url)
         migrate(engine)
@@ -104,6 +112,10 @@ def db_upgrade(db: DbOption = None) -> None:
 
     Example: chainproof db upgrade --db postgresql://postgres@127.0.0.1/chainproof
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ledger.storage import create_db_engine, migrate
+
     settings = settings_for(db)
     try:
         migrate(create_db_engine(settings.database_url))
@@ -122,6 +134,8 @@ def db_rebuild(db: DbOption = None, output_format: FormatOption = "text") -> Non
 
     Example: chainproof db rebuild --db postgresql://postgres@127.0.0.1/chainproof
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     store = open_store(settings_for(db), signing=False)
     try:
         batches = store.rebuild_heads()

@@ -132,6 +132,15 @@ def _nesting_depth(value: Any) -> int:
     return depth
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicate_keys,
+    parse_constant=_reject_constant,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+)
+"""Built once: json.loads with hooks builds a decoder per call (about 4 us of a 600-byte event's 17)."""
+
+
 def parse_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON strictly: UTF-8 only, no duplicate keys, no NaN/Infinity, integers within +/- 2**53 - 1, number
     literals of at most MAX_NUMBER_CHARS characters, arrays and objects nested at most `max_depth` deep."""
@@ -150,13 +159,7 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     too_deep = EncodingError(f"JSON is nested deeper than {max_depth} levels of arrays and objects")
     quick = _nesting_within(raw, max_depth)
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicate_keys,
-            parse_constant=_reject_constant,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-        )
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise EncodingError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError:  # deeper than the interpreter's own limit: far beyond ours
