@@ -19,15 +19,17 @@ from itertools import islice
 from pydantic import BaseModel
 
 from ledger.entry import MAX_LEAF_BYTES, ParsedEntry, parse_leaf
-from ledger.errors import LedgerError, ProofError
+from ledger.errors import LedgerError, ProofError, RuleError
 from ledger.events import Statement, parse_time, validate_statement
 from ledger.hashing import b64encode, leaf_hash
+from ledger.identities import Registry, is_registration, validate_registration
 from ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
-from ledger.rules import ActorKey, BatchState, Directory, check_times
+from ledger.rules import CLOCK_SKEW, Actor, ActorKey, BatchState, Directory, check_times
 from ledger.signing import (
     PublicKey,
     StatementCheck,
+    key_id_for,
     load_public_key,
     signature_process_pool,
     start_statement_checks,
@@ -138,6 +140,13 @@ class LedgerVerifier:
         self._batches: dict[tuple[str, str], BatchState] = {}
         self._statements: dict[tuple[str, str], dict[int, int]] = {}  # per batch: statement fingerprint -> index
         self._keys: dict[str, PublicKey] = {}
+        # Who may sign, as the log's own registrations say (ledger/identities.py): a key the log has bound is
+        # judged by log index; a key only the given directory knows is judged by time as before, and reported at
+        # the end if the log holds registrations but never bound it (a directory row outside the log).
+        self._registry = Registry(key_id_for(log_key.public_key), load_public_key(log_key.public_key))
+        self._actors: dict[str, Actor] = dict(directory.actors)
+        self._identity_chains: dict[str, tuple[bytes, int]] = {}  # actor concerned -> last registration's hash, index
+        self._unbound: dict[str, int] = {}  # key id -> first index signed with it while the log had not bound it
         self._workers = max(1, workers)
         self._pool: Executor | None = None  # started once more than a chunk came in: a short run never pays
         self._pending: deque[Callable[[], list[int]]] = deque()
@@ -218,6 +227,8 @@ class LedgerVerifier:
             return None
         if parsed.index != pos:
             self._problem(pos, "index", f"leaf says index {parsed.index}: entries were deleted, inserted or reordered")
+        if is_registration(parsed.statement):
+            return self._check_registration(pos, parsed)
         try:
             statement, data = validate_statement(parsed.statement)
             logged_at = parse_time(parsed.logged_at, "logged_at")
@@ -237,7 +248,54 @@ class LedgerVerifier:
             self._statements[batch_id] = {}
         self._check_link(pos, parsed, batch)
         self._check_unique(pos, parsed, self._statements[batch_id])
-        return _judge(pos, parsed, statement, data, logged_at, batch, self._directory, self._public_key, self._problems)
+        if statement.key_id not in self._registry.keys:
+            self._unbound.setdefault(statement.key_id, pos)
+            return _judge(
+                pos, parsed, statement, data, logged_at, batch, self._directory, self._public_key, self._problems
+            )
+        task = None
+        try:
+            public_key, registered = self._registry.signer_key(statement, pos)
+            actor = self._actors[registered.id] if registered is not None else None
+            if actor is None:
+                raise RuleError("the log key signs registrations, not batch events", "forbidden")
+            task = (pos, public_key, parsed.signature, parsed.statement_bytes)
+            check_times(statement, data, logged_at)
+            batch.check(statement, data, actor, self._actors)
+        except LedgerError as exc:
+            self._problem(pos, "rule", str(exc))
+        batch.apply(statement, data, parsed.hash, pos, parsed.logged_at)
+        return task
+
+    def _check_registration(self, pos: int, parsed: ParsedEntry) -> StatementCheck | None:
+        """An identity registration: its own chain (per actor concerned), signer, rules; then the registry moves
+        past it whatever was found (the verifier reports problems and goes on)."""
+        try:
+            statement, data = validate_registration(parsed.statement)
+            logged_at = parse_time(parsed.logged_at, "logged_at")
+        except LedgerError as exc:
+            self._problem(pos, "invalid-statement", str(exc))
+            return None
+        last = self._identity_chains.get(statement.lot)
+        if parsed.prev != (None if last is None else last[0]):
+            where = "its first registration" if last is None else f"the previous one (index {last[1]})"
+            self._problem(pos, "chain", f"registration of {statement.lot!r} does not link to {where}")
+        self._identity_chains[statement.lot] = (parsed.hash, pos)
+        self._check_unique(pos, parsed, self._statements.setdefault((statement.sku, statement.lot), {}))
+        task = None
+        try:
+            public_key, _signer = self._registry.signer_key(statement, pos)
+            task = (pos, public_key, parsed.signature, parsed.statement_bytes)
+            if parse_time(statement.signed_at) > logged_at + CLOCK_SKEW:
+                raise RuleError(f"signed_at {statement.signed_at} is in the future of the log's clock", "invalid")
+            self._registry.check(pos, statement, data)
+        except LedgerError as exc:
+            self._problem(pos, "rule", str(exc))
+        self._registry.apply(pos, statement, data)
+        registered = self._registry.actors.get(statement.lot)
+        if registered is not None:
+            self._actors[registered.id] = Actor(registered.id, registered.name, registered.role)
+        return task
 
     def _check_unique(self, pos: int, parsed: ParsedEntry, seen: dict[int, int]) -> None:
         """A statement is logged at most once (a replay re-appends someone's signed words at a later index).
@@ -294,6 +352,14 @@ class LedgerVerifier:
                 )
         if self._older and self._checkpoint and self._older.checkpoint.size > self._checkpoint.checkpoint.size:
             self._problem(None, "rollback", "the older checkpoint is larger than the latest one: the log shrank")
+        if self._registry.keys or self._registry.actors:  # the log says who may sign: nobody else may
+            for key_id, first in self._unbound.items():
+                self._problem(
+                    first,
+                    "unbound-key",
+                    f"signed with key {key_id}, which the log had not bound to an actor then (a directory entry from "
+                    "outside the log); the first such entry is this one",
+                )
         self._problems.sort(key=lambda p: -1 if p.index is None else p.index)
         covered = self._checkpoint is not None and self._checkpoint.checkpoint.size == size
         return Report(

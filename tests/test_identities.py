@@ -216,3 +216,144 @@ def test_the_log_key_and_nothing_else_speaks_for_the_operator(log: Log) -> None:
     with pytest.raises(RuleError, match="signature does not verify"):
         log.record_signed(statement, sign_statement(impostor.key, canonical_json(statement)))
     assert log.registry.actors == {}
+
+
+# -- the verifier derives the directory from the log -----------------------------------------------------------
+
+LOGGED_AT = "2026-11-29T10:00:01.000000Z"
+
+
+class LedgerLog:
+    """A log written entry by entry as a server would (chains per batch, leaves, checkpoint), for the verifier."""
+
+    def __init__(self) -> None:
+        from ledger.note import NoteSigner
+
+        self.log_key = generate_private_key()
+        self.note_signer = NoteSigner("chainproof.test/log", self.log_key)
+        self.operator = Signer(LOG_ACTOR, self.log_key)
+        self.leaves: list[bytes] = []
+        self.heads: dict[tuple[str, str], bytes] = {}
+
+    def append(self, signer: Signer, statement: dict[str, Any]) -> int:
+        from ledger.entry import build_leaf
+        from ledger.hashing import leaf_hash
+
+        statement_bytes = canonical_json(statement)
+        batch = (statement["sku"], statement["lot"])
+        index = len(self.leaves)
+        leaf = build_leaf(
+            index, LOGGED_AT, self.heads.get(batch), sign_statement(signer.key, statement_bytes), statement_bytes
+        )
+        self.leaves.append(leaf)
+        self.heads[batch] = leaf_hash(leaf)
+        return index
+
+    def register(self, signer: Signer, kind: IdentityType, concerned: str, data: dict[str, Any]) -> int:
+        return self.append(signer, registration(kind, concerned, signer.actor, signer.key_id, SIGNED_AT, data))
+
+    def member(self, by: Signer, actor_id: str, role: str, name: str | None = None) -> Signer:
+        key = generate_private_key()
+        raw = public_key_bytes(key)
+        self.register(by, IdentityType.ACTOR, actor_id, {"id": actor_id, "name": name or actor_id, "role": role})
+        self.register(
+            by,
+            IdentityType.KEY_ADD,
+            actor_id,
+            {"actor": actor_id, "key_id": key_id_for(raw), "public_key": b64encode(raw)},
+        )
+        return Signer(actor_id, key)
+
+    def event(self, signer: Signer, kind: str, sku: str, lot: str, data: dict[str, Any]) -> int:
+        from ledger.events import new_statement
+
+        return self.append(signer, new_statement(kind, sku, lot, signer.actor, signer.key_id, SIGNED_AT, data))
+
+    def verify(self, directory: Any = None) -> Any:
+        from ledger import merkle
+        from ledger.hashing import leaf_hash
+        from ledger.note import Checkpoint, sign_checkpoint
+        from ledger.rules import Directory
+        from ledger.verify import LogEntry, verify_ledger
+
+        root = merkle.root_of([leaf_hash(leaf) for leaf in self.leaves])
+        note = sign_checkpoint(Checkpoint(self.note_signer.name, len(self.leaves), root), self.note_signer)
+        return verify_ledger(
+            [LogEntry(leaf) for leaf in self.leaves],
+            directory or Directory({}, {}),
+            self.note_signer.verifier,
+            note,
+        )
+
+
+def _directory_with(extra: list[tuple[Signer, str]]) -> Any:
+    """A directory as a database might hold it: these actors and keys, valid since long ago."""
+    from datetime import UTC, datetime
+
+    from ledger.rules import Actor, ActorKey, Directory
+
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    return Directory(
+        {s.actor: Actor(s.actor, s.actor, role) for s, role in extra},  # type: ignore[arg-type]
+        {s.key_id: ActorKey(s.key_id, s.actor, public_key_bytes(s.key), since) for s, _role in extra},
+    )
+
+
+def test_the_verifier_needs_no_directory_when_the_log_holds_the_registrations() -> None:
+    from tests.factory import inspection_data, origin_data, shipment_data
+
+    log = LedgerLog()
+    admin = log.member(log.operator, "act_admin", "admin")
+    merchant = log.member(admin, "act_shop", "merchant")
+    lab = log.member(admin, "act_lab", "inspector", "SGS Test Lab")
+    log.event(merchant, "origin", "COF", "1", origin_data())
+    log.event(lab, "inspection", "COF", "1", inspection_data())
+    log.event(merchant, "shipment", "COF", "1", shipment_data("S1"))
+    report = log.verify()  # an empty directory: everything comes from the log
+    assert report.ok, report.problems
+
+
+def test_a_directory_row_outside_the_log_is_caught() -> None:
+    """The finding: a key written straight into the database signed a forged inspection that the full audit
+    accepted. The verifier now takes who may sign from the log, and names the entry signed with a key it never
+    bound, however genuine the directory it was handed looks."""
+    from tests.factory import inspection_data, origin_data
+
+    log = LedgerLog()
+    admin = log.member(log.operator, "act_admin", "admin")
+    merchant = log.member(admin, "act_shop", "merchant")
+    log.event(merchant, "origin", "COF", "1", origin_data())
+    rogue = Signer("act_lab", generate_private_key())  # "SGS Test Lab", registered only in the database
+    forged = log.event(rogue, "inspection", "COF", "1", inspection_data())
+    directory = _directory_with([(rogue, "inspector")])
+    report = log.verify(directory)
+    assert [(p.index, p.code) for p in report.problems] == [(forged, "unbound-key")]
+    assert not report.ok
+
+
+def test_a_key_cannot_sign_before_the_log_binds_it_and_registrations_follow_the_rules() -> None:
+    from tests.factory import origin_data
+
+    log = LedgerLog()
+    admin = log.member(log.operator, "act_admin", "admin")
+    early_key = generate_private_key()
+    early = Signer("act_shop", early_key)
+    log.register(admin, IdentityType.ACTOR, "act_shop", {"id": "act_shop", "name": "Shop", "role": "merchant"})
+    too_early = log.event(early, "origin", "COF", "1", origin_data())  # its key is bound only afterwards
+    raw = public_key_bytes(early_key)
+    log.register(
+        admin,
+        IdentityType.KEY_ADD,
+        "act_shop",
+        {"actor": "act_shop", "key_id": early.key_id, "public_key": b64encode(raw)},
+    )
+    later = log.event(early, "origin", "COF", "2", origin_data())  # fine: after the binding
+    # a merchant registering a lab of its own: refused by the rules, reported by the verifier
+    fake = log.register(
+        early, IdentityType.ACTOR, "act_fake", {"id": "act_fake", "name": "SGS Test Lab", "role": "inspector"}
+    )
+    report = log.verify(_directory_with([(early, "merchant")]))
+    found = {(p.index, p.code) for p in report.problems}
+    assert (too_early, "unbound-key") in found
+    assert (fake, "rule") in found
+    assert not any(p.index == later for p in report.problems)
