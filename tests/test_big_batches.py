@@ -186,3 +186,19 @@ def test_the_cli_checks_a_batch_across_pages(big_site: tuple[TestClient, World],
         problems, summary = batch_check(through, world.store.signer.verifier, "HUGE", "1")
     assert problems == []
     assert summary["ok"] is True
+
+
+def test_unknown_batches_take_no_place_among_the_summaries(big_site: tuple[TestClient, World]) -> None:
+    """A scan of made-up lots must not push the real batches' summaries out (each costs a full read to rebuild)."""
+    from api.pages.view import summaries
+    from ledger.errors import NotFoundError
+
+    client, world = big_site
+    assert client.get("/p/HUGE/1").status_code == 200
+    assert client.get("/p/HUGE/NOPE").status_code == 404
+    kept = summaries(world.store)
+    before = len(kept)
+    for n in range(300):  # past the page rate limit, so straight to the summaries
+        with pytest.raises(NotFoundError):
+            kept.page("HUGE", f"NOPE-{n}")
+    assert len(kept) == before

@@ -260,8 +260,17 @@ class BatchSummaries:
                 summary.add(store.batch_range(sku, lot, after=summary.last_index, before=size), directory)
                 summary.through = size
             if not summary.length:
+                self._forget(sku, lot, summary)  # lookups of batches that do not exist must not evict real ones
                 raise NotFoundError(f"batch {sku}/{lot} does not exist")
             return self._page(summary, note, size, directory, before, shipment_id)
+
+    def _forget(self, sku: str, lot: str, summary: BatchSummary) -> None:
+        with self._lock:
+            if self._summaries.get((sku, lot)) is summary:
+                del self._summaries[(sku, lot)]
+
+    def __len__(self) -> int:
+        return len(self._summaries)
 
     def _page(
         self,
