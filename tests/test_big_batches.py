@@ -180,7 +180,11 @@ def test_the_cli_checks_a_batch_across_pages(big_site: tuple[TestClient, World],
     class Through(ServerClient):  # the CLI's client, talking to the test app
         def __init__(self) -> None:
             super().__init__("http://testserver")
+            self._http.close()
             self._http = client
+
+        def close(self) -> None:  # the app's client is the module's, shared with the other tests
+            pass
 
     with Through() as through:
         problems, summary = batch_check(through, world.store.signer.verifier, "HUGE", "1")
