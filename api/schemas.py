@@ -72,7 +72,11 @@ class BatchOut(BaseModel):
     owner: str | None = Field(description="actor id of the merchant who recorded the origin")
     recalled: bool = Field(description="whether a recall was recorded for the batch")
     recall_reason: str | None = Field(description="the recall's reason, if recalled")
-    product_url: str = Field(description="the batch's public product page (what its QR code carries)")
+    product_url: str = Field(description="the batch's public product page")
+    label_url: str | None = Field(
+        description="what the batch's QR code carries: the product page with the label fragment (#k=...&o=...) "
+        "pinning the log key and the origin entry by hash"
+    )
     events: list[LogEntryOut] = Field(description="the batch's entries in log order (this page of them)")
     events_total: int = Field(description="how many entries the batch has up to the checkpoint")
     next: str | None = Field(description="URL of the next page of events, if there is one")

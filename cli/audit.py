@@ -17,6 +17,7 @@ import platformdirs
 
 from cli.client import CliError, ServerClient
 from ledger.bundle import BundleHeader, directory_from_json, open_bundle, write_bundle
+from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
 from ledger.hashing import b64decode
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
@@ -344,3 +345,36 @@ def certificate_status(
             )
         )
     return problems, {"checked_against_tree_size": new_size, "revoked": revoked}
+
+
+def label_url(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> str:
+    """The URL a batch's printed label carries, checked before it is printed: the server's checkpoint verifies
+    with the trusted log key, the batch's first entry is its origin and is proven included in that checkpoint;
+    the fragment then pins that key and that entry (ledger/label.py)."""
+    from ledger.label import label_fragment
+    from ledger.merkle import verify_inclusion
+
+    note = client.get_text("/v1/log/checkpoint")
+    try:
+        checkpoint = open_checkpoint(note, key).checkpoint
+    except LedgerError as exc:
+        raise CliError(f"the server's checkpoint does not verify with the log key {key}: {exc}") from exc
+    batch = client.get_json(f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}", limit=1)
+    if not batch.get("events"):
+        raise CliError(f"batch {sku}/{lot} has no entry in the checkpoint yet: print its label once it has")
+    first = batch["events"][0]
+    index, leaf = int(first["index"]), b64decode(first["leaf"], what="leaf")
+    try:
+        parsed = parse_leaf(leaf)
+    except LedgerError as exc:
+        raise CliError(f"the batch's first entry cannot be read: {exc}") from exc
+    statement = parsed.statement
+    if (statement.get("type"), statement.get("sku"), statement.get("lot"), parsed.prev) != ("origin", sku, lot, None):
+        raise CliError(f"the server's first entry of {sku}/{lot} (index {index}) is not the batch's origin")
+    try:
+        verify_inclusion(
+            index, checkpoint.size, parsed.hash, client.inclusion_proof(index, checkpoint.size), checkpoint.root_hash
+        )
+    except LedgerError as exc:
+        raise CliError(f"the batch's origin entry is not proven in the signed log: {exc}") from exc
+    return str(batch["product_url"]) + label_fragment(str(key), parsed.hash)

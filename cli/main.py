@@ -618,13 +618,20 @@ def qr(
     lot: LotOption,
     out: Annotated[Path, typer.Option("--out", help="file to write: .png or .svg")],
     server: ServerOption = "http://127.0.0.1:8000",
+    log_key: LogKeyOption = None,
+    state: StateOption = None,
     output_format: FormatOption = "text",
 ) -> None:
     """Write the QR code of a batch's product page, for print (error correction M, standard quiet zone).
 
-    Example: chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example
+    The URL carries the label fragment (#k=...&o=...) pinning the log key and the batch's origin entry, so the
+    shopper's browser can hold the server to what the package says. Both are checked first: the key is the one
+    given (--log-key) or pinned before, and the origin entry is proven into a checkpoint signed by it.
+
+    Example: chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example --log-key '...'
     """
     from certificates.qr import qr_png, qr_svg
+    from cli.audit import label_url
     from cli.client import ServerClient
 
     suffix = out.suffix.lower()
@@ -632,7 +639,11 @@ def qr(
         fail("--out must end in .png or .svg")
     assert server is not None
     with ServerClient(server) as client:
-        url = str(client.get_json(f"/v1/batches/{sku}/{lot}")["product_url"])
+        problems: list[Any] = []
+        key = server_key(client, log_key, state, problems)
+        if problems:
+            fail("; ".join(str(p.message) for p in problems))
+        url = label_url(client, key, sku, lot)
     write_output(out, qr_png(url) if suffix == ".png" else qr_svg(url))
     if output_format == "json":
         typer.echo(json.dumps({"file": str(out), "url": url}))

@@ -189,3 +189,40 @@ def test_older_events_of_a_long_batch_are_checked_in_the_browser(site: Server, b
     assert pages == 7  # 302 events, 50 a page
     assert "Origin recorded" in (page.text_content("details") or "")  # the first page lists the origin
     page.close()
+
+
+def test_the_label_fragment_holds_the_server_to_the_package(site: Server, browser) -> None:
+    """The QR code's fragment (never sent to the server) names the log key and the origin entry: a genuine label
+    verifies and says so; a server that swaps in another log key, or shows another origin entry, than the label
+    is shown up; without a fragment the page says its check rests on the server's key."""
+    from ledger.hashing import leaf_hash
+    from ledger.label import label_fragment
+    from ledger.note import NoteSigner
+    from ledger.signing import generate_private_key
+
+    store = site.store
+    path = "/01/04006381333931/10/L2611-A"
+    log_key = str(store.signer.verifier)
+    origin = leaf_hash(store.batch_range("COF-YIRG-250", "L2611-A", first=1)[0].leaf)
+    genuine = label_fragment(log_key, origin)
+    another_key = label_fragment(str(NoteSigner(store.signer.name, generate_private_key()).verifier), origin)
+    another_origin = label_fragment(log_key, leaf_hash(store.batch_range("LONG", "1", first=1)[0].leaf))
+    cases = [
+        (genuine, "ok", "match the ones printed on this label"),
+        ("", "ok", "rests on the log key the server gave"),
+        (another_key, "failed", "the label names another log key"),
+        (another_origin, "failed", "the label names another origin entry"),
+    ]
+    for fragment, state, words in cases:
+        page = browser.new_page(viewport={"width": 360, "height": 800})
+        requests: list[str] = []
+        page.on("request", lambda request, seen=requests: seen.append(request.url))
+        page.goto(site.url + path + fragment)
+        page.wait_for_selector("#browser-check:not([data-state=checking])", timeout=15000)
+        assert page.get_attribute("#browser-check", "data-state") == state, (
+            fragment,
+            page.inner_text("#browser-check"),
+        )
+        assert words in page.inner_text("#browser-check")
+        assert all("#" not in url and "k=" not in url for url in requests)  # the fragment never reaches the server
+        page.close()

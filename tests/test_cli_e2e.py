@@ -375,7 +375,13 @@ def test_qr_for_print(ledger: Ledger) -> None:
             "json",
         )
     )
-    assert out["url"] == f"{ledger.server.url}/01/04006381333931/10/L1"
+    from ledger.hashing import leaf_hash
+    from ledger.label import label_fragment
+
+    store = ledger.server.store
+    origin = store.batch_range("COF-1", "L1", first=1)[0]
+    fragment = label_fragment(str(store.signer.verifier), leaf_hash(origin.leaf))
+    assert out["url"] == f"{ledger.server.url}/01/04006381333931/10/L1{fragment}"
     assert (
         b"<svg" in (ledger.tmp / "label.svg").read_bytes()
         if cli("qr", "--sku", "COF-1", "--lot", "L1", "--out", ledger.tmp / "label.svg", "--server", ledger.server.url)
@@ -385,6 +391,17 @@ def test_qr_for_print(ledger: Ledger) -> None:
     assert "404" in cli(
         "qr", "--sku", "NO", "--lot", "PE", "--out", ledger.tmp / "y.png", "--server", ledger.server.url, code=2
     )
+    # a server whose key is not the pinned one: no label is printed
+    from ledger.note import NoteSigner
+    from ledger.signing import generate_private_key
+
+    other = str(NoteSigner(store.signer.name, generate_private_key()).verifier)
+    refused = cli(
+        "qr", "--sku", "COF-1", "--lot", "L1", "--out", ledger.tmp / "z.png", "--server", ledger.server.url,
+        "--log-key", other, code=2,
+    )  # fmt: skip
+    assert "the log publishes key" in refused
+    assert not (ledger.tmp / "z.png").exists()
     if shutil.which("zbarimg") is None:
         pytest.skip("zbarimg (Debian zbar-tools) is not installed")
     decoded = subprocess.run(

@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 from api.pages.view import RECENT_EVENTS, summaries
+from ledger.hashing import leaf_hash
+from ledger.label import label_fragment, log_key_digest, parse_label_fragment
+from ledger.note import NoteSigner
+from ledger.signing import generate_private_key
 from ledger.storage import LedgerStore
 from tests.factory import World
 
@@ -67,8 +71,23 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
     big_unanchored = copy.deepcopy(big)  # entries outside the window need a proof (or a link to one)
     del big_unanchored["entries"][1]["proof"]
 
+    # the label a merchant printed: the log key and the origin entry, by hash (ledger/label.py)
+    log_key = str(store.signer.verifier)
+    origin_hash = leaf_hash(base64.b64decode(genuine["entries"][0]["leaf"]))
+    label = dict(zip("ko", parse_label_fragment(label_fragment(log_key, origin_hash)) or ("", ""), strict=True))
+    another_log = str(NoteSigner(store.signer.name, generate_private_key()).verifier)
+    other_origin = leaf_hash(base64.b64decode(stranger["leaf"]))
+
     cases = {
+        "labels": {
+            "labelled": label,
+            "label_of_another_log": {**label, "k": log_key_digest(another_log)},
+            "label_of_another_origin": {**label, "o": parse_label_fragment(label_fragment(log_key, other_origin))[1]},  # type: ignore[index]
+        },
         "batches": {
+            "labelled": genuine,
+            "label_of_another_log": genuine,
+            "label_of_another_origin": genuine,
             "genuine": genuine,
             "edited": edited,
             "withheld": withheld,
@@ -80,6 +99,9 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
             "big_unanchored": big_unanchored,
         },
         "expect": {
+            "labelled": [],
+            "label_of_another_log": [None],  # the server's log key is not the label's
+            "label_of_another_origin": [indices[0]],  # the origin shown is not the label's
             "genuine": [],
             # the edited entry's signature fails and the next one no longer links to it, so the chain from the
             # proven last entry stops there: neither it nor any before it is shown to be in the log

@@ -142,7 +142,15 @@ def test_qr_codes_carry_the_page_url(site: TestClient, tmp_path: Path) -> None:
     path = tmp_path / "qr.png"
     path.write_bytes(png.content)
     decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(path)], capture_output=True, text=True, check=True)
-    assert decoded.stdout.strip() == f"{BASE}/01/04006381333931/10/L2611-A"
+    # the page, and the label fragment pinning the log key and the origin entry (ledger/label.py)
+    from ledger.hashing import leaf_hash
+    from ledger.label import label_fragment
+
+    store = site.app.state.store  # type: ignore[attr-defined]
+    origin = store.batch_range("COF-YIRG-250", "L2611-A", first=1)[0]
+    fragment = label_fragment(str(store.signer.verifier), leaf_hash(origin.leaf))
+    assert decoded.stdout.strip() == f"{BASE}/01/04006381333931/10/L2611-A{fragment}"
+    assert site.get("/v1/batches/COF-YIRG-250/L2611-A").json()["label_url"] == decoded.stdout.strip()
 
 
 def test_page_is_safe_from_what_actors_write(site: TestClient) -> None:

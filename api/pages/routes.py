@@ -24,6 +24,8 @@ from certificates.qr import qr_png, qr_svg
 from ledger.entry import parse_leaf
 from ledger.errors import NotFoundError
 from ledger.events import IDENT_PATTERN, EventType, parse_time, validate_gtin
+from ledger.hashing import leaf_hash
+from ledger.label import label_fragment
 from ledger.rules import Directory
 
 router = APIRouter(tags=["pages"])
@@ -230,6 +232,8 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         i18n_json=_script_json(
             {
                 "ok": TEXT[lang]["browser_ok"],
+                "label_ok": TEXT[lang]["label_ok"],
+                "no_label": TEXT[lang]["no_label"],
                 "failed": TEXT[lang]["browser_failed"],
                 "unsupported": TEXT[lang]["browser_unsupported"] + " " + TEXT[lang][context["verdict"]],
             }
@@ -279,13 +283,15 @@ def digital_link_page(
 
 
 def _batch_url(store: Any, settings: Any, sku: str, lot: str) -> str:
-    """The page URL the batch's QR code carries (404 problem for an unknown batch)."""
+    """The URL the batch's QR code carries: its product page, and the label fragment pinning the log key and the
+    origin entry (404 problem for an unknown batch)."""
     found = store.batch_range(sku, lot, first=1)
     if not found:
         raise NotFoundError(f"batch {sku}/{lot} does not exist")
     first = parse_leaf(found[0].leaf).statement
     gtin = first.get("data", {}).get("gtin") if first.get("type") == EventType.ORIGIN else None
-    return product_url(settings.base_url, sku, lot, gtin)
+    fragment = label_fragment(str(store.signer.verifier), leaf_hash(found[0].leaf))
+    return product_url(settings.base_url, sku, lot, gtin) + fragment
 
 
 @router.get(

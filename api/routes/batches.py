@@ -12,6 +12,7 @@ from api.pages.view import summaries
 from api.routes.log import entry_out
 from api.schemas import BatchOut, VerificationOut
 from api.urls import product_url
+from ledger.label import label_fragment
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 EVENTS_PER_PAGE = 1000
@@ -42,6 +43,10 @@ def get_batch(
         next_url = f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}?after={found[-1].stored_index}"
         if limit != EVENTS_PER_PAGE:
             next_url += f"&limit={limit}"
+    page_url = product_url(settings.base_url, sku, lot, state.gtin)
+    label = None
+    if page.origin is not None:
+        label = page_url + label_fragment(str(store.signer.verifier), page.origin.parsed.hash)
     return BatchOut(
         sku=sku,
         lot=lot,
@@ -49,7 +54,8 @@ def get_batch(
         owner=state.owner,
         recalled=bool(state.recalled_at),
         recall_reason=state.recall_reason,
-        product_url=product_url(settings.base_url, sku, lot, state.gtin),
+        product_url=page_url,
+        label_url=label,
         events=[entry_out(e) for e in found],
         events_total=page.length,
         next=next_url,

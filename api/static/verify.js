@@ -184,9 +184,12 @@ export function parseLeaf(leaf) {
 // entries whose index lies in `window` (the events the page lists) must form an unbroken chain, so none of them
 // can be left out; the origin links to nothing. Without `batch` (older pages), every entry is in the window.
 // Returns every problem found (an empty list means all holds).
-export async function verifyBatch(data) {
+export async function verifyBatch(data, label = null) {
   const problems = [];
   const key = await parseVerifierKey(data.log_key);
+  if (label && label.k !== b64url(await sha256(enc.encode(data.log_key.trim())))) {
+    problems.push({ index: null, message: "the label names another log key than the one this server uses" });
+  }
   let checkpoint = null;
   try {
     checkpoint = parseCheckpoint(await openNote(data.checkpoint, key));
@@ -263,8 +266,26 @@ export async function verifyBatch(data) {
     }
     vouched = record.entry ? record.entry.prev : null;
   }
+  if (label) {  // the origin entry the label names: shown, and (above) proven into the signed log
+    const origin = shown.find((r) => r.entry && r.entry.statement.type === "origin");
+    if (!origin) {
+      problems.push({ index: null, message: "the label's origin entry is not among the entries shown" });
+    } else if (b64url(origin.hash) !== label.o) {
+      problems.push({ index: origin.index, message: "the label names another origin entry than this server shows" });
+    }
+  }
   problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
   return problems;
+}
+
+export function b64url(bytes) {
+  return b64encode(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+// The label fragment a printed QR code carries (ledger/label.py): {k, o}, or null.
+export function parseLabel(fragment) {
+  const m = /^#?k=([A-Za-z0-9_-]{43})&o=([A-Za-z0-9_-]{43})$/.exec(fragment || "");
+  return m ? { k: m[1], o: m[2] } : null;
 }
 
 // On a product page: run, and show the result in #browser-check.
@@ -280,10 +301,12 @@ export async function runOnPage(doc) {
     return;
   }
   try {
-    const problems = await verifyBatch(JSON.parse(source.textContent));
+    const label = parseLabel(doc.defaultView ? doc.defaultView.location.hash : "");
+    const problems = await verifyBatch(JSON.parse(source.textContent), label);
     if (!problems.length) {
       box.className = "check ok";
-      box.textContent = t.ok;
+      box.textContent = t.ok + " " + (label ? t.label_ok : t.no_label);
+      box.setAttribute("data-label", label ? "matches" : "absent");
     } else {
       box.className = "check failed";
       box.textContent = t.failed;

@@ -71,7 +71,7 @@ test("a batch exported by the Python side", async () => {
   if (!path) return;
   const cases = JSON.parse(readFileSync(path, "utf8"));
   for (const [name, expected] of Object.entries(cases.expect)) {
-    const problems = await verifyBatch(cases.batches[name]);
+    const problems = await verifyBatch(cases.batches[name], (cases.labels || {})[name] || null);
     assert.deepEqual(problems.map((p) => p.index), expected, name + ": " + JSON.stringify(problems));
   }
 });
