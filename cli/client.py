@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 
+from cli.errors import CliError
 from ledger.hashing import b64decode
 
-
-class CliError(Exception):
-    """A usage, input or connection problem: printed as one line, exit status 2 (see cli.main.handled)."""
+__all__ = ["CliError", "ServerClient"]
 
 
 class ServerClient:

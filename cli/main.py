@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from api.settings import Settings
-from cli.client import CliError
+from cli.errors import CliError
 from ledger.errors import LedgerError
-from ledger.events import EventType, Role
+from ledger.kinds import EventType, Role
 from ledger.signing import parse_public_key_text
 
 if TYPE_CHECKING:  # the storage stack is imported by the commands that use it: start-up stays short for the rest

@@ -11,7 +11,6 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import pycountry
@@ -22,28 +21,15 @@ from ledger.canonical import canonical_json
 from ledger.errors import ValidationError
 from ledger.hashing import sha256
 
+# re-exported (the aliases mark it so): the enums live in ledger.kinds, importable without pydantic
+from ledger.kinds import EventType as EventType
+from ledger.kinds import Role as Role
+
 STATEMENT_VERSION = 1
 _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 _SHA256_HEX_RE = r"^[0-9a-f]{64}$"
 IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
-
-
-class EventType(StrEnum):
-    ORIGIN = "origin"
-    INSPECTION = "inspection"
-    SHIPMENT = "shipment"
-    HANDOFF = "handoff"
-    DELIVERY = "delivery"
-    RECALL = "recall"
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    MERCHANT = "merchant"
-    INSPECTOR = "inspector"
-    CARRIER = "carrier"
-    AUDITOR = "auditor"
 
 
 def parse_time(value: str, what: str = "time") -> datetime:

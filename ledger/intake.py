@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ledger.errors import ValidationError
-from ledger.events import Statement, parse_time
+
+if TYPE_CHECKING:  # the statement models load pydantic; the settings the CLI reads need only the window
+    from ledger.events import Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,8 @@ class SignedAtWindow:
     after: timedelta = timedelta(minutes=5)
 
     def check(self, statement: Statement, received_at: datetime) -> None:
+        from ledger.events import parse_time
+
         signed_at = parse_time(statement.signed_at, "signed_at")
         if signed_at < received_at - self.before:
             raise ValidationError(

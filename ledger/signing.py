@@ -14,6 +14,7 @@ registration and then fails every signature.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.machinery
 import multiprocessing
 import os
@@ -145,11 +146,14 @@ def _detached_verify() -> Callable[[bytes, bytes, bytes], bool] | None:
     return verify
 
 
-_verify = _detached_verify() or _open_verify
+@functools.cache
+def _verifier() -> Callable[[bytes, bytes, bytes], bool]:
+    """Found on first use, not at import: binding it parses a C declaration with cffi (26 ms of every CLI start)."""
+    return _detached_verify() or _open_verify
 
 
 def verify_raw(public_key: PublicKey, signature: bytes, message: bytes) -> bool:
-    return _verify(public_key, signature, message)
+    return _verifier()(public_key, signature, message)
 
 
 def sign_statement(key: Ed25519PrivateKey, statement_bytes: bytes) -> bytes:
@@ -225,17 +229,22 @@ def signature_process_pool(workers: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ledger.signing"])
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_yield_to_the_caller)
-    # Start the workers now (a process pool starts them as work arrives), without the caller's main module:
-    # multiprocessing re-imports it in every child, and for the `chainproof` command that is the whole CLI (0.8 s
-    # of CPU per worker, taken from the audit it was started for). The workers need only this module. A main
-    # module named "__main__" by its spec is one multiprocessing leaves alone.
+    # Start every worker now, without the caller's main module: multiprocessing re-imports it in every child, and
+    # for the `chainproof` command that is the whole CLI (0.8 s of CPU per worker, taken from the audit it was
+    # started for). The workers need only this module. A main module named "__main__" by its spec is one
+    # multiprocessing leaves alone. All at once: a pool otherwise starts workers as work arrives, later, unmasked
+    # (submitting warm-up tasks was not enough: a fast first worker took them all).
     main = sys.modules["__main__"]
     spec = getattr(main, "__spec__", None)
     try:
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
-        for _ in range(workers):
-            pool.submit(int)
-    except (BrokenExecutor, RuntimeError, OSError):
+        launch = getattr(pool, "_launch_processes", None)  # CPython 3.9+; the public way would be a task per worker
+        if callable(launch):
+            launch()
+        else:
+            for _ in range(workers):
+                pool.submit(int)
+    except (BrokenExecutor, RuntimeError, OSError, AssertionError):
         pass  # the checks then run in the caller (start_statement_checks)
     finally:
         main.__spec__ = spec

@@ -264,7 +264,10 @@ def test_signature_workers_start_lean_and_yield_to_their_caller(tmp_path) -> Non
         f"open({str(marker)!r}, 'a').write(str(os.getpid()) + '\\n')  # a main module's side effect\n"
         "if __name__ == '__main__':\n"
         "    from ledger.signing import signature_process_pool\n"
+        "    import time\n"
         "    pool = signature_process_pool(2)\n"
+        "    # busy workers, so that more work would start a worker if the pool had not started them all\n"
+        "    busy = [pool.submit(time.sleep, 0.2) for _ in range(4)]\n"
         "    print(os.nice(0), pool.submit(os.nice, 0).result())\n"
         "    pool.shutdown()\n"
     )
