@@ -31,10 +31,12 @@ test-deps:
 	  else echo "note: not root: $(strip $(TEST_TOOLS_MISSING)) not installed; the tests that need them will skip"; fi; \
 	fi
 
-# First start: a demo ledger on SQLite under ./var; then serve on 127.0.0.1:8000 (URLs are printed).
+# First start: a demo ledger on SQLite under ./var; then serve on 127.0.0.1:$(PORT) (URLs are printed, with the
+# real port: make run PORT=8100).
+PORT ?= 8000
 run: $(STAMP)
-	CHAINPROOF_DATA_DIR=./var $(BIN)/chainproof demo --if-empty
-	CHAINPROOF_DATA_DIR=./var $(BIN)/chainproof serve --host 127.0.0.1 --port 8000
+	CHAINPROOF_DATA_DIR=./var CHAINPROOF_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/chainproof demo --if-empty
+	CHAINPROOF_DATA_DIR=./var CHAINPROOF_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/chainproof serve --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP) test-deps
 	$(BIN)/ruff check .

@@ -27,6 +27,28 @@ if TYPE_CHECKING:  # the storage stack is imported by the commands that use it: 
 app = typer.Typer(
     help="Chainproof: a signed, hash-chained supply-chain ledger.", no_args_is_help=True, pretty_exceptions_enable=False
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"chainproof {version('chainproof')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("chainproof (not installed: version unknown)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Chainproof: a signed, hash-chained supply-chain ledger."""
+
+
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 actor_app = typer.Typer(help="Actors (organisations) and their keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
