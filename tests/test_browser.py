@@ -87,6 +87,10 @@ def test_page_in_a_real_browser(
     assert words in page.inner_text("body")
     if browser_state == "failed":
         assert "signature does not verify" in page.inner_text("#browser-check")
+    # a recalled batch whose records check out: the box confirms the recall, in red, never an all-clear
+    box_class = page.get_attribute("#browser-check", "class") or ""
+    assert ("recall-stands" in box_class) == (verdict == "recalled")
+    assert ("ok" in box_class.split()) == (verdict == "verified" and browser_state == "ok")
     # readable on a phone: nothing wider than the screen
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert all(url.startswith(site.url) for url in requests), requests

@@ -173,3 +173,14 @@ def test_page_is_safe_from_what_actors_write(site: TestClient) -> None:
     data = html.split('id="ledger-data">')[1].split("</script>")[0]
     assert "</" not in data  # the embedded JSON cannot close its own element
     assert "shipment=a%26b%3Dc&amp;lang=zh" in html
+
+
+def test_an_unknown_shipment_in_the_link_is_said_not_ignored(site: TestClient) -> None:
+    html = site.get("/01/04006381333931/10/L2611-A?shipment=NOPE-1").text
+    assert 'id="shipment-unknown"' in html
+    assert "There is no shipment <bdi>NOPE-1</bdi> in this batch" in html
+    zh = site.get("/01/04006381333931/10/L2611-A?shipment=NOPE-1&lang=zh").text
+    assert "本批次中没有订单 <bdi>NOPE-1</bdi>" in zh
+    assert 'id="shipment-unknown"' not in site.get("/01/04006381333931/10/L2611-A?shipment=SO-L2611-A").text
+    hostile = site.get("/01/04006381333931/10/L2611-A?shipment=%3Cscript%3E").text
+    assert "<bdi>&lt;script&gt;</bdi>" in hostile

@@ -69,6 +69,9 @@ TEXT: dict[str, dict[str, str]] = {
         "inspections_shown": "The latest {shown} of {total} inspections.",
         "more_problems": "…and {n} more.",
         "label_ok": "The log key and the origin match the ones printed on this label.",
+        "recall_stands": "Checked in your browser: the records are genuine, and so is the recall. Do not use this "
+        "product.",
+        "shipment_unknown": "There is no shipment {id} in this batch: check the link or the order number.",
         "no_label": "Opened without the label's code (#k=…&o=…): this check rests on the log key the server gave.",
         "browser_checking": "Checking in your browser…",
         "browser_ok": "Verified in your browser: signatures, hash links and log inclusion all check out.",
@@ -147,6 +150,8 @@ TEXT: dict[str, dict[str, str]] = {
         "inspections_shown": "最近 {shown} 次检验（共 {total} 次）。",
         "more_problems": "……另有 {n} 项。",
         "label_ok": "日志公钥和产地记录与本标签上印的一致。",
+        "recall_stands": "已在您的浏览器中校验：记录真实，召回同样属实。请勿使用此产品。",
+        "shipment_unknown": "本批次中没有订单 {id}：请检查链接或订单号。",
         "no_label": "打开时未带标签上的代码（#k=…&o=…）：本次校验以服务器提供的日志公钥为准。",
         "browser_checking": "正在您的浏览器中校验…",
         "browser_ok": "已在您的浏览器中验证：签名、哈希链接和日志收录均无误。",

@@ -218,6 +218,8 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
     except NotFoundError:
         return _not_found(request, bad_link=False)
     context = _page_context(page, datetime.now(UTC))
+    asked = request.query_params.get("shipment")
+    context["shipment_unknown"] = asked if asked and page.shipment is None else None
     log_key = str(store.signer.verifier)
     html = _TEMPLATES.get_template("product.html").render(
         **_base_context(request, lang),
@@ -233,6 +235,7 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
             {
                 "ok": TEXT[lang]["browser_ok"],
                 "label_ok": TEXT[lang]["label_ok"],
+                "recall_stands": TEXT[lang]["recall_stands"],
                 "no_label": TEXT[lang]["no_label"],
                 "failed": TEXT[lang]["browser_failed"],
                 "unsupported": TEXT[lang]["browser_unsupported"] + " " + TEXT[lang][context["verdict"]],

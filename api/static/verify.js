@@ -303,10 +303,15 @@ export async function runOnPage(doc) {
   try {
     const label = parseLabel(doc.defaultView ? doc.defaultView.location.hash : "");
     const problems = await verifyBatch(JSON.parse(source.textContent), label);
+    const verdict = doc.getElementById("verdict");
+    const recalled = verdict !== null && verdict.getAttribute("data-verdict") === "recalled";
     if (!problems.length) {
-      box.className = "check ok";
-      box.textContent = t.ok + " " + (label ? t.label_ok : t.no_label);
+      // on a recalled batch the records checking out confirms the recall: red, never an all-clear
+      box.className = recalled ? "check recall-stands" : "check ok";
+      box.textContent = (recalled ? t.recall_stands : t.ok) + " " + (label ? t.label_ok : t.no_label);
       box.setAttribute("data-label", label ? "matches" : "absent");
+      box.setAttribute("data-state", "ok");
+      return;
     } else {
       box.className = "check failed";
       box.textContent = t.failed;
