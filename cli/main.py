@@ -312,7 +312,42 @@ LotOption = Annotated[str, typer.Option(help="batch lot")]
 ServerOption = Annotated[
     str | None, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="server URL, e.g. http://127.0.0.1:8000")
 ]
-TokenOption = Annotated[str | None, typer.Option("--token", envvar="CHAINPROOF_TOKEN", help="API token")]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="CHAINPROOF_TOKEN", help="API token (better: CHAINPROOF_TOKEN or --token-file)"),
+]
+TokenFileOption = Annotated[
+    Path | None, typer.Option("--token-file", help="a file holding the API token (first line), e.g. mode 0600")
+]
+
+
+def _typed(ctx: typer.Context, parameter: str) -> bool:
+    """Whether a parameter's value was typed on the command line (not from the environment or a default). By the
+    enum's name: typer may carry its own copy of click."""
+    source = ctx.get_parameter_source(parameter)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def resolve_token(ctx: typer.Context, token: str | None, token_file: Path | None) -> str | None:
+    """The API token from --token-file, CHAINPROOF_TOKEN or --token; a token typed on the command line is visible
+    to every user of the machine (ps, /proc), so that one is used with a warning."""
+    if token_file is not None:
+        if _typed(ctx, "token"):
+            fail("give --token or --token-file, not both")
+        try:
+            lines = token_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the token file {token_file}: {getattr(exc, 'strerror', None) or exc}")
+        if not lines or not lines[0].strip():
+            fail(f"the token file {token_file} is empty")
+        return lines[0].strip()
+    if token is not None and _typed(ctx, "token"):
+        typer.echo(
+            "chainproof: warning: a token given with --token is visible to other users of this machine (ps); "
+            "use --token-file or CHAINPROOF_TOKEN",
+            err=True,
+        )
+    return token
 KeyOption = Annotated[Path | None, typer.Option("--key", envvar="CHAINPROOF_KEY", help="your private key (PEM)")]
 LogKeyOption = Annotated[
     str | None, typer.Option("--log-key", help="the log's verifier key to trust (<name>+<hex>+<base64>)")
@@ -363,6 +398,7 @@ def keygen(
 @app.command()
 @handled
 def record(
+    ctx: typer.Context,
     event_type: Annotated[
         EventType | None,
         typer.Argument(metavar="TYPE", help="origin, inspection, shipment, handoff, delivery or recall"),
@@ -372,6 +408,7 @@ def record(
     from_file: Annotated[Path | None, typer.Option("--from-file", help="JSON Lines of events (see README)")] = None,
     server: ServerOption = "http://127.0.0.1:8000",
     token: TokenOption = None,
+    token_file: TokenFileOption = None,
     key: KeyOption = None,
     product: Annotated[str | None, typer.Option(help="origin: product name")] = None,
     country: Annotated[str | None, typer.Option(help="origin: ISO 3166-1 alpha-2 country")] = None,
@@ -414,9 +451,10 @@ def record(
     from cli.client import ServerClient
     from cli.record import load_key, record_one
 
+    token = resolve_token(ctx, token, token_file)
     private_key = load_key(key)
     if token is None:
-        fail("no API token: pass --token or set CHAINPROOF_TOKEN")
+        fail("no API token: give --token-file, or set CHAINPROOF_TOKEN")
     assert server is not None
     with ServerClient(server, token) as client:
         if from_file is not None:

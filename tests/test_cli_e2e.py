@@ -460,3 +460,33 @@ def test_an_import_is_checked_whole_names_lines_and_resumes_after_an_edit(ledger
     assert "tea.jsonl:8: server refused (409): batch TEA/NO-ORIGIN has no origin yet" in out
     assert ledger.server.store.size() == 6  # the request holding lines 7 and 8 is refused whole
     assert list(ledger.tmp.glob("tea.jsonl.chainproof.*"))  # the old version's journal, kept aside
+
+
+def test_tokens_from_a_file_or_the_environment_and_a_warning_for_the_command_line(ledger: Ledger) -> None:
+    """A token typed on the command line is visible to every user of the machine (ps): it still works, with a
+    warning; --token-file and CHAINPROOF_TOKEN are the quiet ways."""
+    m = ledger.merchant
+    origin = ("origin", "--sku", "TOK", "--product", "Tea", "--country", "IN", "--quantity", "5", "--unit", "kg")
+    token_file = ledger.tmp / "merchant.token"
+    token_file.write_text(m.token + "\n")
+    base = ("--server", ledger.server.url, "--key", str(m.key))
+    quiet = runner.invoke(app, ["record", *origin, "--lot", "1", *base, "--token-file", str(token_file)])
+    assert quiet.exit_code == 0, quiet.output
+    assert "warning" not in quiet.stderr
+    from_env = runner.invoke(app, ["record", *origin, "--lot", "2", *base], env={"CHAINPROOF_TOKEN": m.token})
+    assert from_env.exit_code == 0, from_env.output
+    assert "warning" not in from_env.stderr
+    typed = runner.invoke(app, ["record", *origin, "--lot", "3", *base, "--token", m.token])
+    assert typed.exit_code == 0, typed.output
+    assert "visible to other users" in typed.stderr
+    both = runner.invoke(
+        app, ["record", *origin, "--lot", "4", *base, "--token", m.token, "--token-file", str(token_file)]
+    )
+    assert both.exit_code == 2
+    assert "not both" in both.stderr
+    (ledger.tmp / "empty.token").write_text("")
+    for path, words in ((ledger.tmp / "empty.token", "is empty"), (ledger.tmp / "none.token", "cannot read")):
+        result = runner.invoke(app, ["record", *origin, "--lot", "5", *base, "--token-file", str(path)])
+        assert result.exit_code == 2
+        assert words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
