@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from urllib.parse import urlencode
 
 import typer
 
@@ -348,6 +349,8 @@ def resolve_token(ctx: typer.Context, token: str | None, token_file: Path | None
             err=True,
         )
     return token
+
+
 KeyOption = Annotated[Path | None, typer.Option("--key", envvar="CHAINPROOF_KEY", help="your private key (PEM)")]
 LogKeyOption = Annotated[
     str | None, typer.Option("--log-key", help="the log's verifier key to trust (<name>+<hex>+<base64>)")
@@ -400,7 +403,7 @@ def keygen(
 def record(
     ctx: typer.Context,
     event_type: Annotated[
-        EventType | None,
+        str | None,
         typer.Argument(metavar="TYPE", help="origin, inspection, shipment, handoff, delivery or recall"),
     ] = None,
     sku: Annotated[str | None, typer.Option(help="batch SKU")] = None,
@@ -451,6 +454,7 @@ def record(
     from cli.client import ServerClient
     from cli.record import load_key, record_one
 
+    kind = None if event_type is None else _event_type(event_type)  # a typo is told before anything else
     token = resolve_token(ctx, token, token_file)
     private_key = load_key(key)
     if token is None:
@@ -460,7 +464,7 @@ def record(
         if from_file is not None:
             _record_file(client, private_key, from_file, batch_size, output_format, dry_run)
             return
-        if event_type is None or not sku or not lot:
+        if kind is None or not sku or not lot:
             fail("record needs TYPE, --sku and --lot (or --from-file)")
         options = {
             "product": product, "country": country, "region": region, "facility": facility,
@@ -470,11 +474,23 @@ def record(
             "promised_by": promised_by, "to": to, "place": place, "at": at, "temperature": temperature,
             "delivered_at": delivered_at, "reason": reason,
         }  # fmt: skip
-        answer = record_one(client, private_key, event_type, sku, lot, options)
+        answer = record_one(client, private_key, kind, sku, lot, options)
+    page = str(answer["product_url"])
+    if shipment and kind in (EventType.SHIPMENT, EventType.HANDOFF, EventType.DELIVERY):
+        page += "?" + urlencode({"shipment": shipment})  # the shipment's own view: its promise and SLA status
+        answer = {**answer, "shipment_url": page}
     if output_format == "json":
         typer.echo(json.dumps(answer))
     else:
-        typer.echo(f"recorded at log index {answer['index']}\nproduct page: {answer['product_url']}")
+        typer.echo(f"recorded at log index {answer['index']}\nproduct page: {page}")
+
+
+def _event_type(value: str) -> EventType:
+    try:
+        return EventType(value)
+    except ValueError:
+        choices = ", ".join(kind.value for kind in EventType)
+        fail(f"unknown event type {value[:40]!r}: choose one of {choices}")
 
 
 def _record_file(

@@ -106,9 +106,10 @@ def record_journey(ledger: Ledger, lot: str = "L1") -> None:
     assert "product page: http://127.0.0.1" in out
     assert "/01/04006381333931/10/" in out
     ledger.record(i, "inspection", *batch, "--standard", "ISO 22000", "--result", "pass", "--report", report)
-    ledger.record(
+    out = ledger.record(
         m, "shipment", *batch, "--shipment", "SO-1", "--destination", "DE-HH", "--promised-by", "2026-12-20T00:00:00Z"
     )
+    assert f"/01/04006381333931/10/{lot}?shipment=SO-1" in out  # the shipment's own view, with its SLA status
     ledger.record(
         m, "handoff", *batch, "--to", c.id, "--place", "Addis Ababa", "--shipment", "SO-1", "--temperature", "18.5"
     )
@@ -490,3 +491,11 @@ def test_tokens_from_a_file_or_the_environment_and_a_warning_for_the_command_lin
         assert result.exit_code == 2
         assert words in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_event_type_is_one_line_naming_the_choices(ledger: Ledger) -> None:
+    result = runner.invoke(app, ["record", "orgin", "--sku", "A", "--lot", "1", "--server", ledger.server.url])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "chainproof: unknown event type 'orgin': choose one of origin, inspection, shipment, handoff, delivery, recall"
+    )
