@@ -3,6 +3,7 @@ one recalled batch; shipments delivered on time, delivered late and at risk of m
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ class _Signer:
         self.actor, self.key = store.add_actor(name, role, public_key_bytes(self.private_key), now=registered)
         key_dir.mkdir(parents=True, exist_ok=True)
         write_private_key(key_dir / f"{self.actor.id}.pem", self.private_key)
+        # and a token, so that a newcomer can go on recording as this actor (mode 0600, like the key)
+        fd = os.open(key_dir / f"{self.actor.id}.token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(store.issue_token(self.actor.id, now=registered) + "\n")
 
     @property
     def id(self) -> str:

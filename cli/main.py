@@ -223,11 +223,23 @@ def demo(
             typer.echo(f"ledger already has {store.size()} entries; demo not added")
             return
         fail("the ledger is not empty; the demo only fills an empty ledger")
-    shown = seed_demo(store, settings.data_dir / "demo-keys")
+    key_dir = settings.data_dir / "demo-keys"
+    shown = seed_demo(store, key_dir)
     store.checkpoint()  # signed by the log's own key: auditors can verify the demo at once
-    typer.echo(f"demo ledger: {store.size()} entries; {len(store.directory().actors)} actors")
+    actors = store.directory().actors
+    typer.echo(f"demo ledger: {store.size()} entries; {len(actors)} actors")
     for label, url in shown.items():
         typer.echo(f"  {label} product page: {settings.base_url}{url}")
+    typer.echo(f"demo actors (each one's key and API token are in {key_dir}/ID.pem and ID.token, mode 0600):")
+    for actor in sorted(actors.values(), key=lambda a: (a.role, a.name)):
+        typer.echo(f"  {actor.role:<9} {actor.id}  {actor.name}")
+    olive = next((a for a in actors.values() if a.name == "Kalamata Groves"), None)
+    if olive is not None:
+        typer.echo(
+            "go on as a merchant, e.g. recall the at-risk olive oil lot:\n"
+            f"  chainproof record recall --sku OIL-KAL-500 --lot K-0917 --reason 'demo recall' "
+            f"--key {key_dir / olive.id}.pem --token-file {key_dir / olive.id}.token --server {settings.base_url}"
+        )
 
 
 @app.command()

@@ -499,3 +499,34 @@ def test_an_unknown_event_type_is_one_line_naming_the_choices(ledger: Ledger) ->
     assert result.output.strip() == (
         "chainproof: unknown event type 'orgin': choose one of origin, inspection, shipment, handoff, delivery, recall"
     )
+
+
+def test_the_demo_leaves_keys_and_tokens_a_newcomer_can_go_on_with(tmp_path: Path) -> None:
+    """The demo prints, and leaves in its data directory, a key and a token per demo actor (mode 0600), and a
+    command that goes on with a demo batch: run as printed, it records."""
+    import shlex
+
+    import httpx
+
+    data = tmp_path / "server"
+    server = start_server(data)
+    try:
+        env = {
+            "CHAINPROOF_DATA_DIR": str(data),
+            "CHAINPROOF_PUBLIC_URL": server.url,
+            "CHAINPROOF_LOG_NAME": server.store.origin,
+        }
+        shown = runner.invoke(app, ["demo"], env=env)
+        assert shown.exit_code == 0, shown.output
+        keys = data / "demo-keys"
+        tokens = sorted(keys.glob("*.token"))
+        assert len(tokens) == 9
+        assert all(p.stat().st_mode & 0o777 == 0o600 for p in [*tokens, *keys.glob("*.pem")])
+        command = shlex.split(shown.stdout.strip().splitlines()[-1])
+        assert command[:3] == ["chainproof", "record", "recall"]
+        done = runner.invoke(app, command[1:])
+        assert done.exit_code == 0, done.output
+        page = httpx.get(f"{server.url}/01/05012345678900/10/K-0917")
+        assert 'data-verdict="recalled"' in page.text
+    finally:
+        server.stop()
