@@ -184,3 +184,19 @@ def test_an_unknown_shipment_in_the_link_is_said_not_ignored(site: TestClient) -
     assert 'id="shipment-unknown"' not in site.get("/01/04006381333931/10/L2611-A?shipment=SO-L2611-A").text
     hostile = site.get("/01/04006381333931/10/L2611-A?shipment=%3Cscript%3E").text
     assert "<bdi>&lt;script&gt;</bdi>" in hostile
+
+
+def test_the_chinese_page_has_no_english_labels_and_names_countries_in_chinese(site: TestClient) -> None:
+    import re
+
+    from api.pages.i18n import TEXT
+
+    html = site.get("/01/04006381333931/10/L2611-A?shipment=SO-L2611-A&lang=zh").text
+    shown = re.sub(r"<script.*?</script>|<bdi>.*?</bdi>|<code>.*?</code>|<pre.*?</pre>", "", html, flags=re.S)
+    assert "埃塞俄比亚" in shown  # Ethiopia, from CLDR
+    for english in ("Ethiopia", "SKU / lot", "SLA", "Inspections", "Journey", "Shipment", "Product", "Producer"):
+        assert english not in shown, english
+    for key in ("sku_lot", "sla", "gtin"):
+        assert TEXT["zh"][key] in shown
+    english_page = site.get("/01/04006381333931/10/L2611-A?shipment=SO-L2611-A&lang=en").text
+    assert "Ethiopia" in english_page

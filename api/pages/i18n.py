@@ -16,6 +16,9 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown_detail": "This code does not match any batch in the ledger. The product may not be genuine.",
         "bad_link": "This is not a valid product link.",
         "product": "Product",
+        "sku_lot": "SKU / lot",
+        "gtin": "GTIN",
+        "sla": "Delivery promise",
         "origin": "Origin",
         "producer": "Producer",
         "country": "Country",
@@ -93,6 +96,9 @@ TEXT: dict[str, dict[str, str]] = {
         "verified": "已验证",
         "verified_detail": "该批次的每条记录均由记录方签名，并已写入公开日志。",
         "recalled": "已召回",
+        "sku_lot": "库存单位 / 批号",
+        "gtin": "商品条码",
+        "sla": "送达承诺",
         "recalled_detail": "请勿使用此产品。",
         "failed": "验证失败",
         "failed_detail": "该批次的记录未通过校验，请勿信赖。",
@@ -191,3 +197,14 @@ def choose_language(query_lang: str | None, accept_language: str | None) -> str:
         if base in LANGUAGES:
             return base
     return "en"
+
+
+_CLDR_LOCALES = {"en": "en", "zh": "zh_Hans_CN"}
+
+
+def country_name(code: str, lang: str) -> str | None:
+    """A country's name in the page's language, from CLDR (Babel); None for a code CLDR does not name."""
+    from babel import Locale
+
+    name = Locale.parse(_CLDR_LOCALES.get(lang, "en")).territories.get(code)
+    return str(name) if name else None

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-import pycountry
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
@@ -17,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
-from api.pages.i18n import LANGUAGES, TEXT, choose_language
+from api.pages.i18n import LANGUAGES, TEXT, choose_language, country_name
 from api.pages.view import BatchPage, Shown, summaries
 from api.urls import product_url
 from certificates.qr import qr_png, qr_svg
@@ -77,7 +76,7 @@ def _day(value: str) -> str:
     return parse_time(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page_context(page: BatchPage, now: datetime) -> dict[str, Any]:
+def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str, Any]:
     """What the page shows, read from the checked entries: the origin, the latest inspections, the recall, and the
     journey and events of the page's window (the newest, or an older page)."""
     directory = page.directory
@@ -85,11 +84,11 @@ def _page_context(page: BatchPage, now: datetime) -> dict[str, Any]:
     if page.origin is not None:
         statement = page.origin.statement
         data = statement.get("data", {})
-        country = pycountry.countries.get(alpha_2=data.get("country", ""))
+        code = str(data.get("country", ""))
         origin = {
             **data,
             "producer": _name(directory, statement["actor"]),
-            "country_name": country.name if country else data.get("country"),
+            "country_name": country_name(code, lang) or code,
             "produced_at": _day(data["produced_at"]),
             "documents": data.get("documents", []),
         }
@@ -217,7 +216,7 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         page = summaries(store).page(sku, lot, before=before, shipment_id=request.query_params.get("shipment"))
     except NotFoundError:
         return _not_found(request, bad_link=False)
-    context = _page_context(page, datetime.now(UTC))
+    context = _page_context(page, datetime.now(UTC), lang)
     asked = request.query_params.get("shipment")
     context["shipment_unknown"] = asked if asked and page.shipment is None else None
     log_key = str(store.signer.verifier)
