@@ -12,13 +12,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import typer
 
 from api.settings import Settings
 from cli.errors import CliError
 from ledger.errors import LedgerError
+from ledger.hashing import b64encode
 from ledger.kinds import EventType, Role
 from ledger.signing import parse_public_key_text
 
@@ -173,33 +174,170 @@ def db_rebuild(db: DbOption = None, output_format: FormatOption = "text") -> Non
 @actor_app.command("add")
 @handled
 def actor_add(
+    ctx: typer.Context,
     name: Annotated[str, typer.Option(help="organisation name")],
     role: Annotated[Role, typer.Option(help="admin, merchant, inspector, carrier or auditor")],
     public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key file (PEM, e.g. from keygen)")],
     db: DbOption = None,
+    server: Annotated[
+        str | None, typer.Option("--server", help="register through this server, as an admin (--token-file)")
+    ] = None,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     output_format: FormatOption = "text",
 ) -> None:
-    """Register an actor directly in the database and print its id and a new API token (shown once).
+    """Register an actor and print its id and a new API token (shown once).
 
-    This is the bootstrap path (how the first admin is made). Example:
-    chainproof actor add --name "Acme Coffee" --role merchant --public-key acme.pem.pub
+    With --server, an admin registers it remotely (the admin's token from --token-file or CHAINPROOF_TOKEN).
+    Without, it is written straight into the database: the bootstrap path, how the first admin is made.
+
+    Examples:
+      chainproof actor add --name "Acme Coffee" --role merchant --public-key acme.pem.pub --server https://trace.example
+      chainproof actor add --name "Operations" --role admin --public-key ops.pem.pub --db sqlite:///var/chainproof.db
     """
-    try:
-        raw = parse_public_key_text(public_key.read_text())
-    except OSError as exc:
-        fail(f"cannot read {public_key}: {exc.strerror}")
-    except LedgerError as exc:
-        fail(f"{public_key}: {exc}")
+    raw = _public_key_file(public_key)
+    if server is not None:
+        if db is not None:
+            fail("give --server or --db, not both")
+        with _admin_client(ctx, server, token, token_file) as client:
+            body = {"name": name, "role": role.value, "public_key": b64encode(raw)}
+            created = client.request("POST", "/v1/actors", json=body).json()
+        _print_actor(str(created["id"]), str(created["key_id"]), role, str(created["token"]), output_format)
+        return
     store = open_store(settings_for(db), signing=False)
     try:
         actor, key = store.add_actor(name, role, raw)
         token = store.issue_token(actor.id)
     except LedgerError as exc:
         fail(str(exc))
+    _print_actor(actor.id, key.key_id, role, token, output_format)
+
+
+def _print_actor(actor_id: str, key_id: str, role: Role, token: str, output_format: str) -> None:
     if output_format == "json":
-        typer.echo(json.dumps({"id": actor.id, "key_id": key.key_id, "role": role.value, "token": token}))
+        typer.echo(json.dumps({"id": actor_id, "key_id": key_id, "role": role.value, "token": token}))
     else:
-        typer.echo(f"actor id: {actor.id}\nkey id:   {key.key_id}\ntoken:    {token}  (shown once; keep it secret)")
+        typer.echo(f"actor id: {actor_id}\nkey id:   {key_id}\ntoken:    {token}  (shown once; keep it secret)")
+
+
+def _public_key_file(path: Path) -> bytes:
+    try:
+        return parse_public_key_text(path.read_text())
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    except (LedgerError, UnicodeDecodeError) as exc:
+        fail(f"{path}: {exc}")
+
+
+def _admin_client(ctx: typer.Context, server: str, token: str | None, token_file: Path | None) -> Any:
+    from cli.client import ServerClient
+
+    resolved = resolve_token(ctx, token, token_file)
+    if resolved is None:
+        fail("this needs an admin's API token: give --token-file, or set CHAINPROOF_TOKEN")
+    return ServerClient(server, resolved)
+
+
+@actor_app.command("list")
+@handled
+def actor_list(
+    server: Annotated[str, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="the server")],
+    output_format: FormatOption = "text",
+) -> None:
+    """Every actor the server lists, with its role and keys (revoked ones marked).
+
+    Example: chainproof actor list --server https://trace.example
+    """
+    from cli.client import ServerClient
+
+    with ServerClient(server) as client:
+        listed = client.get_json("/v1/actors")
+    if output_format == "json":
+        typer.echo(json.dumps(listed))
+        return
+    for actor in listed:
+        keys = ", ".join(
+            k["key_id"] + (f" (revoked {k['revoked_at']})" if k.get("revoked_at") else "") for k in actor["keys"]
+        )
+        typer.echo(f"{actor['role']:<9} {actor['id']}  {actor['name']}  keys: {keys or 'none'}")
+
+
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+key_app = typer.Typer(help="Actors' signing keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+AdminServerOption = Annotated[str, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="the server")]
+
+
+@token_app.command("create")
+@handled
+def token_create(
+    ctx: typer.Context,
+    actor: Annotated[str, typer.Option("--actor", help="the actor the token acts for")],
+    server: AdminServerOption,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Issue another API token for an actor (an admin, or the actor itself); it is shown once.
+
+    Example: chainproof token create --actor act_1234 --server https://trace.example --token-file admin.token
+    """
+    with _admin_client(ctx, server, token, token_file) as client:
+        issued = client.request("POST", f"/v1/actors/{quote(actor, safe='')}/tokens").json()
+    if output_format == "json":
+        typer.echo(json.dumps({"actor": actor, "token": issued["token"]}))
+    else:
+        typer.echo(f"token: {issued['token']}  (shown once; keep it secret)")
+
+
+@key_app.command("add")
+@handled
+def key_add(
+    ctx: typer.Context,
+    actor: Annotated[str, typer.Option("--actor", help="the actor the key is for")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key file (PEM, e.g. from keygen)")],
+    server: AdminServerOption,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Add a signing key to an actor (an admin, or the actor itself): it signs from now on.
+
+    Example: chainproof key add --actor act_1234 --public-key new.pem.pub --server https://trace.example
+    """
+    raw = _public_key_file(public_key)
+    with _admin_client(ctx, server, token, token_file) as client:
+        added = client.request(
+            "POST", f"/v1/actors/{quote(actor, safe='')}/keys", json={"public_key": b64encode(raw)}
+        ).json()
+    if output_format == "json":
+        typer.echo(json.dumps(added))
+    else:
+        typer.echo(f"key {added['key_id']} of {added['actor_id']} signs from {added['valid_from']}")
+
+
+@key_app.command("revoke")
+@handled
+def key_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="the key's id (16 hex digits)")],
+    server: AdminServerOption,
+    reason: Annotated[str, typer.Option(help="why (kept with the revocation)")] = "",
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Revoke a key (an admin, or the key's own actor): nothing it signs is accepted from now on.
+
+    Example: chainproof key revoke 1a2b3c4d5e6f7a8b --reason "laptop stolen" --server https://trace.example
+    """
+    with _admin_client(ctx, server, token, token_file) as client:
+        client.request("POST", f"/v1/keys/{quote(key_id, safe='')}/revoke", json={"reason": reason})
+    if output_format == "json":
+        typer.echo(json.dumps({"key_id": key_id, "revoked": True}))
+    else:
+        typer.echo(f"key {key_id} revoked")
 
 
 @app.command()

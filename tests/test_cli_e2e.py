@@ -530,3 +530,46 @@ def test_the_demo_leaves_keys_and_tokens_a_newcomer_can_go_on_with(tmp_path: Pat
         assert 'data-verdict="recalled"' in page.text
     finally:
         server.stop()
+
+
+def test_an_admin_onboards_a_partner_remotely(tmp_path: Path) -> None:
+    """From the first admin (bootstrapped on the server's machine) to a merchant recording against the remote
+    server: actor add --server, token create, key add, key revoke, actor list; the revoked key is refused."""
+    data = tmp_path / "server"
+    server = start_server(data)
+    try:
+        db = f"sqlite:///{data / 'chainproof.db'}"
+        admin = add_party(tmp_path, db, "ops", "admin")
+        admin_token = tmp_path / "admin.token"
+        admin_token.write_text(admin.token)
+        remote = ("--server", server.url, "--token-file", str(admin_token))
+        cli("keygen", "--out", tmp_path / "shop.pem")
+        created = json.loads(
+            cli("actor", "add", "--name", "Acme Tea", "--role", "merchant", "--public-key", tmp_path / "shop.pem.pub",
+                *remote, "--format", "json")
+        )  # fmt: skip
+        assert set(created) >= {"id", "token"}
+        issued = json.loads(cli("token", "create", "--actor", created["id"], *remote, "--format", "json"))
+        shop_token = tmp_path / "shop.token"
+        shop_token.write_text(issued["token"])
+        as_shop = ("--server", server.url, "--token-file", str(shop_token))
+        origin = ("origin", "--sku", "TEA", "--product", "Tea", "--country", "IN", "--quantity", "5", "--unit", "kg")
+        cli("record", *origin, "--lot", "1", "--key", tmp_path / "shop.pem", *as_shop)
+        cli("keygen", "--out", tmp_path / "shop2.pem")
+        added = json.loads(
+            cli("key", "add", "--actor", created["id"], "--public-key", tmp_path / "shop2.pem.pub", *as_shop,
+                "--format", "json")
+        )  # fmt: skip
+        cli("key", "revoke", created["key_id"], "--reason", "rotated", *as_shop)
+        refused = cli("record", *origin, "--lot", "2", "--key", tmp_path / "shop.pem", *as_shop, code=2)
+        assert "revoked" in refused
+        cli("record", *origin, "--lot", "3", "--key", tmp_path / "shop2.pem", *as_shop)
+        listed = cli("actor", "list", "--server", server.url)
+        assert f"{created['key_id']} (revoked" in listed
+        assert added["key_id"] in listed
+        # a merchant cannot register actors
+        refused = cli("actor", "add", "--name", "Fake Lab", "--role", "inspector", "--public-key",
+                      tmp_path / "shop2.pem.pub", *as_shop, code=2)  # fmt: skip
+        assert "403" in refused
+    finally:
+        server.stop()
