@@ -79,6 +79,9 @@ SkuPath = Annotated[str, Path(description="batch SKU", pattern=IDENT_PATTERN)]
 LotPath = Annotated[str, Path(description="batch lot", pattern=IDENT_PATTERN)]
 ActorIdPath = Annotated[str, Path(description="actor id", min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 KeyIdPath = Annotated[str, Path(description="key id (16 hex digits)", pattern=KEY_ID_PATTERN)]
+TokenIdPath = Annotated[
+    str, Path(description="token id: the first 16 hex digits of its stored hash", pattern=KEY_ID_PATTERN)
+]
 
 StoreDep = Annotated[LedgerStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

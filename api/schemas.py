@@ -140,6 +140,14 @@ class KeyRevoke(BaseModel):
 
 class TokenOut(BaseModel):
     token: str = Field(description="API token, shown once")
+    id: str | None = Field(default=None, description="the token's id: the first 16 hex digits of its stored hash")
+
+
+class TokenInfoOut(BaseModel):
+    id: str = Field(description="the token's id: the first 16 hex digits of its stored SHA-256 (never the token)")
+    actor_id: str = Field(description="the actor the token acts for")
+    created_at: str = Field(description="RFC 3339 time it was issued")
+    revoked_at: str | None = Field(description="RFC 3339 time it was revoked, if it was")
 
 
 class Problem(BaseModel):

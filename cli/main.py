@@ -286,9 +286,56 @@ def token_create(
     with _admin_client(ctx, server, token, token_file) as client:
         issued = client.request("POST", f"/v1/actors/{quote(actor, safe='')}/tokens").json()
     if output_format == "json":
-        typer.echo(json.dumps({"actor": actor, "token": issued["token"]}))
+        typer.echo(json.dumps({"actor": actor, "id": issued.get("id"), "token": issued["token"]}))
     else:
-        typer.echo(f"token: {issued['token']}  (shown once; keep it secret)")
+        typer.echo(f"token: {issued['token']}  (id {issued.get('id')}; shown once; keep it secret)")
+
+
+@token_app.command("list")
+@handled
+def token_list(
+    ctx: typer.Context,
+    actor: Annotated[str, typer.Option("--actor", help="whose tokens")],
+    server: AdminServerOption,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """An actor's tokens by id (the first 16 hex digits of the stored hash; the tokens themselves are never kept).
+
+    Example: chainproof token list --actor act_1234 --server https://trace.example
+    """
+    with _admin_client(ctx, server, token, token_file) as client:
+        listed = client.get_json(f"/v1/actors/{quote(actor, safe='')}/tokens")
+    if output_format == "json":
+        typer.echo(json.dumps(listed))
+        return
+    for item in listed:
+        state = f"revoked {item['revoked_at']}" if item.get("revoked_at") else "active"
+        typer.echo(f"{item['id']}  issued {item['created_at']}  {state}")
+
+
+@token_app.command("revoke")
+@handled
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID", help="the token's id, as `token list` shows it")],
+    server: AdminServerOption,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Revoke a token by its id (an admin, or the token's own actor); a server's other workers may accept it for
+    up to 5 seconds more.
+
+    Example: chainproof token revoke 0f3a9c1e77b2d4a8 --server https://trace.example
+    """
+    with _admin_client(ctx, server, token, token_file) as client:
+        client.request("POST", f"/v1/tokens/{quote(token_id, safe='')}/revoke")
+    if output_format == "json":
+        typer.echo(json.dumps({"id": token_id, "revoked": True}))
+    else:
+        typer.echo(f"token {token_id} revoked")
 
 
 @key_app.command("add")

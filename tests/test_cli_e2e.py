@@ -567,6 +567,22 @@ def test_an_admin_onboards_a_partner_remotely(tmp_path: Path) -> None:
         listed = cli("actor", "list", "--server", server.url)
         assert f"{created['key_id']} (revoked" in listed
         assert added["key_id"] in listed
+        # tokens by id: listed without themselves, revoked by id, and then refused
+        spare = json.loads(cli("token", "create", "--actor", created["id"], *as_shop, "--format", "json"))
+        import hashlib
+
+        assert spare["id"] == hashlib.sha256(spare["token"].encode()).hexdigest()[:16]
+        tokens = json.loads(cli("token", "list", "--actor", created["id"], *as_shop, "--format", "json"))
+        assert spare["id"] in [t["id"] for t in tokens]
+        assert all(spare["token"] not in json.dumps(t) for t in tokens)
+        cli("token", "revoke", spare["id"], *remote)
+        spare_file = tmp_path / "spare.token"
+        spare_file.write_text(spare["token"])
+        refused = cli("record", *origin, "--lot", "4", "--key", tmp_path / "shop2.pem", "--server", server.url,
+                      "--token-file", str(spare_file), code=2)  # fmt: skip
+        assert "401" in refused
+        assert "revoked" in cli("token", "list", "--actor", created["id"], *as_shop)
+        assert "404" in cli("token", "revoke", "0" * 16, *remote, code=2)
         # a merchant cannot register actors
         refused = cli("actor", "add", "--name", "Fake Lab", "--role", "inspector", "--public-key",
                       tmp_path / "shop2.pem.pub", *as_shop, code=2)  # fmt: skip

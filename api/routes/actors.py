@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.asgi import bearer_token
-from api.deps import ActorIdPath, CurrentActor, KeyIdPath, StoreDep, require_admin
+from api.deps import ActorIdPath, CurrentActor, KeyIdPath, StoreDep, TokenIdPath, require_admin
 from api.problems import ProblemError
-from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, KeyRevoke, TokenOut
+from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, KeyRevoke, TokenInfoOut, TokenOut
+from ledger.errors import NotFoundError
 from ledger.events import Role, format_time
-from ledger.hashing import b64encode
+from ledger.hashing import b64encode, sha256_hex
 from ledger.rules import Actor, ActorKey, Directory
 from ledger.signing import parse_public_key_text
 
@@ -92,7 +93,31 @@ def revoke_key(key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: 
 @router.post("/actors/{actor_id}/tokens", status_code=201, response_model=TokenOut, summary="Issue an API token")
 def issue_token(actor_id: ActorIdPath, caller: CurrentActor, store: StoreDep) -> TokenOut:
     _self_or_admin(caller, actor_id)
-    return TokenOut(token=store.issue_token(actor_id))
+    token = store.issue_token(actor_id)
+    return TokenOut(token=token, id=sha256_hex(token.encode())[:16])
+
+
+@router.get(
+    "/actors/{actor_id}/tokens",
+    response_model=list[TokenInfoOut],
+    summary="An actor's tokens, by id (never the tokens)",
+)
+def list_tokens(actor_id: ActorIdPath, caller: CurrentActor, store: StoreDep) -> list[TokenInfoOut]:
+    _self_or_admin(caller, actor_id)
+    return [TokenInfoOut(id=t.id, actor_id=t.actor_id, created_at=t.created_at, revoked_at=t.revoked_at)
+            for t in store.list_tokens(actor_id)]  # fmt: skip
+
+
+@router.post("/tokens/{token_id}/revoke", status_code=204, summary="Revoke a token by its id")
+def revoke_token_by_id(token_id: TokenIdPath, caller: CurrentActor, store: StoreDep) -> None:
+    """By an admin, or the token's own actor. Other workers may accept the token for up to 5 seconds more (each
+    remembers a token it has checked that long)."""
+    try:
+        found = store.token_by_id(token_id)
+    except NotFoundError as exc:
+        raise ProblemError(404, str(exc), "not-found") from exc
+    _self_or_admin(caller, found.actor_id)
+    store.revoke_token_id(token_id)
 
 
 @router.post("/tokens/revoke", status_code=204, summary="Revoke the token this request is sent with")

@@ -156,6 +156,16 @@ class Idempotency:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An API token as anyone may see it: its id (the first 16 hex digits of its stored SHA-256), never itself."""
+
+    id: str
+    actor_id: str
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LogMeta:
     origin: str
     verifier_key: str
@@ -972,6 +982,53 @@ class LedgerStore:
                 )
             except IntegrityError as exc:
                 raise ConflictError("the token is already revoked") from exc
+
+    def list_tokens(self, actor_id: str) -> list[TokenInfo]:
+        """An actor's tokens by id (the first 16 hex digits of the stored hash), oldest first; never the tokens."""
+        query = (
+            select(api_tokens.c.token_hash, api_tokens.c.created_at, token_revocations.c.revoked_at)
+            .outerjoin(token_revocations, token_revocations.c.token_hash == api_tokens.c.token_hash)
+            .where(api_tokens.c.actor_id == actor_id)
+            .order_by(api_tokens.c.created_at, api_tokens.c.token_hash)
+        )
+        with self.engine.connect() as conn:
+            if conn.execute(select(actors.c.id).where(actors.c.id == actor_id)).first() is None:
+                raise NotFoundError(f"actor {actor_id!r} does not exist")
+            return [
+                TokenInfo(str(r.token_hash)[:16], actor_id, r.created_at, r.revoked_at) for r in conn.execute(query)
+            ]
+
+    def token_by_id(self, token_id: str) -> TokenInfo:
+        """The token whose stored hash starts with this id (NotFoundError if none)."""
+        query = (
+            select(
+                api_tokens.c.token_hash, api_tokens.c.actor_id, api_tokens.c.created_at, token_revocations.c.revoked_at
+            )
+            .outerjoin(token_revocations, token_revocations.c.token_hash == api_tokens.c.token_hash)
+            .where(api_tokens.c.token_hash.startswith(token_id, autoescape=True))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if len(rows) != 1:  # two tokens sharing 64 bits of hash would be news; refuse rather than guess
+            raise NotFoundError(f"no token {token_id}" if not rows else f"token id {token_id} is ambiguous")
+        row = rows[0]
+        return TokenInfo(str(row.token_hash)[:16], row.actor_id, row.created_at, row.revoked_at)
+
+    def revoke_token_id(self, token_id: str, *, now: datetime | None = None) -> None:
+        """Revoke a token by its id (ConflictError if it already is)."""
+        found = self.token_by_id(token_id)
+        if found.revoked_at is not None:
+            raise ConflictError(f"token {token_id} is already revoked")
+        with self._write() as conn, conn.begin():
+            token_hash = conn.execute(
+                select(api_tokens.c.token_hash).where(api_tokens.c.token_hash.startswith(token_id, autoescape=True))
+            ).scalar_one()
+            try:
+                conn.execute(
+                    insert(token_revocations).values(token_hash=token_hash, revoked_at=format_time(now or utc_now()))
+                )
+            except IntegrityError as exc:
+                raise ConflictError(f"token {token_id} is already revoked") from exc
 
     def knows_keys(self, key_ids: Iterable[object]) -> bool:
         """Whether `prepare` has every one of these keys cached, and so needs no database for them."""
