@@ -488,7 +488,7 @@ def check_anchored(
 ) -> list[Problem]:
     """Each entry (in log order) is in the checkpoint's tree: by its own inclusion proof, or because the next
     entry links to it by hash (`prev`) and is itself in the tree. So one proof of a batch's last entry vouches
-    for its whole chain, as the product page's browser check relies on (ADR 0002); the last entry needs a proof."""
+    for its whole chain, as the product page's browser check relies on (ADR 0006); the last entry needs a proof."""
     cp = checkpoint.checkpoint
     problems: list[Problem] = []
     anchored_hash: bytes | None = None  # the hash a proven later entry says its predecessor has
