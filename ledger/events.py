@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -329,23 +329,43 @@ def _describe(exc: PydanticValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
+class _Enveloped(Protocol):
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+EnvelopeT = TypeVar("EnvelopeT", bound=_Enveloped)
+
+
+def validate_envelope(
+    raw: Any, statement_model: Callable[[Any], EnvelopeT], data_model: Callable[[EnvelopeT], type[BaseModel]]
+) -> tuple[EnvelopeT, BaseModel]:
+    """Check a statement of any family (batch events here, registrations in ledger.identities): the envelope with
+    `statement_model`, then its `data` with the model `data_model` picks for it. Raises ValidationError naming the
+    field and what is wrong."""
+    if not isinstance(raw, dict):
+        raise ValidationError("statement must be a JSON object")
+    try:
+        statement = statement_model(raw)
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc, "statement")) from exc
+    try:
+        data = data_model(statement).model_validate(statement.data)
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc, "statement.data")) from exc
+    return statement, data
+
+
+def _event_data_model(statement: Statement) -> type[BaseModel]:
+    return DATA_MODELS[EventType(statement.type)]
+
+
 def validate_statement(raw: Any) -> tuple[Statement, BaseModel]:
     """Check a statement (as parsed JSON) and its type's data; return both as models.
 
     Raises ValidationError naming the field and what is wrong.
     """
-    if not isinstance(raw, dict):
-        raise ValidationError("statement must be a JSON object")
-    try:
-        statement = _STATEMENT_ADAPTER.validate_python(raw)
-    except PydanticValidationError as exc:
-        raise ValidationError(_describe(exc, "statement")) from exc
-    model = DATA_MODELS[EventType(statement.type)]
-    try:
-        data = model.model_validate(statement.data)
-    except PydanticValidationError as exc:
-        raise ValidationError(_describe(exc, "statement.data")) from exc
-    return statement, data
+    return validate_envelope(raw, _STATEMENT_ADAPTER.validate_python, _event_data_model)
 
 
 def content_identity(statement: Mapping[str, Any]) -> bytes:

@@ -29,7 +29,6 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic import ValidationError as PydanticValidationError
 
 from ledger.canonical import canonical_json
 from ledger.errors import LedgerError, RuleError, SignatureError, ValidationError
@@ -41,9 +40,9 @@ from ledger.events import (
     ShortText,
     Text,
     Timestamp,
-    _describe,
     _rfc3339,
     _Strict,
+    validate_envelope,
 )
 from ledger.hashing import b64decode
 from ledger.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PublicKey, key_id_for, load_public_key, verify_raw
@@ -127,18 +126,13 @@ def is_registration(raw: Mapping[str, Any]) -> bool:
     return raw.get("sku") == IDENTITY_SKU
 
 
+def _registration_data_model(statement: IdentityStatement) -> type[BaseModel]:
+    return DATA_MODELS[IdentityType(statement.type)]
+
+
 def validate_registration(raw: Any) -> tuple[IdentityStatement, BaseModel]:
     """Check a registration statement (as parsed JSON) and its data. Raises ValidationError naming the field."""
-    if not isinstance(raw, dict):
-        raise ValidationError("statement must be a JSON object")
-    try:
-        statement = IdentityStatement.model_validate(raw)
-    except PydanticValidationError as exc:
-        raise ValidationError(_describe(exc, "statement")) from exc
-    try:
-        data = DATA_MODELS[IdentityType(statement.type)].model_validate(statement.data)
-    except PydanticValidationError as exc:
-        raise ValidationError(_describe(exc, "statement.data")) from exc
+    statement, data = validate_envelope(raw, IdentityStatement.model_validate, _registration_data_model)
     concerned = data.id if isinstance(data, ActorData) else getattr(data, "actor", None)
     if concerned != statement.lot:
         raise ValidationError(f"statement.lot {statement.lot!r} must be the actor the registration concerns")
