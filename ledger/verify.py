@@ -90,6 +90,21 @@ def _load_key(key: ActorKey) -> PublicKey:
     return load_public_key(key.public_key)
 
 
+Signer = Callable[[Statement, int, datetime], tuple[Actor, PublicKey]]
+"""Who signed an entry and with which public key, if they may sign it there: (statement, index, logged_at) in,
+RuleError out if not."""
+
+
+def directory_signer(directory: Directory, public_key: Callable[[ActorKey], PublicKey] = _load_key) -> Signer:
+    """Signers as a published directory says: keys judged by the time the entry was logged."""
+
+    def signer(statement: Statement, _index: int, logged_at: datetime) -> tuple[Actor, PublicKey]:
+        actor, key = directory.check_signer(statement, logged_at)
+        return actor, public_key(key)
+
+    return signer
+
+
 def _judge(
     index: int,
     parsed: ParsedEntry,
@@ -97,18 +112,18 @@ def _judge(
     data: BaseModel,
     logged_at: datetime,
     batch: BatchState,
-    directory: Directory,
-    public_key: Callable[[ActorKey], PublicKey],
+    signer: Signer,
+    actors: Mapping[str, Actor],
     problems: list[Problem],
 ) -> StatementCheck | None:
     """Signer, times and batch rules for one entry (problems recorded, never raised), then advance its batch past
     it. Returns the signature check to run, if the signer's key is known."""
     task = None
     try:
-        actor, key = directory.check_signer(statement, logged_at)
-        task = (index, public_key(key), parsed.signature, parsed.statement_bytes)
+        actor, public_key = signer(statement, index, logged_at)
+        task = (index, public_key, parsed.signature, parsed.statement_bytes)
         check_times(statement, data, logged_at)
-        batch.check(statement, data, actor, directory.actors)
+        batch.check(statement, data, actor, actors)
     except LedgerError as exc:
         problems.append(Problem(index, "rule", str(exc)))
     batch.apply(statement, data, parsed.hash, index, parsed.logged_at)
@@ -145,6 +160,7 @@ class LedgerVerifier:
         # the end if the log holds registrations but never bound it (a directory row outside the log).
         self._registry = Registry(key_id_for(log_key.public_key), load_public_key(log_key.public_key))
         self._actors: dict[str, Actor] = dict(directory.actors)
+        self._directory_signer = directory_signer(directory, self._public_key)
         self._identity_chains: dict[str, tuple[bytes, int]] = {}  # actor concerned -> last registration's hash, index
         self._unbound: dict[str, int] = {}  # key id -> first index signed with it while the log had not bound it
         self._workers = max(1, workers)
@@ -248,24 +264,19 @@ class LedgerVerifier:
             self._statements[batch_id] = {}
         self._check_link(pos, parsed, batch)
         self._check_unique(pos, parsed, self._statements[batch_id])
-        if statement.key_id not in self._registry.keys:
+        signer: Signer = self._log_signer
+        actors: Mapping[str, Actor] = self._actors
+        if statement.key_id not in self._registry.keys:  # a key only the given directory knows: judged by it
             self._unbound.setdefault(statement.key_id, pos)
-            return _judge(
-                pos, parsed, statement, data, logged_at, batch, self._directory, self._public_key, self._problems
-            )
-        task = None
-        try:
-            public_key, registered = self._registry.signer_key(statement, pos)
-            actor = self._actors[registered.id] if registered is not None else None
-            if actor is None:
-                raise RuleError("the log key signs registrations, not batch events", "forbidden")
-            task = (pos, public_key, parsed.signature, parsed.statement_bytes)
-            check_times(statement, data, logged_at)
-            batch.check(statement, data, actor, self._actors)
-        except LedgerError as exc:
-            self._problem(pos, "rule", str(exc))
-        batch.apply(statement, data, parsed.hash, pos, parsed.logged_at)
-        return task
+            signer, actors = self._directory_signer, self._directory.actors
+        return _judge(pos, parsed, statement, data, logged_at, batch, signer, actors, self._problems)
+
+    def _log_signer(self, statement: Statement, index: int, _logged_at: datetime) -> tuple[Actor, PublicKey]:
+        """Signers as the log's registrations say: keys judged by log index."""
+        public_key, registered = self._registry.signer_key(statement, index)
+        if registered is None:
+            raise RuleError("the log key signs registrations, not batch events", "forbidden")
+        return self._actors[registered.id], public_key
 
     def _check_registration(self, pos: int, parsed: ParsedEntry) -> StatementCheck | None:
         """An identity registration: its own chain (per actor concerned), signer, rules; then the registry moves
@@ -456,6 +467,7 @@ class BatchChecker:
     def add(self, entries: Sequence[tuple[int, bytes]], directory: Directory) -> list[ParsedEntry]:
         """Check these entries (the batch's next ones, in log order); returns those that could be read."""
         state, problems = self.state, self.problems
+        signer = directory_signer(directory)
         parsed_entries: list[ParsedEntry] = []
         checks: list[StatementCheck] = []
         for index, leaf in entries:
@@ -473,7 +485,7 @@ class BatchChecker:
                 problems.append(Problem(index, "batch", f"entry belongs to {statement.sku}/{statement.lot}"))
             if parsed.prev != state.last_hash:
                 problems.append(Problem(index, "chain", "prev hash does not match the batch's previous entry"))
-            task = _judge(index, parsed, statement, data, logged_at, state, directory, _load_key, problems)
+            task = _judge(index, parsed, statement, data, logged_at, state, signer, directory.actors, problems)
             if task is not None:
                 checks.append(task)
         for index in start_statement_checks(checks)():
