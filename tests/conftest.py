@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,24 +31,34 @@ def _isolated_auditor_state(tmp_path_factory: pytest.TempPathFactory, monkeypatc
     monkeypatch.setenv("CHAINPROOF_STATE_DIR", str(tmp_path_factory.mktemp("auditor-state")))
 
 
-@pytest.fixture
-def postgresql_engine() -> Iterator[Engine]:
-    """A fresh, migrated PostgreSQL database of its own, dropped afterwards."""
+@contextmanager
+def postgresql_database(prefix: str = "chainproof_t_") -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database of its own (skips without one), dropped afterwards: whoever
+    connects to it must have closed their connections by then, or they are cut."""
     if not POSTGRES_URL:
         pytest.skip(SKIP_PG)
-    name = "chainproof_t_" + secrets.token_hex(6)
+    name = prefix + secrets.token_hex(6)
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_db_engine(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
     try:
-        migrate(engine)
-        yield engine
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        engine.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgresql_engine() -> Iterator[Engine]:
+    """A fresh, migrated PostgreSQL database of its own, dropped afterwards."""
+    with postgresql_database() as url:
+        engine = create_db_engine(url)
+        try:
+            migrate(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from api.pages.view import RECENT_EVENTS
 from api.settings import Settings
 from certificates.core import Certificate, verify_certificate
 from ledger.storage import LedgerStore
+from tests.conftest import postgresql_database
 from tests.factory import World, make_world, origin_data
 
 BIG = 2500  # shipments: with origin and inspection, 10,002 events
@@ -54,44 +56,21 @@ def big_site(
 ) -> Iterator[tuple[TestClient, World]]:
     """A 10,002-event batch, interleaved with small ones, served by the app (built once per database)."""
     data_dir = tmp_path_factory.mktemp("big")
-    if request.param == "postgresql":
-        from tests.conftest import POSTGRES_URL, SKIP_PG
-
-        if not POSTGRES_URL:
-            pytest.skip(SKIP_PG)
-        import secrets
-
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        name = "chainproof_big_" + secrets.token_hex(4)
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        settings = Settings(data_dir=data_dir, db_url=url, public_url="https://trace.example")
-    else:
-        admin, name = None, ""
-        settings = Settings(data_dir=data_dir, public_url="https://trace.example")
-    app = create_app(settings)
-    store: LedgerStore = app.state.store
-    world = make_world(store)
-    journey = world.journey("HUGE", "1", shipments=BIG)
-    for start in range(0, len(journey), 1000):
-        others = [world.merchant.submit("origin", "SMALL", f"{start}-{n}", origin_data()) for n in range(20)]
-        store.append(journey[start : start + 1000] + others)
-    store.append(world.journey("TINY", "1"))
-    try:
+    with ExitStack() as stack:
+        db_url = None
+        if request.param == "postgresql":
+            db_url = stack.enter_context(postgresql_database("chainproof_big_"))
+        app = create_app(Settings(data_dir=data_dir, db_url=db_url, public_url="https://trace.example"))
+        store: LedgerStore = app.state.store
+        stack.callback(store.engine.dispose)  # before the database is dropped
+        world = make_world(store)
+        journey = world.journey("HUGE", "1", shipments=BIG)
+        for start in range(0, len(journey), 1000):
+            others = [world.merchant.submit("origin", "SMALL", f"{start}-{n}", origin_data()) for n in range(20)]
+            store.append(journey[start : start + 1000] + others)
+        store.append(world.journey("TINY", "1"))
         with TestClient(app) as client:
             yield client, world
-    finally:
-        store.engine.dispose()
-        if admin is not None:
-            from sqlalchemy import text
-
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def _ledger_data(html: str) -> dict[str, Any]:
