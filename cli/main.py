@@ -241,7 +241,7 @@ def _admin_client(ctx: typer.Context, server: str, token: str | None, token_file
 @actor_app.command("list")
 @handled
 def actor_list(
-    server: Annotated[str, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="the server")],
+    server: AdminServerOption,
     output_format: FormatOption = "text",
 ) -> None:
     """Every actor the server lists, with its role and keys (revoked ones marked).
@@ -266,7 +266,6 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 key_app = typer.Typer(help="Actors' signing keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
-AdminServerOption = Annotated[str, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="the server")]
 
 
 @token_app.command("create")
@@ -514,6 +513,7 @@ TokenOption = Annotated[
     str | None,
     typer.Option("--token", envvar="CHAINPROOF_TOKEN", help="API token (better: CHAINPROOF_TOKEN or --token-file)"),
 ]
+AdminServerOption = Annotated[str, typer.Option("--server", envvar="CHAINPROOF_SERVER", help="the server")]
 TokenFileOption = Annotated[
     Path | None, typer.Option("--token-file", help="a file holding the API token (first line), e.g. mode 0600")
 ]

@@ -24,7 +24,7 @@ from ledger.entry import ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import EventType
 from ledger.hashing import b64encode
-from ledger.note import NoteSigner, open_checkpoint
+from ledger.note import NoteSigner, SignedCheckpoint, open_checkpoint
 from ledger.rules import BatchState, Directory
 from ledger.storage import LedgerStore
 from ledger.verify import BatchChecker, BatchReport, LogEntry, Problem, check_anchored, verify_batch
@@ -248,13 +248,12 @@ class BatchSummaries:
         """The batch at the latest checkpoint: the newest events, or (`before`) the page of events logged before
         that index. Raises NotFoundError for an unknown batch."""
         store = self._store
-        note = store.checkpoint()
-        size = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint.size
+        signed = self._latest_checkpoint()
         summary = self._summary(sku, lot)
         with summary.lock:
-            if summary.through > size:  # another view got here first with a newer checkpoint: show that one
-                note = store.checkpoint()
-                size = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint.size
+            if summary.through > signed.checkpoint.size:  # another view got here first with a newer checkpoint
+                signed = self._latest_checkpoint()
+            size = signed.checkpoint.size
             directory = store.directory()
             if summary.through < size:
                 summary.add(store.batch_range(sku, lot, after=summary.last_index, before=size), directory)
@@ -262,7 +261,11 @@ class BatchSummaries:
             if not summary.length:
                 self._forget(sku, lot, summary)  # lookups of batches that do not exist must not evict real ones
                 raise NotFoundError(f"batch {sku}/{lot} does not exist")
-            return self._page(summary, note, size, directory, before, shipment_id)
+            return self._page(summary, signed, directory, before, shipment_id)
+
+    def _latest_checkpoint(self) -> SignedCheckpoint:
+        store = self._store
+        return open_checkpoint(store.checkpoint(), store.signer.verifier, store.origin)
 
     def _forget(self, sku: str, lot: str, summary: BatchSummary) -> None:
         with self._lock:
@@ -275,13 +278,13 @@ class BatchSummaries:
     def _page(
         self,
         summary: BatchSummary,
-        note: str,
-        size: int,
+        signed: SignedCheckpoint,
         directory: Directory,
         before: int | None,
         shipment_id: str | None,
     ) -> BatchPage:
         store = self._store
+        note, size = signed.note, signed.checkpoint.size
         state = summary.state
         if before is None or (summary.last_index is not None and before > summary.last_index):
             events = list(summary.recent)
@@ -305,7 +308,6 @@ class BatchSummaries:
             cached.update(store.inclusion_proofs(missing, size))
         proofs = {index: cached[index] for index in proven}
         # what the browser will check of inclusion, checked here first (the rest the summary has checked)
-        signed = open_checkpoint(note, store.signer.verifier, store.origin)
         inclusion = check_anchored([(s.index, s.leaf) for s in checked], proofs, signed)
         return BatchPage(
             sku=state.sku,
