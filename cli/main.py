@@ -225,7 +225,9 @@ def _public_key_file(path: Path) -> bytes:
         return parse_public_key_text(path.read_text())
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
-    except (LedgerError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        fail(f"{path} is not a public key file: it holds binary data, where a PEM or base64 key is text")
+    except LedgerError as exc:
         fail(f"{path}: {exc}")
 
 

@@ -583,6 +583,11 @@ def test_an_admin_onboards_a_partner_remotely(tmp_path: Path) -> None:
         assert "401" in refused
         assert "revoked" in cli("token", "list", "--actor", created["id"], *as_shop)
         assert "404" in cli("token", "revoke", "0" * 16, *remote, code=2)
+        # a binary file is not a public key: one line, exit 2
+        (tmp_path / "junk.pub").write_bytes(bytes(range(256)))
+        junk = cli("actor", "add", "--name", "X", "--role", "merchant", "--public-key", tmp_path / "junk.pub", *remote,
+                   code=2)  # fmt: skip
+        assert junk.strip().endswith("holds binary data, where a PEM or base64 key is text")
         # a merchant cannot register actors
         refused = cli("actor", "add", "--name", "Fake Lab", "--role", "inspector", "--public-key",
                       tmp_path / "shop2.pem.pub", *as_shop, code=2)  # fmt: skip
