@@ -59,6 +59,11 @@ class EntriesPage(BaseModel):
     tree_size: int = Field(description="log size when the page was read")
 
 
+class RegistrationsOut(BaseModel):
+    registrations: list[LogEntryOut] = Field(description="registration entries (sku _identity), in log order")
+    tree_size: int = Field(description="the log's size when read")
+
+
 class VerificationOut(BaseModel):
     verified: bool = Field(description="every signature, link, batch rule and inclusion proof holds")
     checkpoint_size: int | None = Field(description="tree size of the checkpoint the entries were proven against")

@@ -120,9 +120,8 @@ def main() -> None:
         f"p99 {percentile(consistency_ms, 0.99):.3f} ms"
     )
 
-    directory = store.directory()
     start = time.perf_counter()
-    report = verify_ledger(store.iter_entries(), directory, store.signer.verifier, checkpoint, workers=2)
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, checkpoint, workers=2)
     verify_s = time.perf_counter() - start
     assert report.ok, report.problems[:3]
     verify_rate = total / verify_s

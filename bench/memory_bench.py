@@ -31,7 +31,9 @@ def build(size: int, directory: Path) -> Path:
     append_all(store, chunks(world, size, "MEM"))
     note = store.checkpoint()
     bundle = directory / "ledger.cpb"
-    snapshot = Snapshot(store.signer.verifier, note, store.directory(), store.size(), store.iter_entries())
+    snapshot = Snapshot(
+        store.signer.verifier, note, store.registrations(0, store.size()), store.size(), store.iter_entries()
+    )
     write_export(snapshot, bundle)
     return bundle
 

@@ -16,12 +16,13 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import platformdirs
 
 from cli.client import CliError, ServerClient
-from ledger.bundle import BundleHeader, directory_from_json, open_bundle, write_bundle
+from ledger.bundle import BundleHeader, open_bundle, write_bundle
 from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
 from ledger.hashing import b64decode
+from ledger.identities import Registry
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
-from ledger.rules import BatchState, Directory
+from ledger.rules import BatchState
 from ledger.verify import (
     BatchReport,
     LedgerVerifier,
@@ -29,6 +30,9 @@ from ledger.verify import (
     Problem,
     Report,
     check_consistency,
+    proven_registry,
+    registration_chains,
+    replay_registrations,
     verify_batch,
 )
 
@@ -39,13 +43,13 @@ class Snapshot:
 
     published_key: NoteVerifier
     checkpoint: str
-    directory: Directory
+    registrations: list[tuple[int, bytes]]  # the source's registration entries, read ahead (LedgerVerifier)
     size: int
     entries: Iterable[LogEntry]
     key_is_local: bool = False  # read from the log's own key file: no need to trust it on first use
     beyond_checkpoint: int = 0  # entries appended after the checkpoint (not verified: not signed by the log yet)
-    # a database's derived tables, checked against the batches as the verified log tells them
-    check_derived: Callable[[dict[tuple[str, str], BatchState]], list[Problem]] | None = None
+    # a database's derived tables (batch heads, the actor tables), checked against the verified log
+    check_derived: Callable[[dict[tuple[str, str], BatchState], Registry], list[Problem]] | None = None
 
 
 def checkpoint_size(note: str) -> int:
@@ -67,12 +71,9 @@ def from_server(client: ServerClient) -> Snapshot:
     key = parse_key(client.get_text("/v1/log/key"), "the server's log key")
     note = client.get_text("/v1/log/checkpoint")
     size = checkpoint_size(note)
-    try:
-        directory = directory_from_json(client.get_json("/v1/actors"))
-    except LedgerError as exc:
-        raise CliError(f"the server's actor list is malformed: {exc}") from exc
+    registrations = client.registrations(size)
     entries = (LogEntry(leaf, stored_index=index) for index, leaf in client.entries(0, size))
-    return Snapshot(key, note, directory, size, entries)
+    return Snapshot(key, note, registrations, size, entries)
 
 
 def from_database(url: str, key_file: Path | None, log_key: str | None, origin: str | None) -> Snapshot:
@@ -109,8 +110,8 @@ def from_database(url: str, key_file: Path | None, log_key: str | None, origin: 
         note = store.latest_checkpoint()
         if note is None:
             raise CliError("the database holds no checkpoint to verify against (the log has not issued one yet)")
-        directory = store.directory()
         total = store.size()
+        registrations = store.registrations(0, checkpoint_size(note))
     except LedgerError as exc:
         raise CliError(str(exc)) from exc
     except Exception as exc:  # SQLAlchemy and driver errors: one line, exit 2
@@ -119,20 +120,24 @@ def from_database(url: str, key_file: Path | None, log_key: str | None, origin: 
         raise CliError(f"cannot read the database: {str(exc).splitlines()[0]}") from exc
     size = checkpoint_size(note)
 
-    def check_derived(states: dict[tuple[str, str], BatchState]) -> list[Problem]:
+    def check_derived(states: dict[tuple[str, str], BatchState], registry: Registry) -> list[Problem]:
         try:
             differences = store.head_differences(states, size)
+            rogue = store.projection_differences(registry, size)
         except Exception as exc:
-            differences = [f"cannot read the derived tables: {str(exc).splitlines()[0]}"]
+            differences, rogue = [f"cannot read the derived tables: {str(exc).splitlines()[0]}"], []
         return [
             Problem(None, "derived", f"{difference} (rebuild them from the log: chainproof db rebuild)")
             for difference in differences
+        ] + [
+            Problem(None, "directory", f"{difference}: the log is what counts (a row written outside it is ignored)")
+            for difference in rogue
         ]
 
     return Snapshot(
         published,
         note,
-        directory,
+        registrations,
         size,
         store.iter_entries(end=size),
         key_is_local=key_is_local,
@@ -149,7 +154,7 @@ def from_bundle(path: Path) -> Snapshot:
     except LedgerError as exc:
         raise CliError(str(exc)) from exc
     key = parse_key(header.log_key, "the bundle's log key")
-    return Snapshot(key, header.checkpoint, header.directory, header.entries, entries)
+    return Snapshot(key, header.checkpoint, header.registrations, header.entries, entries)
 
 
 class State:
@@ -222,7 +227,11 @@ def progress(total: int, enabled: bool) -> Any:
 
 def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | None, show_progress: bool) -> Report:
     verifier = LedgerVerifier(
-        snapshot.directory, key, snapshot.checkpoint, older_checkpoint=older, expected_entries=snapshot.size
+        key,
+        snapshot.checkpoint,
+        registrations=snapshot.registrations,
+        older_checkpoint=older,
+        expected_entries=snapshot.size,
     )
     with progress(snapshot.size, show_progress) as bar:
         task = bar.add_task("verify", total=snapshot.size)
@@ -236,7 +245,7 @@ def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | No
         verifier.add(counted(snapshot.entries))
     report = verifier.finish()
     if snapshot.check_derived is not None:
-        report.problems.extend(snapshot.check_derived(verifier.batch_states()))
+        report.problems.extend(snapshot.check_derived(verifier.batch_states(), verifier.registry))
     return report
 
 
@@ -263,8 +272,18 @@ def _verified_batch(client: ServerClient, key: NoteVerifier, sku: str, lot: str,
         params = dict(parse_qsl(parts.query))
     # one proof, of the last entry: the hash chain links every earlier entry to it
     proofs = {index: client.inclusion_proof(index, size) for index, _leaf in entries[-1:] if index < size}
-    directory = directory_from_json(client.get_json("/v1/actors"))
-    return verify_batch(sku, lot, entries, proofs, directory, key, note), len(entries)
+    # who may sign: the log's registrations, each actor's chain proven by a proof of its last entry
+    registrations = client.registrations(size)
+    chain_ends = [chain[-1][0] for chain in registration_chains(registrations).values()]
+    registration_proofs = {index: client.inclusion_proof(index, size) for index in chain_ends}
+    problems: list[Problem] = []
+    try:
+        registry, problems = proven_registry(registrations, registration_proofs, open_checkpoint(note, key), key)
+    except LedgerError:  # the checkpoint does not verify: verify_batch says so
+        registry = replay_registrations(registrations, key)[0]
+    report = verify_batch(sku, lot, entries, proofs, registry, key, note)
+    report.problems[:0] = problems
+    return report, len(entries)
 
 
 def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> tuple[list[Problem], dict[str, Any]]:
@@ -302,7 +321,11 @@ def monitor_step(client: ServerClient, key: NoteVerifier, state: State) -> tuple
 
 def write_export(snapshot: Snapshot, out: Path) -> int:
     header = BundleHeader(
-        snapshot.published_key.name, str(snapshot.published_key), snapshot.checkpoint, snapshot.directory, snapshot.size
+        snapshot.published_key.name,
+        str(snapshot.published_key),
+        snapshot.checkpoint,
+        snapshot.size,
+        snapshot.registrations,
     )
     try:
         return write_bundle(out, header, snapshot.entries)

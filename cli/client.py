@@ -79,6 +79,11 @@ class ServerClient:
                 yield int(item["index"]), b64decode(item["leaf"], what="leaf")
             start = int(items[-1]["index"]) + 1
 
+    def registrations(self, end: int) -> list[tuple[int, bytes]]:
+        """(index, leaf) of every registration entry before index `end`."""
+        page = self.get_json("/v1/log/registrations", end=end)
+        return [(int(item["index"]), b64decode(item["leaf"], what="leaf")) for item in page.get("registrations", [])]
+
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         data = self.get_json("/v1/log/proof/inclusion", index=index, tree_size=tree_size)
         return [b64decode(h, what="proof hash") for h in data["hashes"]]

@@ -1,11 +1,15 @@
 """Wire formats for taking a ledger elsewhere: the actor directory as JSON, and the offline bundle.
 
-Bundle (chainproof-bundle/v1): gzip-compressed JSON Lines. Line 1 is a header object
-    {"format", "origin", "log_key", "checkpoint", "actors", "entries"}
-(`log_key` the note verifier key string, `checkpoint` the signed note exactly as signed, `actors` as
-`directory_to_json`, `entries` the number of entry lines); then one line per entry in log order,
+Bundle (chainproof-bundle/v2): gzip-compressed JSON Lines. Line 1 is a header object
+    {"format", "origin", "log_key", "checkpoint", "entries", "registrations"}
+(`log_key` the note verifier key string, `checkpoint` the signed note exactly as signed, `entries` the number of
+entry lines, `registrations` a copy of the registration entries, `[{"index", "leaf"}]`, so a reader knows who may
+sign before it reaches them: the verifier checks each against the entry line at its index); then one line per
+entry in log order,
     {"index": i, "leaf": "<standard base64 of the leaf bytes>"}.
-Written and read as a stream, so a bundle of a million entries never has to fit in memory.
+Written and read as a stream, so a bundle of a million entries never has to fit in memory. Who may sign is in the
+entries themselves (registrations): v1 bundles, which carried an actor directory from outside the log, are
+refused.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from ledger.hashing import b64decode, b64encode
 from ledger.rules import Actor, ActorKey, Directory
 from ledger.verify import LogEntry
 
-BUNDLE_FORMAT = "chainproof-bundle/v1"
+BUNDLE_FORMAT = "chainproof-bundle/v2"
+_OLD_FORMATS = ("chainproof-bundle/v1",)
 
 
 def key_to_json(key: ActorKey) -> dict[str, Any]:
@@ -84,8 +89,8 @@ class BundleHeader:
     origin: str
     log_key: str
     checkpoint: str
-    directory: Directory
     entries: int
+    registrations: list[tuple[int, bytes]]
 
 
 def write_bundle(path: Path, header: BundleHeader, entries: Iterable[LogEntry]) -> int:
@@ -97,8 +102,8 @@ def write_bundle(path: Path, header: BundleHeader, entries: Iterable[LogEntry]) 
             "origin": header.origin,
             "log_key": header.log_key,
             "checkpoint": header.checkpoint,
-            "actors": directory_to_json(header.directory),
             "entries": header.entries,
+            "registrations": [{"index": i, "leaf": b64encode(leaf)} for i, leaf in header.registrations],
         }
         out.write(json.dumps(head, separators=(",", ":")) + "\n")
         for entry in entries:
@@ -129,14 +134,19 @@ def open_bundle(path: Path) -> tuple[BundleHeader, Iterator[LogEntry]]:
     handle: IO[str] = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 (the entries iterator closes it)
     try:
         head = parse_json(_bounded_line(handle, MAX_HEADER_CHARS, "header line"))
-        if not isinstance(head, dict) or head.get("format") != BUNDLE_FORMAT:
+        found = head.get("format") if isinstance(head, dict) else None
+        if found in _OLD_FORMATS:
+            raise EncodingError(
+                f"{path} is a {found} bundle: its actors are a directory from outside the log, which this version "
+                f"no longer trusts; export the log again ({BUNDLE_FORMAT}, where who may sign is in the log itself)"
+            )
+        if not isinstance(head, dict) or found != BUNDLE_FORMAT:
             raise EncodingError(f"{path} is not a {BUNDLE_FORMAT} bundle")
+        registrations = [
+            (int(item["index"]), b64decode(item["leaf"], what="registration leaf")) for item in head["registrations"]
+        ]
         header = BundleHeader(
-            str(head["origin"]),
-            str(head["log_key"]),
-            str(head["checkpoint"]),
-            directory_from_json(head["actors"]),
-            int(head["entries"]),
+            str(head["origin"]), str(head["log_key"]), str(head["checkpoint"]), int(head["entries"]), registrations
         )
     except (OSError, EOFError, zlib.error, EncodingError, KeyError, TypeError, ValueError) as exc:
         handle.close()

@@ -160,6 +160,13 @@ Ident = Annotated[
 ]
 
 
+class Signed(Protocol):
+    """Anything signed at a time: a batch statement or a registration."""
+
+    @property
+    def signed_at(self) -> str: ...
+
+
 class _Strict(BaseModel):
     # strict: "1200" is not a number and 1 is not a string; what is signed is exactly what is checked.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)

@@ -18,6 +18,12 @@ log index, so no statement can use a key before the log shows it bound. A key is
 A `key_add` may carry the new key's proof of possession: its signature over KEY_POSSESSION_CONTEXT and the
 canonical statement without the proof.
 
+Migration: a ledger whose directory predates registrations gets it as the log's first registrations, signed by
+the log key, whose `valid_from` / `revoked_at` carry the old directory's times. Entries logged before the first
+registration (the migration point) are judged by those times, as they were when logged; every later entry by
+index. Only the log key may give those times, and only before any ordinary registration: history is migrated
+once, at the start of the identity log, never rewritten later.
+
 Pure: entries in, a registry and verdicts out; the caller checks each statement's own signature.
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -42,9 +49,11 @@ from ledger.events import (
     Timestamp,
     _rfc3339,
     _Strict,
+    parse_time,
     validate_envelope,
 )
 from ledger.hashing import b64decode
+from ledger.rules import Actor, ActorKey, Directory
 from ledger.signing import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PublicKey, key_id_for, load_public_key, verify_raw
 
 IDENTITY_SKU = "_identity"
@@ -87,11 +96,15 @@ class KeyAddData(_Strict):
     possession: str | None = Field(
         default=None, description="the new key's signature over the key-possession context and this statement"
     )
+    valid_from: Timestamp | None = Field(
+        default=None, description="migration only: when the old directory made the key valid (see module doc)"
+    )
 
     _public_key = field_validator("public_key")(_base64_of(PUBLIC_KEY_SIZE, "public key"))
     _possession = field_validator("possession")(
         lambda value: None if value is None else _base64_of(SIGNATURE_SIZE, "possession signature")(value)
     )
+    _valid_from = field_validator("valid_from")(lambda value: None if value is None else _rfc3339(value))
 
 
 class KeyRevokeData(_Strict):
@@ -100,6 +113,11 @@ class KeyRevokeData(_Strict):
     actor: ActorId = Field(description="the actor the key is bound to (also the statement's lot)")
     key_id: str = Field(pattern=KEY_ID_PATTERN)
     reason: Text | None = None
+    revoked_at: Timestamp | None = Field(
+        default=None, description="migration only: when the old directory revoked the key (see module doc)"
+    )
+
+    _revoked_at = field_validator("revoked_at")(lambda value: None if value is None else _rfc3339(value))
 
 
 DATA_MODELS: dict[IdentityType, type[BaseModel]] = {
@@ -173,6 +191,9 @@ class RegisteredActor:
     changed_at: int  # log index of its latest actor entry
     operator_attested: bool  # its latest actor entry was signed by the log key
 
+    def as_actor(self) -> Actor:
+        return Actor(self.id, self.name, self.role)
+
 
 @dataclass(frozen=True, slots=True)
 class RegisteredKey:
@@ -184,21 +205,46 @@ class RegisteredKey:
     operator_attested: bool = False
     possession: bool = False  # the key holder proved possession when it was bound
     revoked_reason: str | None = None
+    # the same validity as times: when the binding (and revoking) entries were logged, or for a migrated key the
+    # old directory's times, by which entries before the migration point are judged
+    valid_from: datetime | None = None
+    revoked_time: datetime | None = None
+    migrated: bool = False
 
     def valid_at(self, index: int) -> bool:
         return self.added_at < index and (self.revoked_at is None or index < self.revoked_at)
+
+    def as_actor_key(self) -> ActorKey:
+        assert self.valid_from is not None
+        return ActorKey(self.key_id, self.actor_id, self.public_key, self.valid_from, self.revoked_time)
+
+
+def is_migration(data: BaseModel) -> bool:
+    """A registration that carries the old directory's times (see the module doc)."""
+    return (isinstance(data, KeyAddData) and data.valid_from is not None) or (
+        isinstance(data, KeyRevokeData) and data.revoked_at is not None
+    )
 
 
 @dataclass
 class Registry:
     """Actors and keys as the log's registrations up to some index tell them. `log_key_id` is the key id of the
     log key (key_id_for of its raw public key), `log_public_key` that key: the signer of operator-attested
-    entries."""
+    entries. `migration_point`: the index of the log's first registration (entries before it can only be judged by
+    migrated keys' old times)."""
 
     log_key_id: str
     log_public_key: PublicKey
     actors: dict[str, RegisteredActor] = field(default_factory=dict)
     keys: dict[str, RegisteredKey] = field(default_factory=dict)
+    rule_actors: dict[str, Actor] = field(default_factory=dict)  # actors as the batch rules take them
+    migration_point: int | None = None
+    registrations: int = 0
+    migrating: bool = True  # no ordinary registration yet: the log key may still migrate history
+
+    def copy(self) -> Registry:
+        """An independent copy (the values are frozen: the dictionaries are what changes)."""
+        return replace(self, actors=dict(self.actors), keys=dict(self.keys), rule_actors=dict(self.rule_actors))
 
     def signer_key(
         self, statement: Mapping[str, Any] | BaseModel, index: int
@@ -235,6 +281,12 @@ class Registry:
                     f"{signer.id!r} is a {signer.role}",
                     "forbidden",
                 )
+        if is_migration(data) and (signer is not None or not self.migrating):
+            raise RuleError(
+                "only the log key may give a registration the old directory's times, and only before the log's "
+                "first ordinary registration (a ledger's directory is migrated once)",
+                "forbidden",
+            )
         if isinstance(data, KeyAddData):
             self._check_key_add(statement, data)
         elif isinstance(data, KeyRevokeData):
@@ -268,15 +320,24 @@ class Registry:
             if not verify_raw(public_key, signature, possession_message(statement.model_dump())):
                 raise RuleError(f"the proof of possession of key {data.key_id} does not verify", "invalid")
 
-    def apply(self, index: int, statement: IdentityStatement, data: BaseModel) -> None:
+    def apply(self, index: int, statement: IdentityStatement, data: BaseModel, logged_at: datetime) -> None:
         """Advance past a registration logged at `index` (checked or not: the verifier records problems and goes
         on)."""
         attested = statement.actor == LOG_ACTOR
+        migration = is_migration(data)
+        if self.registrations == 0:
+            self.migration_point = index
+        self.registrations += 1
+        # a migration is the log key registering actors and giving keys their old times, before anything else
+        if not attested or not (migration or isinstance(data, ActorData)):
+            self.migrating = False
         if isinstance(data, ActorData):
             known = self.actors.get(data.id)
-            self.actors[data.id] = RegisteredActor(
+            registered = RegisteredActor(
                 data.id, data.name, Role(data.role), known.registered_at if known else index, index, attested
             )
+            self.actors[data.id] = registered
+            self.rule_actors[data.id] = registered.as_actor()
         elif isinstance(data, KeyAddData) and data.key_id not in self.keys:
             self.keys[data.key_id] = RegisteredKey(
                 data.key_id,
@@ -285,11 +346,24 @@ class Registry:
                 index,
                 operator_attested=attested,
                 possession=data.possession is not None,
+                valid_from=logged_at if data.valid_from is None else parse_time(data.valid_from),
+                migrated=migration,
             )
         elif isinstance(data, KeyRevokeData):
             key = self.keys.get(data.key_id)
             if key is not None and key.revoked_at is None:
-                self.keys[data.key_id] = replace(key, revoked_at=index, revoked_reason=data.reason)
+                moment = logged_at if data.revoked_at is None else parse_time(data.revoked_at)
+                self.keys[data.key_id] = replace(key, revoked_at=index, revoked_reason=data.reason, revoked_time=moment)
+
+    def directory(self) -> Directory:
+        """The registry as a directory of times (what a page, a certificate or a bundle's reader judges by)."""
+        return Directory(dict(self.rule_actors), {k: key.as_actor_key() for k, key in self.keys.items()})
+
+    def migrated_directory(self) -> Directory:
+        """The keys migrated from an old directory, with their old times: the signers of the entries logged
+        before the migration point."""
+        keys = {k: key.as_actor_key() for k, key in self.keys.items() if key.migrated}
+        return Directory(dict(self.rule_actors), keys)
 
 
 def _field(statement: Mapping[str, Any] | BaseModel, name: str) -> str:

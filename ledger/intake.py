@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ledger.errors import ValidationError
 
 if TYPE_CHECKING:  # the statement models load pydantic; the settings the CLI reads need only the window
-    from ledger.events import Statement
+    from ledger.events import Signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class SignedAtWindow:
     before: timedelta = timedelta(days=14)
     after: timedelta = timedelta(minutes=5)
 
-    def check(self, statement: Statement, received_at: datetime) -> None:
+    def check(self, statement: Signed, received_at: datetime) -> None:
         from ledger.events import parse_time
 
         signed_at = parse_time(statement.signed_at, "signed_at")

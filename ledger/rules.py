@@ -20,6 +20,7 @@ from ledger.events import (
     OriginData,
     Role,
     ShipmentData,
+    Signed,
     Statement,
     parse_time,
 )
@@ -90,7 +91,7 @@ def event_time(data: BaseModel) -> str | None:
     return None
 
 
-def check_times(statement: Statement, data: BaseModel, logged_at: datetime) -> None:
+def check_times(statement: Signed, data: BaseModel, logged_at: datetime) -> None:
     """Nothing is signed, or happened, in the future of the moment it was logged (beyond CLOCK_SKEW)."""
     limit = logged_at + CLOCK_SKEW
     if parse_time(statement.signed_at) > limit:
@@ -225,6 +226,10 @@ class BatchState:
         elif kind is EventType.RECALL and self.recalled_at is None:
             self.recalled_at = logged_at
             self.recall_reason = str(getattr(data, "reason", ""))
+        self.link(entry_hash, index)
+
+    def link(self, entry_hash: bytes, index: int) -> None:
+        """Advance the chain alone (an actor's registrations chain like a batch, with no batch rules)."""
         self.last_hash = entry_hash
         self.last_index = index
         self.length += 1

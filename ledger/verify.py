@@ -130,6 +130,132 @@ def _judge(
     return task
 
 
+def _check_unique(pos: int, parsed: ParsedEntry, seen: dict[int, int], problems: list[Problem]) -> None:
+    """A statement is logged at most once (a replay re-appends someone's signed words at a later index).
+    Keyed by the statement bytes' 64-bit hash, not the bytes, to keep memory at about 100 bytes an entry;
+    a false match (odds about n**2 / 2**65 in a batch of n) would be reported, never a replay missed."""
+    fingerprint = hash(parsed.statement_bytes)
+    first = seen.get(fingerprint)
+    if first is None:
+        seen[fingerprint] = pos
+    else:
+        problems.append(Problem(pos, "replay", f"the same signed statement is already logged at index {first}"))
+
+
+class IdentityChecker:
+    """Registrations checked in log order (ledger/identities.py): each actor's own chain, signer, rules; the
+    registry moves past each whatever was found (problems are recorded, never raised)."""
+
+    def __init__(self, log_key: NoteVerifier) -> None:
+        self.log_key = log_key
+        self.registry = Registry(key_id_for(log_key.public_key), load_public_key(log_key.public_key))
+        self.chains: dict[tuple[str, str], BatchState] = {}  # each actor's registrations: a chain, like a batch
+
+    def add(
+        self,
+        pos: int,
+        parsed: ParsedEntry,
+        statements: dict[tuple[str, str], dict[int, int]],
+        problems: list[Problem],
+    ) -> StatementCheck | None:
+        """Check one registration; returns its signature check, if its signer's key is known."""
+        try:
+            statement, data = validate_registration(parsed.statement)
+            logged_at = parse_time(parsed.logged_at, "logged_at")
+        except LedgerError as exc:
+            problems.append(Problem(pos, "invalid-statement", str(exc)))
+            return None
+        chain = self.chains.setdefault((statement.sku, statement.lot), BatchState(statement.sku, statement.lot))
+        if parsed.prev != chain.last_hash:
+            previous = f"the previous one (index {chain.last_index})"
+            where = "its first registration" if chain.last_hash is None else previous
+            problems.append(Problem(pos, "chain", f"registration of {statement.lot!r} does not link to {where}"))
+        chain.link(parsed.hash, pos)
+        _check_unique(pos, parsed, statements.setdefault((statement.sku, statement.lot), {}), problems)
+        task = None
+        try:
+            public_key, _signer = self.registry.signer_key(statement, pos)
+            task = (pos, public_key, parsed.signature, parsed.statement_bytes)
+            if parse_time(statement.signed_at) > logged_at + CLOCK_SKEW:
+                raise RuleError(f"signed_at {statement.signed_at} is in the future of the log's clock", "invalid")
+            self.registry.check(pos, statement, data)
+        except LedgerError as exc:
+            problems.append(Problem(pos, "rule", str(exc)))
+        self.registry.apply(pos, statement, data, logged_at)
+        return task
+
+
+def replay_registrations(
+    registrations: Iterable[tuple[int, bytes]], log_key: NoteVerifier
+) -> tuple[Registry, list[Problem]]:
+    """The registry that registration entries (index, leaf), in log order, build, with every problem found in
+    them, signatures included (their inclusion in a checkpoint is the caller's to prove)."""
+    checker = IdentityChecker(log_key)
+    problems: list[Problem] = []
+    tasks = []
+    for index, leaf in registrations:
+        try:
+            parsed = parse_leaf(leaf)
+        except LedgerError as exc:
+            problems.append(Problem(index, "malformed-leaf", f"entry cannot be read: {exc}"))
+            continue
+        if parsed.index != index:
+            problems.append(Problem(index, "index", f"leaf says index {parsed.index}"))
+        if not is_registration(parsed.statement):
+            problems.append(Problem(index, "registrations", "listed as a registration, but it is not one"))
+            continue
+        task = checker.add(index, parsed, {}, problems)
+        if task is not None:
+            tasks.append(task)
+    for index in start_statement_checks(tasks)():
+        problems.append(Problem(index, "bad-signature", "registration signature does not verify with its signer's key"))
+    return checker.registry, problems
+
+
+def registration_chains(registrations: Iterable[tuple[int, bytes]]) -> dict[str, list[tuple[int, bytes]]]:
+    """Registrations by the actor they concern, each list a hash chain in log order: one inclusion proof of a
+    chain's last entry vouches for all of it (`check_anchored`)."""
+    chains: dict[str, list[tuple[int, bytes]]] = {}
+    for index, leaf in registrations:
+        try:
+            lot = str(parse_leaf(leaf).statement.get("lot"))
+        except LedgerError:
+            lot = ""  # unreadable: replay_registrations reports it; alone in its chain, it needs its own proof
+        chains.setdefault(lot, []).append((index, leaf))
+    return chains
+
+
+def proven_registry(
+    registrations: Sequence[tuple[int, bytes]],
+    proofs: Mapping[int, Sequence[bytes]],
+    checkpoint: SignedCheckpoint,
+    log_key: NoteVerifier,
+) -> tuple[Registry, list[Problem]]:
+    """Who may sign, from registration entries proven into a checkpoint (one proof per actor's chain, of its
+    last entry). What it cannot show: that no registration is missing (a later revocation or role change
+    withheld); only a full audit shows that."""
+    registry, problems = replay_registrations(registrations, log_key)
+    for chain in registration_chains(registrations).values():
+        problems.extend(check_anchored(chain, proofs, checkpoint))
+    return registry, problems
+
+
+def registry_signer(registry: Registry) -> Signer:
+    """Signers as a whole log's registrations say: by index, or for entries logged before the migration point
+    by the old directory's times."""
+    migrated = directory_signer(registry.migrated_directory())
+
+    def signer(statement: Statement, index: int, logged_at: datetime) -> tuple[Actor, PublicKey]:
+        if registry.migration_point is None or index < registry.migration_point:
+            return migrated(statement, index, logged_at)
+        public_key, registered = registry.signer_key(statement, index)
+        if registered is None:
+            raise RuleError("the log key signs registrations, not batch events", "forbidden")
+        return registry.rule_actors[registered.id], public_key
+
+    return signer
+
+
 class LedgerVerifier:
     """Streaming verifier: `add()` entries in log order (any number of calls), then `finish()`.
 
@@ -138,31 +264,35 @@ class LedgerVerifier:
 
     def __init__(
         self,
-        directory: Directory,
         log_key: NoteVerifier,
         checkpoint: str | bytes | None,
         *,
+        registrations: Iterable[tuple[int, bytes]] | None = None,
         origin: str | None = None,
         older_checkpoint: str | bytes | None = None,
         workers: int = 2,
         expected_entries: int | None = None,
     ) -> None:
-        """`expected_entries`, if known, lets a long run start its worker processes at once, so that they are
+        """Who may sign comes from the log's own registrations (ledger/identities.py), judged by log index as the
+        entries stream past. `registrations`: the source's list of every registration entry (index, leaf), read
+        ahead, for a ledger migrated from an old directory: entries logged before the migration point are judged
+        by the old times the migration recorded, which the stream reaches only later. Each is checked against
+        the entry the stream then holds at that index (a source that shows different registrations is caught).
+
+        `expected_entries`, if known, lets a long run start its worker processes at once, so that they are
         ready when the first chunk is (starting them took about 0.3 s, during which the first chunks waited)."""
-        self._directory = directory
         self._problems: list[Problem] = []
         self._tree = CompactRange()
         self._batches: dict[tuple[str, str], BatchState] = {}
         self._statements: dict[tuple[str, str], dict[int, int]] = {}  # per batch: statement fingerprint -> index
-        self._keys: dict[str, PublicKey] = {}
-        # Who may sign, as the log's own registrations say (ledger/identities.py): a key the log has bound is
-        # judged by log index; a key only the given directory knows is judged by time as before, and reported at
-        # the end if the log holds registrations but never bound it (a directory row outside the log).
-        self._registry = Registry(key_id_for(log_key.public_key), load_public_key(log_key.public_key))
-        self._actors: dict[str, Actor] = dict(directory.actors)
-        self._directory_signer = directory_signer(directory, self._public_key)
-        self._identity_chains: dict[str, tuple[bytes, int]] = {}  # actor concerned -> last registration's hash, index
-        self._unbound: dict[str, int] = {}  # key id -> first index signed with it while the log had not bound it
+        self._identities = IdentityChecker(log_key)
+        self._registry = self._identities.registry
+        self._announced: dict[int, bytes] | None = None  # the read-ahead registrations: index -> leaf hash
+        self._migration_point: int | None = None
+        self._migrated_signer: Signer | None = None
+        self._migrated_actors: Mapping[str, Actor] = {}
+        if registrations is not None:
+            self._read_ahead(registrations)
         self._workers = max(1, workers)
         self._pool: Executor | None = None  # started once more than a chunk came in: a short run never pays
         self._pending: deque[Callable[[], list[int]]] = deque()
@@ -190,11 +320,30 @@ class LedgerVerifier:
     def _problem(self, index: int | None, code: str, message: str) -> None:
         self._problems.append(Problem(index, code, message))
 
-    def _public_key(self, key: ActorKey) -> PublicKey:
-        public = self._keys.get(key.key_id)
-        if public is None:
-            public = self._keys[key.key_id] = load_public_key(key.public_key)
-        return public
+    def _read_ahead(self, registrations: Iterable[tuple[int, bytes]]) -> None:
+        """A registry of the announced registrations (unchecked here: the stream checks each in its turn), for
+        the migrated keys' old times."""
+        self._announced = {}
+        scratch = IdentityChecker(self._identities.log_key).registry
+        for index, leaf in registrations:
+            entry_hash = leaf_hash(leaf)
+            self._announced[index] = entry_hash
+            try:
+                parsed = parse_leaf(leaf, entry_hash)
+                statement, data = validate_registration(parsed.statement)
+                scratch.apply(index, statement, data, parse_time(parsed.logged_at, "logged_at"))
+            except LedgerError:
+                continue  # the stream reports it at its index
+        if scratch.migration_point is not None:
+            self._migration_point = scratch.migration_point
+            migrated = scratch.migrated_directory()
+            self._migrated_signer = directory_signer(migrated)
+            self._migrated_actors = migrated.actors
+
+    @property
+    def registry(self) -> Registry:
+        """Actors and keys as the registrations added so far tell them."""
+        return self._registry
 
     def add(self, entries: Iterable[LogEntry]) -> None:
         iterator = iter(entries)
@@ -263,12 +412,11 @@ class LedgerVerifier:
             batch = self._batches[batch_id] = BatchState(statement.sku, statement.lot)
             self._statements[batch_id] = {}
         self._check_link(pos, parsed, batch)
-        self._check_unique(pos, parsed, self._statements[batch_id])
+        _check_unique(pos, parsed, self._statements[batch_id], self._problems)
         signer: Signer = self._log_signer
-        actors: Mapping[str, Actor] = self._actors
-        if statement.key_id not in self._registry.keys:  # a key only the given directory knows: judged by it
-            self._unbound.setdefault(statement.key_id, pos)
-            signer, actors = self._directory_signer, self._directory.actors
+        actors: Mapping[str, Actor] = self._registry.rule_actors
+        if self._migrated_signer is not None and self._migration_point is not None and pos < self._migration_point:
+            signer, actors = self._migrated_signer, self._migrated_actors  # logged under the old directory
         return _judge(pos, parsed, statement, data, logged_at, batch, signer, actors, self._problems)
 
     def _log_signer(self, statement: Statement, index: int, _logged_at: datetime) -> tuple[Actor, PublicKey]:
@@ -276,48 +424,12 @@ class LedgerVerifier:
         public_key, registered = self._registry.signer_key(statement, index)
         if registered is None:
             raise RuleError("the log key signs registrations, not batch events", "forbidden")
-        return self._actors[registered.id], public_key
+        return self._registry.rule_actors[registered.id], public_key
 
     def _check_registration(self, pos: int, parsed: ParsedEntry) -> StatementCheck | None:
-        """An identity registration: its own chain (per actor concerned), signer, rules; then the registry moves
-        past it whatever was found (the verifier reports problems and goes on)."""
-        try:
-            statement, data = validate_registration(parsed.statement)
-            logged_at = parse_time(parsed.logged_at, "logged_at")
-        except LedgerError as exc:
-            self._problem(pos, "invalid-statement", str(exc))
-            return None
-        last = self._identity_chains.get(statement.lot)
-        if parsed.prev != (None if last is None else last[0]):
-            where = "its first registration" if last is None else f"the previous one (index {last[1]})"
-            self._problem(pos, "chain", f"registration of {statement.lot!r} does not link to {where}")
-        self._identity_chains[statement.lot] = (parsed.hash, pos)
-        self._check_unique(pos, parsed, self._statements.setdefault((statement.sku, statement.lot), {}))
-        task = None
-        try:
-            public_key, _signer = self._registry.signer_key(statement, pos)
-            task = (pos, public_key, parsed.signature, parsed.statement_bytes)
-            if parse_time(statement.signed_at) > logged_at + CLOCK_SKEW:
-                raise RuleError(f"signed_at {statement.signed_at} is in the future of the log's clock", "invalid")
-            self._registry.check(pos, statement, data)
-        except LedgerError as exc:
-            self._problem(pos, "rule", str(exc))
-        self._registry.apply(pos, statement, data)
-        registered = self._registry.actors.get(statement.lot)
-        if registered is not None:
-            self._actors[registered.id] = Actor(registered.id, registered.name, registered.role)
-        return task
-
-    def _check_unique(self, pos: int, parsed: ParsedEntry, seen: dict[int, int]) -> None:
-        """A statement is logged at most once (a replay re-appends someone's signed words at a later index).
-        Keyed by the statement bytes' 64-bit hash, not the bytes, to keep memory at about 100 bytes an entry;
-        a false match (odds about n**2 / 2**65 in a batch of n) would be reported, never a replay missed."""
-        fingerprint = hash(parsed.statement_bytes)
-        first = seen.get(fingerprint)
-        if first is None:
-            seen[fingerprint] = pos
-        else:
-            self._problem(pos, "replay", f"the same signed statement is already logged at index {first}")
+        if self._announced is not None and self._announced.pop(pos, None) != parsed.hash:
+            self._problem(pos, "registrations", "this registration is not the one the source listed at this index")
+        return self._identities.add(pos, parsed, self._statements, self._problems)
 
     def _check_link(self, pos: int, parsed: ParsedEntry, batch: BatchState) -> None:
         if parsed.prev == batch.last_hash:
@@ -332,8 +444,9 @@ class LedgerVerifier:
             )
 
     def batch_states(self) -> dict[tuple[str, str], BatchState]:
-        """Each batch as the entries added so far tell it (every entry applied, problems or not)."""
-        return self._batches
+        """Each batch, and each actor's chain of registrations, as the entries added so far tell it (every entry
+        applied, problems or not)."""
+        return {**self._batches, **self._identities.chains}
 
     def close(self) -> None:
         """Stop the worker processes (finish() does this; call it when abandoning a verifier half way)."""
@@ -363,21 +476,15 @@ class LedgerVerifier:
                 )
         if self._older and self._checkpoint and self._older.checkpoint.size > self._checkpoint.checkpoint.size:
             self._problem(None, "rollback", "the older checkpoint is larger than the latest one: the log shrank")
-        if self._registry.keys or self._registry.actors:  # the log says who may sign: nobody else may
-            for key_id, first in self._unbound.items():
-                self._problem(
-                    first,
-                    "unbound-key",
-                    f"signed with key {key_id}, which the log had not bound to an actor then (a directory entry from "
-                    "outside the log); the first such entry is this one",
-                )
+        for index in sorted(self._announced or ()):
+            self._problem(index, "registrations", "the source listed a registration here, but the log holds none")
         self._problems.sort(key=lambda p: -1 if p.index is None else p.index)
         covered = self._checkpoint is not None and self._checkpoint.checkpoint.size == size
         return Report(
             problems=self._problems,
             entries=size,
             batches=len(self._batches),
-            actors=len(self._directory.actors),
+            actors=len(self._registry.actors),
             tree_size=size,
             root=self._tree.root(),
             checkpoint_verified=covered,
@@ -386,7 +493,6 @@ class LedgerVerifier:
 
 def verify_ledger(
     entries: Iterable[LogEntry],
-    directory: Directory,
     log_key: NoteVerifier,
     checkpoint: str | bytes | None,
     *,
@@ -394,15 +500,39 @@ def verify_ledger(
     older_checkpoint: str | bytes | None = None,
     workers: int = 2,
 ) -> Report:
-    """Verify a whole log in one call (see LedgerVerifier)."""
+    """Verify a whole log in one call (see LedgerVerifier), reading its registrations ahead."""
+    entries = list(entries)
     verifier = LedgerVerifier(
-        directory, log_key, checkpoint, origin=origin, older_checkpoint=older_checkpoint, workers=workers
+        log_key,
+        checkpoint,
+        registrations=registrations_in(enumerate(e.leaf for e in entries)),
+        origin=origin,
+        older_checkpoint=older_checkpoint,
+        workers=workers,
     )
     try:
         verifier.add(entries)
         return verifier.finish()
     finally:
         verifier.close()
+
+
+_REGISTRATION_MARK = b'"sku":"_identity"'
+
+
+def registrations_in(leaves: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The registration entries among (index, leaf) pairs, for `LedgerVerifier`'s read-ahead. A byte search
+    first: canonical JSON writes the SKU exactly so, and a quote inside a string is always escaped, so no other
+    entry matches; a leaf that does but does not parse is left for the stream to report."""
+    found = []
+    for index, leaf in leaves:
+        if _REGISTRATION_MARK in leaf:
+            try:
+                if is_registration(parse_leaf(leaf).statement):
+                    found.append((index, leaf))
+            except LedgerError:
+                continue
+    return found
 
 
 def check_consistency(
@@ -464,10 +594,15 @@ class BatchChecker:
         self.state = BatchState(sku, lot)
         self.problems: list[Problem] = []
 
-    def add(self, entries: Sequence[tuple[int, bytes]], directory: Directory) -> list[ParsedEntry]:
-        """Check these entries (the batch's next ones, in log order); returns those that could be read."""
+    def add(self, entries: Sequence[tuple[int, bytes]], signers: Directory | Registry) -> list[ParsedEntry]:
+        """Check these entries (the batch's next ones, in log order); returns those that could be read. Signers
+        come from the log's registry (by index), or a directory (by time)."""
         state, problems = self.state, self.problems
-        signer = directory_signer(directory)
+        actors: Mapping[str, Actor]
+        if isinstance(signers, Registry):
+            signer, actors = registry_signer(signers), signers.rule_actors
+        else:
+            signer, actors = directory_signer(signers), signers.actors
         parsed_entries: list[ParsedEntry] = []
         checks: list[StatementCheck] = []
         for index, leaf in entries:
@@ -485,7 +620,7 @@ class BatchChecker:
                 problems.append(Problem(index, "batch", f"entry belongs to {statement.sku}/{statement.lot}"))
             if parsed.prev != state.last_hash:
                 problems.append(Problem(index, "chain", "prev hash does not match the batch's previous entry"))
-            task = _judge(index, parsed, statement, data, logged_at, state, signer, directory.actors, problems)
+            task = _judge(index, parsed, statement, data, logged_at, state, signer, actors, problems)
             if task is not None:
                 checks.append(task)
         for index in start_statement_checks(checks)():
@@ -538,7 +673,7 @@ def verify_batch(
     lot: str,
     entries: Sequence[tuple[int, bytes]],
     proofs: Mapping[int, Sequence[bytes]],
-    directory: Directory,
+    signers: Directory | Registry,
     log_key: NoteVerifier,
     checkpoint: str | bytes,
     *,
@@ -560,7 +695,7 @@ def verify_batch(
     if not entries:
         problems.append(Problem(None, "empty", f"batch {sku}/{lot} has no entries to verify"))
     checker = BatchChecker(sku, lot)
-    report.entries = checker.add(entries, directory)
+    report.entries = checker.add(entries, signers)
     report.state = checker.state
     problems.extend(checker.problems)
     if report.checkpoint is not None:

@@ -111,6 +111,11 @@ class World:
     admin: Party
     auditor: Party
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    base: int = 0  # the log's size once its actors are registered: the index of the first batch event
+
+    def at(self, offset: int) -> int:
+        """The log index `offset` entries after the registrations."""
+        return self.base + offset
 
     def journey(self, sku: str, lot: str, shipments: int = 1) -> list[Submission]:
         """A full batch: origin, inspection, shipments each handed merchant -> carrier -> carrier and delivered."""
@@ -132,7 +137,7 @@ class World:
 
 
 def make_world(store: LedgerStore) -> World:
-    return World(
+    world = World(
         store,
         add_party(store, "Sidama Coffee Co", Role.MERCHANT),
         add_party(store, "Other Goods Ltd", Role.MERCHANT),
@@ -142,3 +147,5 @@ def make_world(store: LedgerStore) -> World:
         add_party(store, "Chainproof Ops", Role.ADMIN),
         add_party(store, "Audit Partners", Role.AUDITOR),
     )
+    world.base = store.size()
+    return world

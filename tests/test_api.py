@@ -88,13 +88,13 @@ def test_record_and_read_a_batch(api: Api) -> None:
     r = api.record(w.merchant, "origin", "COF", "L1", origin_data(gtin="4006381333931"))
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["index"] == 0
+    assert body["index"] == w.at(0)
     assert body["product_url"] == f"{PUBLIC_URL}/01/04006381333931/10/L1"
     assert len(bytes.fromhex(body["entry_hash"])) == 32
     r = api.record(w.inspector, "inspection", "COF", "L1", inspection_data())
     assert r.status_code == 201, r.text
     batch = api.client.get("/v1/batches/COF/L1").json()
-    assert [e["index"] for e in batch["events"]] == [0, 1]
+    assert [e["index"] for e in batch["events"]] == [w.at(0), w.at(1)]
     assert batch["verification"]["verified"] is True, batch["verification"]
     assert batch["gtin"] == "4006381333931"
     assert batch["events"][1]["statement"]["type"] == "inspection"
@@ -107,7 +107,7 @@ def test_product_url_without_gtin_and_bad_identifiers(api: Api) -> None:
     assert r.json()["product_url"] == f"{PUBLIC_URL}/p/TEA-1/L.1"
     for sku, lot in (("TEA/1", "L1"), ("TEA", "L 1"), ("", "L1"), ("T" * 65, "L1")):
         _problem(api.record(w.merchant, "origin", sku, lot, origin_data()), 422)
-    assert api.size() == 1
+    assert api.size() == api.world.at(1)
 
 
 def test_events_batch_is_all_or_nothing(api: Api) -> None:
@@ -115,16 +115,16 @@ def test_events_batch_is_all_or_nothing(api: Api) -> None:
     events = [api.body(s) for s in w.journey("B", "1")]
     r = api.client.post("/v1/events/batch", json={"events": events[:2]}, headers=api.auth(w.merchant))
     _problem(r, 403)  # the second event is the inspector's: the merchant's token cannot send it
-    assert api.size() == 0
+    assert api.size() == api.world.at(0)
     own = [api.body(w.merchant.submit("origin", "B", "2", origin_data()))] + [
         api.body(w.merchant.submit("shipment", "B", "2", shipment_data(f"S{n}"))) for n in range(5)
     ]
     r = api.client.post("/v1/events/batch", json={"events": own}, headers=api.auth(w.merchant))
     assert r.status_code == 201, r.text
-    assert [x["index"] for x in r.json()["recorded"]] == list(range(6))
+    assert [x["index"] for x in r.json()["recorded"]] == [w.at(n) for n in range(6)]
     dup = [api.body(w.merchant.submit("shipment", "B", "2", shipment_data("S9")))] * 2
     _problem(api.client.post("/v1/events/batch", json={"events": dup}, headers=api.auth(w.merchant)), 409)
-    assert api.size() == 6
+    assert api.size() == api.world.at(6)
 
 
 def _prepare(api: Api, caller: Party, kind: EventType, lot: str) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def test_merchant_cannot_touch_another_merchants_batch(api: Api, kind: str) -> N
     }[kind]
     body = _problem(api.record(w.other_merchant, kind, "X", "1", data), 403)
     assert "another merchant" in body["detail"] or "custodian" in body["detail"]
-    assert api.size() == 1
+    assert api.size() == api.world.at(1)
 
 
 def test_custody_is_enforced(api: Api) -> None:
@@ -212,7 +212,7 @@ def test_custody_is_enforced(api: Api) -> None:
         ).status_code
         == 201
     )
-    assert api.size() == 4
+    assert api.size() == api.world.at(4)
 
 
 def _signed_body(api: Api, party: Party, kind: str, data: dict[str, Any], **statement: Any) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def test_bad_input_is_a_problem_and_writes_nothing(api: Api, case: str) -> None:
 def test_second_origin_is_a_conflict(api: Api) -> None:
     api.record(api.world.merchant, "origin", "O", "1", origin_data())
     _problem(api.record(api.world.merchant, "origin", "O", "1", origin_data()), 409)
-    assert api.size() == 1
+    assert api.size() == api.world.at(1)
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer cpt_nope", "Basic abc"])
@@ -297,7 +297,7 @@ def test_missing_or_bad_token_is_401(api: Api, header: str | None) -> None:
     r = api.client.post("/v1/events", json=body, headers=headers)
     _problem(r, 401)
     assert r.headers["www-authenticate"].startswith("Bearer")
-    assert api.size() == 0
+    assert api.size() == api.world.at(0)
 
 
 def test_revoked_token_is_401(api: Api) -> None:
@@ -311,7 +311,7 @@ def test_oversized_body_is_413(api: Api) -> None:
     _problem(api.client.post("/v1/events", json=huge, headers=api.auth(api.world.merchant)), 413)
     many = [api.body(api.world.merchant.submit("origin", "M", str(n), origin_data())) for n in range(1001)]
     _problem(api.client.post("/v1/events/batch", json={"events": many}, headers=api.auth(api.world.merchant)), 413)
-    assert api.size() == 0
+    assert api.size() == api.world.at(0)
 
 
 def test_idempotent_retries(api: Api) -> None:
@@ -323,10 +323,10 @@ def test_idempotent_retries(api: Api) -> None:
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     assert again.headers["idempotent-replayed"] == "true"
-    assert api.size() == 1
+    assert api.size() == api.world.at(1)
     other = api.body(w.merchant.submit("origin", "I", "2", origin_data()))
     _problem(api.client.post("/v1/events", json=other, headers=headers), 422)
-    assert api.size() == 1
+    assert api.size() == api.world.at(1)
 
 
 def test_log_endpoints_and_proofs_check_out(api: Api) -> None:
@@ -344,9 +344,9 @@ def test_log_endpoints_and_proofs_check_out(api: Api) -> None:
     r = api.client.get("/v1/log/checkpoint")
     assert r.headers["content-type"].startswith("text/plain")
     cp = open_checkpoint(r.text, key, "trace.example/log").checkpoint
-    assert cp.size == 12
-    page = api.client.get("/v1/log/entries", params={"start": 0, "end": 12}).json()
-    assert [e["index"] for e in page["entries"]] == list(range(12))
+    assert cp.size == w.at(12)
+    page = api.client.get("/v1/log/entries", params={"start": 0, "end": cp.size}).json()
+    assert [e["index"] for e in page["entries"]] == list(range(cp.size))
     for entry in page["entries"]:
         leaf = base64.b64decode(entry["leaf"])
         proof = api.client.get("/v1/log/proof/inclusion", params={"index": entry["index"], "tree_size": cp.size}).json()
@@ -354,13 +354,13 @@ def test_log_endpoints_and_proofs_check_out(api: Api) -> None:
         from ledger.hashing import leaf_hash
 
         merkle.verify_inclusion(entry["index"], cp.size, leaf_hash(leaf), hashes, cp.root_hash)
-    proof = api.client.get("/v1/log/proof/consistency", params={"first": 3, "second": 12}).json()
+    proof = api.client.get("/v1/log/proof/consistency", params={"first": w.at(3), "second": cp.size}).json()
     assert (
         check_consistency(old_note, r.text, [base64.b64decode(h) for h in proof["hashes"]], key, "trace.example/log")
         == []
     )
-    _problem(api.client.get("/v1/log/proof/inclusion", params={"index": 12, "tree_size": 12}), 400)
-    _problem(api.client.get("/v1/log/proof/inclusion", params={"index": 0, "tree_size": 13}), 400)
+    _problem(api.client.get("/v1/log/proof/inclusion", params={"index": cp.size, "tree_size": cp.size}), 400)
+    _problem(api.client.get("/v1/log/proof/inclusion", params={"index": 0, "tree_size": cp.size + 1}), 400)
     _problem(api.client.get("/v1/log/proof/consistency", params={"first": 5, "second": 3}), 400)
     _problem(api.client.get("/v1/log/proof/inclusion", params={"index": -1, "tree_size": 3}), 422)
     _problem(api.client.get("/v1/log/entries", params={"start": 5, "end": 2}), 400)
@@ -372,11 +372,11 @@ def test_entries_are_paged(api: Api, monkeypatch) -> None:
     api.client.post("/v1/events/batch", json={"events": events}, headers=api.auth(w.merchant))
     state = api.client.app.state  # type: ignore[attr-defined]
     monkeypatch.setattr(state, "settings", dataclasses.replace(state.settings, max_entries_page=3))
-    page = api.client.get("/v1/log/entries", params={"start": 0, "end": 7}).json()
-    assert [e["index"] for e in page["entries"]] == [0, 1, 2]
-    assert page["next"] == 3
-    last = api.client.get("/v1/log/entries", params={"start": 6, "end": 100}).json()
-    assert [e["index"] for e in last["entries"]] == [6]
+    page = api.client.get("/v1/log/entries", params={"start": w.at(0), "end": w.at(7)}).json()
+    assert [e["index"] for e in page["entries"]] == [w.at(0), w.at(1), w.at(2)]
+    assert page["next"] == w.at(3)
+    last = api.client.get("/v1/log/entries", params={"start": w.at(6), "end": w.at(100)}).json()
+    assert [e["index"] for e in last["entries"]] == [w.at(6)]
     assert last["next"] is None
 
 

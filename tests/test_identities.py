@@ -12,6 +12,7 @@ import pytest
 
 from ledger.canonical import canonical_json
 from ledger.errors import RuleError, ValidationError
+from ledger.events import parse_time
 from ledger.hashing import b64encode
 from ledger.identities import (
     LOG_ACTOR,
@@ -66,7 +67,7 @@ class Log:
         if not verify_statement(public_key, signature, canonical_json(statement)):
             raise RuleError("signature does not verify", "unauthorized")
         self.registry.check(index, parsed, data)
-        self.registry.apply(index, parsed, data)
+        self.registry.apply(index, parsed, data, parse_time(SIGNED_AT))
         self.index += 1
         return index
 
@@ -269,34 +270,19 @@ class LedgerLog:
 
         return self.append(signer, new_statement(kind, sku, lot, signer.actor, signer.key_id, SIGNED_AT, data))
 
-    def verify(self, directory: Any = None) -> Any:
+    def verify(self) -> Any:
         from ledger import merkle
         from ledger.hashing import leaf_hash
         from ledger.note import Checkpoint, sign_checkpoint
-        from ledger.rules import Directory
         from ledger.verify import LogEntry, verify_ledger
 
         root = merkle.root_of([leaf_hash(leaf) for leaf in self.leaves])
         note = sign_checkpoint(Checkpoint(self.note_signer.name, len(self.leaves), root), self.note_signer)
         return verify_ledger(
             [LogEntry(leaf) for leaf in self.leaves],
-            directory or Directory({}, {}),
             self.note_signer.verifier,
             note,
         )
-
-
-def _directory_with(extra: list[tuple[Signer, str]]) -> Any:
-    """A directory as a database might hold it: these actors and keys, valid since long ago."""
-    from datetime import UTC, datetime
-
-    from ledger.rules import Actor, ActorKey, Directory
-
-    since = datetime(2020, 1, 1, tzinfo=UTC)
-    return Directory(
-        {s.actor: Actor(s.actor, s.actor, role) for s, role in extra},  # type: ignore[arg-type]
-        {s.key_id: ActorKey(s.key_id, s.actor, public_key_bytes(s.key), since) for s, _role in extra},
-    )
 
 
 def test_the_verifier_needs_no_directory_when_the_log_holds_the_registrations() -> None:
@@ -309,7 +295,7 @@ def test_the_verifier_needs_no_directory_when_the_log_holds_the_registrations() 
     log.event(merchant, "origin", "COF", "1", origin_data())
     log.event(lab, "inspection", "COF", "1", inspection_data())
     log.event(merchant, "shipment", "COF", "1", shipment_data("S1"))
-    report = log.verify()  # an empty directory: everything comes from the log
+    report = log.verify()  # no directory: everything comes from the log
     assert report.ok, report.problems
 
 
@@ -325,9 +311,9 @@ def test_a_directory_row_outside_the_log_is_caught() -> None:
     log.event(merchant, "origin", "COF", "1", origin_data())
     rogue = Signer("act_lab", generate_private_key())  # "SGS Test Lab", registered only in the database
     forged = log.event(rogue, "inspection", "COF", "1", inspection_data())
-    directory = _directory_with([(rogue, "inspector")])
-    report = log.verify(directory)
-    assert [(p.index, p.code) for p in report.problems] == [(forged, "unbound-key")]
+    report = log.verify()
+    assert [(p.index, p.code) for p in report.problems] == [(forged, "rule")]
+    assert "'act_lab' is not registered in the log" in report.problems[0].message
     assert not report.ok
 
 
@@ -352,8 +338,9 @@ def test_a_key_cannot_sign_before_the_log_binds_it_and_registrations_follow_the_
     fake = log.register(
         early, IdentityType.ACTOR, "act_fake", {"id": "act_fake", "name": "SGS Test Lab", "role": "inspector"}
     )
-    report = log.verify(_directory_with([(early, "merchant")]))
+    report = log.verify()
     found = {(p.index, p.code) for p in report.problems}
-    assert (too_early, "unbound-key") in found
+    assert (too_early, "rule") in found
+    assert any(f"is not bound in the log before index {too_early}" in p.message for p in report.problems)
     assert (fake, "rule") in found
     assert not any(p.index == later for p in report.problems)

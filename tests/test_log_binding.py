@@ -178,5 +178,5 @@ def test_verify_db_against_stored_checkpoints_only(engine: Engine, tmp_path: Pat
     store.checkpoint()
     out = cli("verify", "--db", url, "--state", tmp_path / "st", "--format", "json")
     assert json.loads(out)["ok"] is True
-    report = verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.latest_checkpoint())
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.latest_checkpoint())
     assert report.ok

@@ -23,7 +23,7 @@ from tests.factory import World, inspection_data, make_world, origin_data, shipm
 
 
 def _verify(store: LedgerStore):
-    return verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.checkpoint())
+    return verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
 
 
 def test_the_store_refuses_a_replay_naming_the_first_index(world: World) -> None:
@@ -34,14 +34,14 @@ def test_the_store_refuses_a_replay_naming_the_first_index(world: World) -> None
     for replay in (origin, shipment):
         with pytest.raises(DuplicateStatementError) as caught:
             store.append([replay])
-        assert caught.value.index == (0 if replay is origin else 1)
+        assert caught.value.index == world.at(0 if replay is origin else 1)
     # a replay inside a request refuses the whole request, and nothing of it is kept
     fresh = world.merchant.submit("shipment", "R", "1", shipment_data("S2"))
-    with pytest.raises(DuplicateStatementError, match=r"event 1: .*at index 2"):
+    with pytest.raises(DuplicateStatementError, match=rf"event 1: .*at index {world.at(2)}"):
         store.append([fresh, fresh])
-    assert store.size() == 2
+    assert store.size() == world.at(2)
     store.append([fresh])  # the rolled-back request left no trace: the statement is new to the log
-    assert store.size() == 3
+    assert store.size() == world.at(3)
     assert _verify(store).ok
 
 
@@ -59,9 +59,9 @@ def test_the_verifier_reports_a_replay_a_server_let_through(world: World, monkey
     report = _verify(store)
     assert not report.ok
     replays = [p for p in report.problems if p.code == "replay"]
-    assert [(p.index, p.message) for p in replays] == [(3, "the same signed statement is already logged at index 1")], (
-        report.problems
-    )
+    assert [(p.index, p.message) for p in replays] == [
+        (world.at(3), f"the same signed statement is already logged at index {world.at(1)}")
+    ], report.problems
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_concurrent_replays_from_two_workers_append_once(engine: Engine, tmp_pat
     for thread in threads:
         thread.join(120)
     assert all(sorted(o) == ["appended", "replay"] for o in outcomes.values()), outcomes
-    assert store.size() == 1 + len(statements)
+    assert store.size() == world.at(1 + len(statements))
     assert _verify(store).ok
 
 
@@ -147,10 +147,14 @@ def test_the_verifier_reports_an_entry_beyond_the_leaf_limit(world: World) -> No
 
     store = world.store
     store.append([world.merchant.submit("origin", "BIG", "1", origin_data())])
-    big = build_leaf(1, "2026-11-20T08:00:00.000000Z", None, b"\0" * 64, b'{"pad":"' + b"x" * MAX_LEAF_BYTES + b'"}')
+    big = build_leaf(
+        world.at(1), "2026-11-20T08:00:00.000000Z", None, b"\0" * 64, b'{"pad":"' + b"x" * MAX_LEAF_BYTES + b'"}'
+    )
     entries = [*store.iter_entries(), LogEntry(big)]
-    report = verify_ledger(entries, store.directory(), store.signer.verifier, store.checkpoint())
-    assert [(p.index, p.code) for p in report.problems if p.code == "leaf-too-large"] == [(1, "leaf-too-large")]
+    report = verify_ledger(entries, store.signer.verifier, store.checkpoint())
+    assert [(p.index, p.code) for p in report.problems if p.code == "leaf-too-large"] == [
+        (world.at(1), "leaf-too-large")
+    ]
 
 
 def test_a_replay_in_a_group_commit_fails_alone(world: World) -> None:
@@ -163,7 +167,7 @@ def test_a_replay_in_a_group_commit_fails_alone(world: World) -> None:
     outcomes = store.commit([store.prepare([good[0]]), store.prepare([inspection]), store.prepare([good[1]])])
     assert [o.error is None for o in outcomes] == [True, False, True]
     assert isinstance(outcomes[1].error, DuplicateStatementError)
-    assert outcomes[1].error.index == 1
-    assert [r.index for o in (outcomes[0], outcomes[2]) for r in o.results or []] == [2, 3]
-    assert store.size() == 4
+    assert outcomes[1].error.index == world.at(1)
+    assert [r.index for o in (outcomes[0], outcomes[2]) for r in o.results or []] == [world.at(2), world.at(3)]
+    assert store.size() == world.at(4)
     assert _verify(store).ok

@@ -165,5 +165,5 @@ def test_stateful_sequences_with_signed_statements() -> None:
     )
     store = _STATE_APP.state.store
     assert store.size() > before, "no signed statement was ever appended: the run exercised nothing but refusals"
-    report = verify_ledger(store.iter_entries(), store.directory(), store.signer.verifier, store.checkpoint())
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
     assert report.ok, report.problems  # whatever sequence ran, the log it left verifies

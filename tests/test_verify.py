@@ -24,7 +24,6 @@ def grown(world: World) -> tuple[World, str, str]:
 def _run(store: LedgerStore, checkpoint: str | None, older: str | None = None, entries=None, workers: int = 2):
     return verify_ledger(
         store.iter_entries() if entries is None else entries,
-        store.directory(),
         store.signer.verifier,
         checkpoint,
         older_checkpoint=older,
@@ -33,7 +32,9 @@ def _run(store: LedgerStore, checkpoint: str | None, older: str | None = None, e
 
 
 def test_empty_input_is_never_a_success(world: World) -> None:
-    empty_checkpoint = world.store.checkpoint()
+    from ledger.hashing import sha256
+
+    empty_checkpoint = sign_checkpoint(Checkpoint(world.store.origin, 0, sha256(b"")), world.store.signer)
     report = _run(world.store, empty_checkpoint, entries=[])
     assert not report.ok
     assert [p.code for p in report.problems] == ["empty"]
@@ -51,14 +52,14 @@ def test_older_checkpoint_consistent(grown, workers: int) -> None:
     world, older, latest = grown
     report = _run(world.store, latest, older, workers=workers)
     assert report.ok, report.problems
-    assert report.summary()["entries"] == 20
+    assert report.summary()["entries"] == world.at(20)
 
 
 def test_rewritten_history_is_caught_by_an_older_checkpoint(grown) -> None:
     """A log that re-signs a different history: the older checkpoint the auditor kept does not match it."""
     world, _older, latest = grown
     store = world.store
-    forged_older = sign_checkpoint(Checkpoint(store.origin, 6, bytes(32)), store.signer)
+    forged_older = sign_checkpoint(Checkpoint(store.origin, world.at(6), bytes(32)), store.signer)
     report = _run(store, latest, forged_older)
     assert [p.code for p in report.problems] == ["root-mismatch"]
     assert "older checkpoint" in report.problems[0].message
@@ -80,7 +81,7 @@ def test_every_problem_is_reported_not_just_the_first(grown) -> None:
 def test_streaming_in_pieces_gives_the_same_report(grown) -> None:
     world, older, latest = grown
     store = world.store
-    verifier = LedgerVerifier(store.directory(), store.signer.verifier, latest, older_checkpoint=older)
+    verifier = LedgerVerifier(store.signer.verifier, latest, older_checkpoint=older)
     entries = list(store.iter_entries())
     for i in range(0, len(entries), 3):
         verifier.add(entries[i : i + 3])
@@ -92,14 +93,14 @@ def test_streaming_in_pieces_gives_the_same_report(grown) -> None:
 def test_check_consistency_between_checkpoints(grown) -> None:
     world, older, latest = grown
     store, key = world.store, world.store.signer.verifier
-    proof = store.consistency_proof(6, 20)
+    proof = store.consistency_proof(world.at(6), world.at(20))
     assert check_consistency(older, latest, proof, key) == []
     assert [p.code for p in check_consistency(older, latest, proof[:-1], key)] == ["inconsistent"]
     assert [p.code for p in check_consistency(latest, older, proof, key)] == ["rollback"]
-    fork = sign_checkpoint(Checkpoint(store.origin, 20, bytes(32)), store.signer)  # a split view
+    fork = sign_checkpoint(Checkpoint(store.origin, world.at(20), bytes(32)), store.signer)  # a split view
     assert [p.code for p in check_consistency(older, fork, proof, key)] == ["inconsistent"]
     other = NoteSigner(store.signer.name, generate_private_key())
-    forged = sign_checkpoint(Checkpoint(store.origin, 20, store.root()), other)
+    forged = sign_checkpoint(Checkpoint(store.origin, world.at(20), store.root()), other)
     assert [p.code for p in check_consistency(older, forged, proof, key)] == ["checkpoint-signature"]
 
 
@@ -186,7 +187,7 @@ def test_future_times_are_rejected(world: World) -> None:
     late = world.merchant.statement("origin", "T", "1", origin_data()) | {"signed_at": "2099-01-01T00:00:00Z"}
     with pytest.raises(ValidationError, match="future"):
         world.store.append([world.merchant.sign(late)])
-    assert world.store.size() == 0
+    assert world.store.size() == world.base
 
 
 @pytest.fixture

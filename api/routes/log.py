@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import SettingsDep, StoreDep
 from api.problems import ProblemError
-from api.schemas import ConsistencyProofOut, EntriesPage, InclusionProofOut, LogEntryOut
+from api.schemas import ConsistencyProofOut, EntriesPage, InclusionProofOut, LogEntryOut, RegistrationsOut
 from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
 from ledger.hashing import b64encode, leaf_hash
@@ -76,6 +76,25 @@ def entries(
         entries=[entry_out(e) for e in found],
         next=page_end if page_end < stop else None,
         tree_size=size,
+    )
+
+
+@router.get(
+    "/registrations",
+    response_model=RegistrationsOut,
+    summary="Every registration entry (who may sign: actors, keys, revocations), in log order",
+)
+def registrations(
+    store: StoreDep,
+    end: Annotated[int | None, Query(ge=0, description="one past the last index (default: the log's size)")] = None,
+) -> RegistrationsOut:
+    """Verifiers read these ahead of the entries (a migrated ledger's early entries are judged by them); each is
+    also an ordinary entry of the log, so a verifier checks every one against the entry at its index."""
+    size = store.size()
+    stop = size if end is None else min(end, size)
+    found = store.registrations(0, stop)
+    return RegistrationsOut(
+        registrations=[entry_out(LogEntry(leaf, stored_index=index)) for index, leaf in found], tree_size=size
     )
 
 

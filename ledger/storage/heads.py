@@ -24,6 +24,7 @@ from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
 from ledger.events import validate_statement
 from ledger.hashing import b64decode, b64encode
+from ledger.identities import is_registration, validate_registration
 from ledger.rules import BatchState, ShipmentState
 
 BatchId = tuple[str, str]
@@ -95,6 +96,11 @@ def replay_batches(
     for leaf in leaves:
         try:
             parsed = parse_leaf(leaf)
+            if is_registration(parsed.statement):  # an actor's registrations: a chain, no batch rules
+                registered, _ = validate_registration(parsed.statement)
+                chain = states.setdefault((registered.sku, registered.lot), BatchState(registered.sku, registered.lot))
+                chain.link(parsed.hash, parsed.index)
+                continue
             statement, data = validate_statement(parsed.statement)
         except LedgerError:
             continue

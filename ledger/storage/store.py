@@ -45,17 +45,25 @@ from ledger.errors import (
 )
 from ledger.events import (
     EARLIEST_TIME,
-    HandoffData,
     OriginData,
     Role,
     Statement,
-    check_text,
     format_time,
     gtin14,
     parse_time,
     validate_statement,
 )
-from ledger.hashing import leaf_hash, sha256, sha256_hex
+from ledger.hashing import b64encode, leaf_hash, sha256, sha256_hex
+from ledger.identities import (
+    IDENTITY_SKU,
+    LOG_ACTOR,
+    IdentityStatement,
+    IdentityType,
+    Registry,
+    is_registration,
+    registration,
+    validate_registration,
+)
 from ledger.intake import DEFAULT_SIGNED_AT_WINDOW, SignedAtWindow
 from ledger.merkle import (
     CompactRange,
@@ -66,7 +74,14 @@ from ledger.merkle import (
 )
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
-from ledger.signing import PublicKey, key_id_for, load_public_key, start_statement_checks
+from ledger.signing import (
+    PublicKey,
+    key_id_for,
+    load_public_key,
+    public_key_bytes,
+    start_statement_checks,
+    verify_statement,
+)
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.heads import (
     PG_UPSERT_HEADS,
@@ -81,15 +96,21 @@ from ledger.storage.heads import (
     stored_rows,
     write_all,
 )
+from ledger.storage.identities import (
+    LoggedRegistration,
+    advance,
+    projection_differences,
+    read_registrations,
+    signed_by_log,
+    stored_directory,
+    write_projection,
+)
 from ledger.storage.schema import (
-    actor_keys,
-    actors,
     api_tokens,
     checkpoints,
     entries,
     gtin_batches,
     idempotency_keys,
-    key_revocations,
     log_meta,
     token_revocations,
 )
@@ -103,9 +124,7 @@ _ANALYZE_FIRST = 1000
 _LOG_SIZE = select(func.coalesce(func.max(entries.c.idx), -1) + 1)
 # Statements run by every commit, as plain SQL for the driver: building and compiling them as expressions cost
 # more than running them (a commit of one event spent a sixth of its time on the size query).
-_SIZE_AND_REVOCATIONS = (
-    "SELECT (SELECT coalesce(max(idx), -1) + 1 FROM entries), (SELECT count(*) FROM key_revocations)"
-)
+_SIZE = "SELECT coalesce(max(idx), -1) + 1 FROM entries"
 _SQLITE_INSERT_ENTRIES = "INSERT INTO entries (idx, sku, lot, leaf, leaf_hash) VALUES (?, ?, ?, ?, ?)"
 _SQLITE_INSERT_NODES = "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)"
 _SQLITE_INSERT_STATEMENTS = "INSERT INTO logged_statements (signed_at_us, statement_hash, idx) VALUES (?, ?, ?)"
@@ -185,7 +204,7 @@ class _UnseenReplayError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
-    statement: Statement
+    statement: Statement | IdentityStatement
     data: Any
     statement_bytes: bytes
     signature: bytes
@@ -231,9 +250,8 @@ class PreparedAppend:
 
     checked: list[_Checked]
     idempotency: Idempotency | None
-    key_ids: list[str]
-    actor_ids: list[str]
     signature_checks: Callable[[], list[int]]
+    unchecked: frozenset[int]  # positions whose key was not known when prepared: checked at commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +273,8 @@ class _GroupWork:
 
     tree: CompactRange
     states: dict[tuple[str, str], BatchState]
+    registry: Registry  # never changed in place: a request with registrations works on a copy
+    registrations: list[LoggedRegistration] = field(default_factory=list)
     entry_rows: list[dict[str, Any]] = field(default_factory=list)
     node_rows: list[dict[str, Any]] = field(default_factory=list)
     idempotency_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -273,15 +293,20 @@ class _GroupWork:
             shipments.update((sku, lot, shipment_id) for shipment_id in self.states[(sku, lot)].shipments)
         return HeadRows.of(self.states, batches, shipments)
 
-    def savepoint(self, batch_ids: set[tuple[str, str]]) -> _Savepoint:
-        return _Savepoint(
+    def savepoint(self, batch_ids: set[tuple[str, str]], registers: bool) -> _Savepoint:
+        savepoint = _Savepoint(
             self.tree.copy(),
             {b: self.states[b].copy() for b in batch_ids},
             len(self.entry_rows),
             len(self.node_rows),
             len(self.gtin_rows),
             len(self.statement_rows),
+            self.registry,
+            len(self.registrations),
         )
+        if registers:
+            self.registry = self.registry.copy()
+        return savepoint
 
     def rollback(self, savepoint: _Savepoint) -> None:
         self.tree = savepoint.tree
@@ -294,6 +319,8 @@ class _GroupWork:
         for _signed_at_us, statement_hash, _index in self.statement_rows[savepoint.statements :]:
             del self.statements[statement_hash]
         del self.statement_rows[savepoint.statements :]
+        self.registry = savepoint.registry
+        del self.registrations[savepoint.registrations :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +331,8 @@ class _Savepoint:
     nodes: int
     gtins: int
     statements: int
+    registry: Registry
+    registrations: int
 
 
 def _shipments_named(group: Sequence[PreparedAppend]) -> set[ShipmentKey]:
@@ -391,10 +420,11 @@ class LedgerStore:
         self._pool = ThreadPoolExecutor(_VERIFY_THREADS, thread_name_prefix="chainproof-verify")
         self._analyze_at = _ANALYZE_FIRST  # log size at which to refresh PostgreSQL's statistics next
         self.statistics_refresh: threading.Thread | None = None  # the last one started
-        # Keys and actors as of `_directory_revocations` key revocations (see _directory_for); append lock only.
-        self._directory_keys: dict[str, ActorKey] = {}
-        self._directory_actors: dict[str, Actor] = {}
-        self._directory_revocations = -1
+        # Who may sign, as the log's registrations up to `_registry_size` entries say (ledger/identities.py):
+        # replaced, never changed in place, under `_registry_lock`; advanced from `_identity` entries when behind.
+        self._registry: Registry | None = None
+        self._registry_size = 0
+        self._registry_lock = threading.Lock()
 
     @property
     def signer(self) -> NoteSigner:
@@ -413,6 +443,73 @@ class LedgerStore:
 
     # -- actors and keys ----------------------------------------------------------------------------------------
 
+    def _log_key(self) -> bytes | None:
+        """The log's raw public key: this store's own, or the one the database records (None: no log yet)."""
+        if self._signer is not None:
+            return public_key_bytes(self._signer.private_key)
+        meta = read_log_meta(self.engine)
+        if meta is None:
+            return None
+        from ledger.note import NoteVerifier
+
+        return NoteVerifier.parse(meta.verifier_key).public_key
+
+    def _registry_at(self, conn: Connection, size: int) -> Registry:
+        """The registry of the first `size` entries (advanced from the log's registrations if behind)."""
+        with self._registry_lock:
+            registry = self._registry
+            if registry is None:
+                log_key = self._log_key()
+                if log_key is None:
+                    raise LedgerError("this database has no log yet: open it with its log key first")
+                registry = Registry(key_id_for(log_key), load_public_key(log_key))
+                self._registry_size = 0
+            if self._registry_size < size:
+                registry = registry.copy()
+                advance(registry, read_registrations(conn, self._registry_size, size))
+                self._registry_size = size
+            self._registry = registry
+            return registry
+
+    def registry(self) -> Registry:
+        """Actors and keys as the whole log's registrations say (read, never to be changed)."""
+        with self.engine.connect() as conn:
+            return self._registry_at(conn, self._size(conn))
+
+    def directory(self) -> Directory:
+        """The log's registrations as a directory of times: what pages and certificates judge a batch by."""
+        return self.registry().directory()
+
+    def registrations(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """(index, leaf) of the registration entries at indices [start, end)."""
+        with self.engine.connect() as conn:
+            return read_registrations(conn, start, end)
+
+    def projection_differences(self, verified: Registry | None = None, verified_size: int = 0) -> list[str]:
+        """Where the actor tables disagree with the log's registrations (rows written outside the log). An auditor
+        passes the registry of the entries it verified (`verified_size` of them); the rest are read here."""
+        with self.engine.connect() as conn:
+            size = self._size(conn)
+            if verified is None:
+                registry = self._registry_at(conn, size)
+            else:
+                registry = verified.copy()
+                advance(registry, read_registrations(conn, verified_size, size))
+            return projection_differences(stored_directory(conn), registry)
+
+    def register(self, statements: Sequence[dict[str, Any]], *, now: datetime | None = None) -> list[AppendResult]:
+        """Append registrations signed by the log key: operator-attested (the bootstrap on the server's machine,
+        and migrations)."""
+        try:
+            return self.append([Submission(s, sig) for s, sig in signed_by_log(self.signer, statements)], now=now)
+        except RuleError as exc:
+            if exc.kind == "conflict":  # a key bound already, a key revoked already
+                raise ConflictError(str(exc)) from exc
+            raise
+
+    def _log_key_id(self) -> str:
+        return key_id_for(public_key_bytes(self.signer.private_key))
+
     def add_actor(
         self,
         name: str,
@@ -422,95 +519,65 @@ class LedgerStore:
         actor_id: str | None = None,
         now: datetime | None = None,
     ) -> tuple[Actor, ActorKey]:
+        """Register an actor and its first key, signed by the log key (operator-attested)."""
         role = Role(role)
-        if not 1 <= len(name) <= 200:
-            raise ValidationError(f"an actor's name has 1 to 200 characters, not {len(name)}")
-        check_text(name, "actor name")
         load_public_key(public_key)
-        moment = format_time(now or utc_now())
         actor = Actor(actor_id or "act_" + secrets.token_hex(8), name, role)
-        key = ActorKey(key_id_for(public_key), actor.id, public_key, parse_time(moment))
-        with self._write() as conn, conn.begin():
-            try:
-                conn.execute(insert(actors).values(id=actor.id, name=name, role=role.value, created_at=moment))
-                conn.execute(
-                    insert(actor_keys).values(
-                        key_id=key.key_id, actor_id=actor.id, public_key=public_key, valid_from=moment
-                    )
-                )
-            except IntegrityError as exc:
-                raise ConflictError("an actor with that id, or that public key, is already registered") from exc
-        return actor, key
+        if actor.id in self.registry().actors:
+            raise ConflictError(f"actor {actor.id!r} is already registered")
+        signed_at = format_time(now or utc_now())
+        log_key = self._log_key_id()
+        key_id = key_id_for(public_key)
+        actor_data = {"id": actor.id, "name": name, "role": role.value}
+        key_data = {"actor": actor.id, "key_id": key_id, "public_key": b64encode(public_key)}
+        self.register(
+            [
+                registration(IdentityType.ACTOR, actor.id, LOG_ACTOR, log_key, signed_at, actor_data),
+                registration(IdentityType.KEY_ADD, actor.id, LOG_ACTOR, log_key, signed_at, key_data),
+            ],
+            now=now,
+        )
+        return actor, self.registry().keys[key_id].as_actor_key()
 
     def add_key(self, actor_id: str, public_key: bytes, *, now: datetime | None = None) -> ActorKey:
-        """Register another key for an actor (rotation): earlier keys stay valid for what they signed."""
+        """Bind another key to an actor (rotation), signed by the log key: earlier keys stay valid for what they
+        signed."""
         load_public_key(public_key)
-        moment = format_time(now or utc_now())
-        key = ActorKey(key_id_for(public_key), actor_id, public_key, parse_time(moment))
-        with self._write() as conn, conn.begin():
-            if conn.execute(select(actors.c.id).where(actors.c.id == actor_id)).first() is None:
-                raise NotFoundError(f"actor {actor_id!r} does not exist")
-            try:
-                conn.execute(
-                    insert(actor_keys).values(
-                        key_id=key.key_id, actor_id=actor_id, public_key=public_key, valid_from=moment
-                    )
-                )
-            except IntegrityError as exc:
-                raise ConflictError(f"key {key.key_id} is already registered") from exc
-        return key
+        if actor_id not in self.registry().actors:
+            raise NotFoundError(f"actor {actor_id!r} does not exist")
+        key_id = key_id_for(public_key)
+        data = {"actor": actor_id, "key_id": key_id, "public_key": b64encode(public_key)}
+        signed_at = format_time(now or utc_now())
+        self.register(
+            [registration(IdentityType.KEY_ADD, actor_id, LOG_ACTOR, self._log_key_id(), signed_at, data)], now=now
+        )
+        return self.registry().keys[key_id].as_actor_key()
 
     def revoke_key(self, key_id: str, reason: str = "", *, now: datetime | None = None) -> None:
-        """No statement logged from now on may be signed with this key; earlier ones stay valid."""
-        if len(reason) > 500:
-            raise ValidationError(f"a revocation's reason has at most 500 characters, not {len(reason)}")
-        check_text(reason, "reason", lines=True)
-        moment = format_time(now or utc_now())
-        with self._write() as conn, conn.begin():
-            if conn.execute(select(actor_keys.c.key_id).where(actor_keys.c.key_id == key_id)).first() is None:
-                raise NotFoundError(f"key {key_id} does not exist")
-            try:
-                conn.execute(insert(key_revocations).values(key_id=key_id, revoked_at=moment, reason=reason))
-            except IntegrityError as exc:
-                raise ConflictError(f"key {key_id} is already revoked") from exc
-
-    def directory(
-        self,
-        conn: Connection | None = None,
-        key_ids: Sequence[str] | None = None,
-        actor_ids: Sequence[str] | None = None,
-    ) -> Directory:
-        """Actors and keys (all, or only the given keys and actors)."""
-        if conn is None:
-            with self.engine.connect() as own:
-                return self.directory(own, key_ids, actor_ids)
-        key_query = select(actor_keys, key_revocations.c.revoked_at).outerjoin(
-            key_revocations, key_revocations.c.key_id == actor_keys.c.key_id
+        """No statement logged from now on may be signed with this key; earlier ones stay valid (signed by the
+        log key)."""
+        key = self.registry().keys.get(key_id)
+        if key is None:
+            raise NotFoundError(f"key {key_id} does not exist")
+        data: dict[str, Any] = {"actor": key.actor_id, "key_id": key_id}
+        if reason:
+            data["reason"] = reason
+        signed_at = format_time(now or utc_now())
+        self.register(
+            [registration(IdentityType.KEY_REVOKE, key.actor_id, LOG_ACTOR, self._log_key_id(), signed_at, data)],
+            now=now,
         )
-        actor_query = select(actors)
-        if key_ids is not None:
-            key_query = key_query.where(actor_keys.c.key_id.in_(set(key_ids)))
-        if actor_ids is not None:
-            actor_query = actor_query.where(actors.c.id.in_(set(actor_ids)))
-        keys = {
-            row.key_id: ActorKey(
-                row.key_id,
-                row.actor_id,
-                bytes(row.public_key),
-                parse_time(row.valid_from),
-                None if row.revoked_at is None else parse_time(row.revoked_at),
-            )
-            for row in conn.execute(key_query)
-        }
-        found_actors = {row.id: Actor(row.id, row.name, Role(row.role)) for row in conn.execute(actor_query)}
-        return Directory(found_actors, keys)
 
     # -- appending ----------------------------------------------------------------------------------------------
 
     @staticmethod
     def check_submission(submission: Submission) -> _Checked:
         """Schema and canonical bytes of one submission (no database needed)."""
-        statement, data = validate_statement(submission.statement)
+        statement: Statement | IdentityStatement
+        if is_registration(submission.statement):
+            statement, data = validate_registration(submission.statement)
+        else:
+            statement, data = validate_statement(submission.statement)
         statement_bytes = canonical_json(submission.statement)
         if len(statement_bytes) > MAX_LEAF_BYTES:
             raise ValidationError(_leaf_too_large(len(statement_bytes), "statement"))
@@ -575,11 +642,8 @@ class LedgerStore:
             self._pool,
             _VERIFY_THREADS,
         )
-        # the actors a request names: its signers and the recipients of its handoffs
-        actor_ids = {c.statement.actor for c in checked} | {
-            c.data.to for c in checked if isinstance(c.data, HandoffData)
-        }
-        return PreparedAppend(checked, idempotency, list(public_keys), sorted(actor_ids), signature_checks)
+        unchecked = frozenset(pos for pos, c in enumerate(checked) if c.statement.key_id not in public_keys)
+        return PreparedAppend(checked, idempotency, signature_checks, unchecked)
 
     def commit(self, group: Sequence[PreparedAppend], *, now: datetime | None = None) -> list[AppendOutcome]:
         """Append prepared requests in one transaction; each request succeeds or fails on its own.
@@ -598,6 +662,8 @@ class LedgerStore:
             self._head = work.tree
             self._epoch_size = work.tree.size
             self._remember_batches(work.states)  # only once committed
+            with self._registry_lock:
+                self._registry, self._registry_size = work.registry, work.tree.size
         if self._postgres and work.tree.size >= self._analyze_at:
             # in the background: ANALYZE of a 1M-entry log took 0.4 s, and the first append after a restart
             # waited for it
@@ -619,30 +685,32 @@ class LedgerStore:
             self._lock_appends(conn)
             moment = now or utc_now()
             logged_at = format_time(moment)
-            size, revocations = self._size_and_revocations(conn)
+            size = self._size(conn)
             if size != self._epoch_size or self._head is None:
                 # another writer appended since our last commit: what we cached may be behind
                 self._epoch += 1
                 tree = self._tree_at(conn, size)
             else:
                 tree = self._head.copy()
-            directory = self._directory_for(
-                conn, revocations, {k for p in group for k in p.key_ids}, {a for p in group for a in p.actor_ids}
-            )
+            registry = self._registry_at(conn, size)
             batch_ids = {(c.statement.sku, c.statement.lot) for p in group for c in p.checked}
             repaired: set[tuple[str, str]] = set()
             states = self._load_batches(conn, batch_ids, _shipments_named(group), repaired)
             logged = self._logged(conn, group) if look_up_logged else {}
-            work = _GroupWork(tree, states, gtins=self._gtins_taken(conn, group), statements=logged, repaired=repaired)
+            work = _GroupWork(
+                tree, states, registry, gtins=self._gtins_taken(conn, group), statements=logged, repaired=repaired
+            )
             outcomes: list[AppendOutcome] = []
             seen_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
             for prepared in group:
-                outcomes.append(self._commit_one(conn, prepared, directory, work, moment, logged_at, seen_keys))
+                outcomes.append(self._commit_one(conn, prepared, work, moment, logged_at, seen_keys))
             if work.entry_rows or work.repaired:
                 try:
                     self._insert_entries_and_nodes(
                         conn, work.entry_rows, work.node_rows, work.statement_rows, work.head_rows()
                     )
+                    if work.registrations:
+                        write_projection(conn, work.registrations)
                     if work.idempotency_rows:
                         conn.execute(insert(idempotency_keys), work.idempotency_rows)
                     if work.gtin_rows:
@@ -663,37 +731,10 @@ class LedgerStore:
         except SQLAlchemyError as exc:  # statistics are an optimisation: never fail over them
             logger.warning("ANALYZE failed (appends go on; autovacuum will analyze later): %s", exc)
 
-    @staticmethod
-    def _size_and_revocations(conn: Connection) -> tuple[int, int]:
-        """The log size and the number of key revocations, in one round trip under the append lock."""
-        row = conn.exec_driver_sql(_SIZE_AND_REVOCATIONS).one()
-        return int(row[0]), int(row[1])
-
-    def _directory_for(self, conn: Connection, revocations: int, key_ids: set[str], actor_ids: set[str]) -> Directory:
-        """The keys and actors a commit needs, from a cache that is exact: actors and keys are rows that never
-        change (the tables are append-only), and a key's revocation is a new row in `key_revocations`, so while
-        that table's row count (read under the lock) is what it was, every cached key and actor is current. A new
-        revocation empties the cache; keys and actors not cached yet are read. Called under the append lock."""
-        if revocations != self._directory_revocations:
-            self._directory_keys.clear()
-            self._directory_actors.clear()
-            self._directory_revocations = revocations
-        missing_keys = key_ids - self._directory_keys.keys()
-        missing_actors = actor_ids - self._directory_actors.keys()
-        if missing_keys or missing_actors:
-            found = self.directory(conn, sorted(missing_keys), sorted(missing_actors))
-            self._directory_keys.update(found.keys)
-            self._directory_actors.update(found.actors)
-        return Directory(
-            {a: self._directory_actors[a] for a in actor_ids if a in self._directory_actors},
-            {k: self._directory_keys[k] for k in key_ids if k in self._directory_keys},
-        )
-
     def _commit_one(
         self,
         conn: Connection,
         prepared: PreparedAppend,
-        directory: Directory,
         work: _GroupWork,
         moment: datetime,
         logged_at: str,
@@ -715,7 +756,7 @@ class LedgerStore:
                     ]
                 if replay is not None:
                     return AppendOutcome(replay, True, None)
-            results = self._apply_request(prepared, directory, work, moment, logged_at)
+            results = self._apply_request(prepared, work, moment, logged_at)
         except (RuleError, ValidationError) as exc:
             return AppendOutcome(None, False, self._replay_error(conn, prepared) or exc)
         except LedgerError as exc:
@@ -745,20 +786,21 @@ class LedgerStore:
         return None
 
     def _apply_request(
-        self, prepared: PreparedAppend, directory: Directory, work: _GroupWork, moment: datetime, logged_at: str
+        self, prepared: PreparedAppend, work: _GroupWork, moment: datetime, logged_at: str
     ) -> list[AppendResult]:
         checked, total = prepared.checked, len(prepared.checked)
         for position, item in enumerate(checked):
-            self._signer_of(directory, item, moment, position, total)
             try:
                 check_times(item.statement, item.data, moment)
                 if self._signed_at_window is not None:
                     self._signed_at_window.check(item.statement, moment)
             except (RuleError, ValidationError) as exc:
                 raise ValidationError(_where(position, total) + str(exc)) from exc
-        savepoint = work.savepoint({(c.statement.sku, c.statement.lot) for c in checked})
+        registers = any(isinstance(c.statement, IdentityStatement) for c in checked)
+        savepoint = work.savepoint({(c.statement.sku, c.statement.lot) for c in checked}, registers)
         rule_error: LedgerError | None = None
         results: list[AppendResult] = []
+        late_failures: list[int] = []  # signatures checked here: their key was not known when prepared
         for position, item in enumerate(checked):
             statement = item.statement
             state = work.states[(statement.sku, statement.lot)]
@@ -766,13 +808,18 @@ class LedgerStore:
             if logged is not None:
                 rule_error = _duplicate(position, total, logged)
                 break
+            index = work.tree.size
+            gtin_row = None
             try:
-                state.check(statement, item.data, directory.actors[statement.actor], directory.actors)
-                gtin_row = self._claim_gtin(work, item, work.tree.size)
+                public_key = self._judge(work.registry, item, state, index)
+                if not isinstance(statement, IdentityStatement):
+                    gtin_row = self._claim_gtin(work, item, index)
             except RuleError as exc:
                 rule_error = RuleError(_where(position, total) + str(exc), exc.kind)
                 break
-            index = work.tree.size
+            late = position in prepared.unchecked
+            if late and not verify_statement(public_key, item.signature, item.statement_bytes):
+                late_failures.append(position)
             leaf = build_leaf(index, logged_at, state.last_hash, item.signature, item.statement_bytes)
             if len(leaf) > MAX_LEAF_BYTES:
                 rule_error = ValidationError(_where(position, total) + _leaf_too_large(len(leaf), "entry"))
@@ -787,18 +834,37 @@ class LedgerStore:
             work.entry_rows.append(
                 {"idx": index, "sku": statement.sku, "lot": statement.lot, "leaf": leaf, "leaf_hash": entry_hash}
             )
-            state.apply(statement, item.data, entry_hash, index, logged_at)
-            shipment_id = getattr(item.data, "shipment_id", None)
-            if shipment_id is not None:
-                work.shipments_touched.add((statement.sku, statement.lot, shipment_id))
+            if isinstance(statement, IdentityStatement):
+                state.link(entry_hash, index)
+                work.registry.apply(index, statement, item.data, parse_time(logged_at))
+                work.registrations.append(LoggedRegistration(index, statement, item.data, logged_at))
+            else:
+                state.apply(statement, item.data, entry_hash, index, logged_at)
+                shipment_id = getattr(item.data, "shipment_id", None)
+                if shipment_id is not None:
+                    work.shipments_touched.add((statement.sku, statement.lot, shipment_id))
             results.append(AppendResult(index, entry_hash, statement.sku, statement.lot, state.gtin))
-        failed = prepared.signature_checks()
+        failed = sorted(prepared.signature_checks() + late_failures)
         if failed or rule_error is not None:
             work.rollback(savepoint)
         _raise_bad_signature(prepared, failed)  # a forged statement is reported as such, whatever else is wrong
         if rule_error is not None:
             raise rule_error
         return results
+
+    @staticmethod
+    def _judge(registry: Registry, item: _Checked, state: BatchState, index: int) -> PublicKey:
+        """Whether the signer may sign this statement at `index`, as the log's registrations say (RuleError if
+        not); returns the public key its signature must verify with."""
+        statement = item.statement
+        public_key, signer = registry.signer_key(statement, index)
+        if isinstance(statement, IdentityStatement):
+            registry.check(index, statement, item.data)
+            return public_key
+        if signer is None:
+            raise RuleError("the log key signs registrations, not batch events", "forbidden")
+        state.check(statement, item.data, registry.rule_actors[signer.id], registry.rule_actors)
+        return public_key
 
     def _insert_entries_and_nodes(
         self,
@@ -946,9 +1012,8 @@ class LedgerStore:
     def issue_token(self, actor_id: str, *, now: datetime | None = None) -> str:
         """A new API token for an actor: returned once, stored only as its SHA-256."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self._registered(actor_id)
         with self._write() as conn, conn.begin():
-            if conn.execute(select(actors.c.id).where(actors.c.id == actor_id)).first() is None:
-                raise NotFoundError(f"actor {actor_id!r} does not exist")
             conn.execute(
                 insert(api_tokens).values(
                     token_hash=sha256_hex(token.encode()), actor_id=actor_id, created_at=format_time(now or utc_now())
@@ -956,17 +1021,25 @@ class LedgerStore:
             )
         return token
 
+    def _registered(self, actor_id: str) -> Actor:
+        actor = self.registry().rule_actors.get(actor_id)
+        if actor is None:
+            raise NotFoundError(f"actor {actor_id!r} does not exist")
+        return actor
+
     def authenticate(self, token: str) -> Actor | None:
-        """The actor a token belongs to, or None for an unknown or revoked token."""
+        """The actor a token belongs to (as the log registers it, name and role included), or None for an
+        unknown or revoked token, or one whose actor the log does not hold."""
         query = (
-            select(actors.c.id, actors.c.name, actors.c.role)
-            .select_from(api_tokens.join(actors, actors.c.id == api_tokens.c.actor_id))
+            select(api_tokens.c.actor_id)
             .outerjoin(token_revocations, token_revocations.c.token_hash == api_tokens.c.token_hash)
             .where(api_tokens.c.token_hash == sha256_hex(token.encode()), token_revocations.c.token_hash.is_(None))
         )
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else Actor(row.id, row.name, Role(row.role))
+            actor_id = conn.execute(query).scalar()
+            if actor_id is None:
+                return None
+            return self._registry_at(conn, self._size(conn)).rule_actors.get(str(actor_id))
 
     def revoke_token(self, token: str, *, now: datetime | None = None) -> None:
         token_hash = sha256_hex(token.encode())
@@ -991,9 +1064,8 @@ class LedgerStore:
             .where(api_tokens.c.actor_id == actor_id)
             .order_by(api_tokens.c.created_at, api_tokens.c.token_hash)
         )
+        self._registered(actor_id)
         with self.engine.connect() as conn:
-            if conn.execute(select(actors.c.id).where(actors.c.id == actor_id)).first() is None:
-                raise NotFoundError(f"actor {actor_id!r} does not exist")
             return [
                 TokenInfo(str(r.token_hash)[:16], actor_id, r.created_at, r.revoked_at) for r in conn.execute(query)
             ]
@@ -1035,24 +1107,17 @@ class LedgerStore:
         return all(isinstance(key_id, str) and key_id in self._key_cache for key_id in key_ids)
 
     def _public_keys(self, key_ids: set[str]) -> dict[str, PublicKey]:
-        """Public keys of the registered ids among `key_ids` (cached: a key id's row never changes)."""
+        """Public keys of the ids among `key_ids` that the log has bound, as far as this process has seen it
+        (cached: a key id's public key never changes). A key bound since is checked at commit instead."""
         missing = key_ids - self._key_cache.keys()
-        if missing:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(actor_keys.c.key_id, actor_keys.c.public_key).where(actor_keys.c.key_id.in_(missing))
-                )
-                for row in rows:
-                    self._key_cache[row.key_id] = load_public_key(bytes(row.public_key))
+        registry = self._registry
+        if missing and registry is not None:
+            for key_id in missing:
+                if key_id == registry.log_key_id:
+                    self._key_cache[key_id] = registry.log_public_key
+                elif key_id in registry.keys:
+                    self._key_cache[key_id] = load_public_key(registry.keys[key_id].public_key)
         return {key_id: self._key_cache[key_id] for key_id in key_ids if key_id in self._key_cache}
-
-    def _signer_of(
-        self, directory: Directory, item: _Checked, moment: datetime, position: int, total: int
-    ) -> tuple[Actor, ActorKey]:
-        try:
-            return directory.check_signer(item.statement, moment)
-        except RuleError as exc:
-            raise RuleError(_where(position, total) + str(exc), exc.kind) from exc
 
     def _load_batches(
         self,
@@ -1252,7 +1317,7 @@ class LedgerStore:
 
     def rebuild_heads(self) -> int:
         """Recompute `batch_heads` and `batch_shipments` from the log, under the append lock (appends wait);
-        returns the number of batches."""
+        returns the number of batches (actors' chains of registrations, which have heads too, not counted)."""
         with self._write() as conn, conn.begin():
             self._lock_appends(conn)
             leaves = conn.execute(select(entries.c.leaf).order_by(entries.c.idx)).all()
@@ -1261,7 +1326,7 @@ class LedgerStore:
             write_all(conn, states, postgres=self._postgres)
         with self._batch_cache_lock:
             self._batch_cache.clear()
-        return len(states)
+        return sum(1 for sku, _lot in states if sku != IDENTITY_SKU)
 
     def head_differences(self, states: dict[tuple[str, str], BatchState], after: int) -> list[str]:
         """How the derived tables differ from `states` (the batches as the log's first `after` entries tell

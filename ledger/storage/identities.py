@@ -1,0 +1,199 @@
+"""Who may sign, as the database holds it: registration entries in the log (the truth) and their projection in
+`actors` / `actor_keys` / `key_revocations` (for token ownership and listings; never for deciding who signs).
+
+The store keeps the registry in memory and advances it from the log's `_identity` entries; the projection is
+written in the same transaction as the registrations it shows, and `verify --db` compares it with the log, so a
+row written outside the log (an attacker with database access) is named, and ignored everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
+
+from ledger.canonical import canonical_json
+from ledger.entry import parse_leaf
+from ledger.errors import LedgerError
+from ledger.events import format_time, parse_time
+from ledger.hashing import b64encode
+from ledger.identities import (
+    IDENTITY_SKU,
+    LOG_ACTOR,
+    ActorData,
+    IdentityStatement,
+    IdentityType,
+    KeyAddData,
+    KeyRevokeData,
+    Registry,
+    registration,
+    validate_registration,
+)
+from ledger.note import NoteSigner
+from ledger.rules import Directory
+from ledger.signing import key_id_for, public_key_bytes, sign_statement
+from ledger.storage.schema import actor_keys, actors, key_revocations
+
+_REGISTRATIONS_FROM = "SELECT idx, leaf FROM entries WHERE sku = :sku AND idx >= :start AND idx < :end ORDER BY idx"
+_UPSERT_ACTOR = (
+    "INSERT INTO actors (id, name, role, created_at) VALUES (:id, :name, :role, :at) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRegistration:
+    """A registration as an append logs it: what the projection rows are written from."""
+
+    index: int
+    statement: IdentityStatement
+    data: BaseModel
+    logged_at: str
+
+
+def read_registrations(conn: Connection, start: int, end: int) -> list[tuple[int, bytes]]:
+    """(index, leaf) of the registrations logged at indices [start, end)."""
+    rows = conn.execute(text(_REGISTRATIONS_FROM), {"sku": IDENTITY_SKU, "start": start, "end": end})
+    return [(int(row[0]), bytes(row[1])) for row in rows]
+
+
+def advance(registry: Registry, registrations: Iterable[tuple[int, bytes]]) -> None:
+    """Apply logged registrations (checked when they were appended; the verifier checks them again)."""
+    for index, leaf in registrations:
+        try:
+            parsed = parse_leaf(leaf)
+            statement, data = validate_registration(parsed.statement)
+        except LedgerError:
+            continue  # an unreadable entry binds nobody; the verifier reports it
+        registry.apply(index, statement, data, parse_time(parsed.logged_at, "logged_at"))
+
+
+def write_projection(conn: Connection, logged: Sequence[LoggedRegistration]) -> None:
+    """The projection rows of registrations being appended (same transaction)."""
+    for item in logged:
+        data = item.data
+        if isinstance(data, ActorData):
+            values = {"id": data.id, "name": data.name, "role": data.role, "at": item.logged_at}
+            conn.execute(text(_UPSERT_ACTOR), values)
+        elif isinstance(data, KeyAddData):
+            conn.execute(
+                actor_keys.insert().values(
+                    key_id=data.key_id,
+                    actor_id=data.actor,
+                    public_key=_raw(data.public_key),
+                    valid_from=data.valid_from or item.logged_at,
+                )
+            )
+        elif isinstance(data, KeyRevokeData):
+            conn.execute(
+                key_revocations.insert().values(
+                    key_id=data.key_id, revoked_at=data.revoked_at or item.logged_at, reason=data.reason or ""
+                )
+            )
+
+
+def _raw(public_key_b64: str) -> bytes:
+    from ledger.hashing import b64decode
+
+    return b64decode(public_key_b64, what="public key")
+
+
+def stored_directory(conn: Connection) -> Directory:
+    """The projection tables as they are (for comparing with the log, and for migrating an old ledger)."""
+    from ledger.events import Role
+    from ledger.rules import Actor, ActorKey
+
+    key_query = select(actor_keys, key_revocations.c.revoked_at).outerjoin(
+        key_revocations, key_revocations.c.key_id == actor_keys.c.key_id
+    )
+    keys = {
+        row.key_id: ActorKey(
+            row.key_id,
+            row.actor_id,
+            bytes(row.public_key),
+            parse_time(row.valid_from),
+            None if row.revoked_at is None else parse_time(row.revoked_at),
+        )
+        for row in conn.execute(key_query)
+    }
+    found = {row.id: Actor(row.id, row.name, Role(row.role)) for row in conn.execute(select(actors))}
+    return Directory(found, keys)
+
+
+def projection_differences(stored: Directory, registry: Registry) -> list[str]:
+    """Where the projection tables and the log's registrations disagree: each a sentence naming the row. A row
+    the log does not hold is a row written outside the log; the server ignores it."""
+    problems = []
+    for actor_id, actor in sorted(stored.actors.items()):
+        logged = registry.rule_actors.get(actor_id)
+        if logged is None:
+            problems.append(f"actor row {actor_id!r} ({actor.name}, {actor.role}) is not registered in the log")
+        elif logged != actor:
+            problems.append(
+                f"actor row {actor_id!r} says {actor.name!r}, {actor.role}; the log says {logged.name!r}, {logged.role}"
+            )
+    for actor_id in sorted(registry.actors.keys() - stored.actors.keys()):
+        problems.append(f"actor {actor_id!r} is registered in the log but has no row")
+    for key_id, key in sorted(stored.keys.items()):
+        bound = registry.keys.get(key_id)
+        if bound is None:
+            problems.append(f"key row {key_id} (of {key.actor_id!r}) is not bound in the log")
+            continue
+        expected = bound.as_actor_key()
+        if key.actor_id != expected.actor_id:
+            problems.append(f"key row {key_id} names {key.actor_id!r}; the log binds it to {expected.actor_id!r}")
+        if key.public_key != expected.public_key:
+            problems.append(f"key row {key_id} holds another public key than the one the log binds")
+        if key.valid_from != expected.valid_from:
+            problems.append(
+                f"key row {key_id} is valid from {format_time(key.valid_from)}; the log says "
+                f"{format_time(expected.valid_from)}"
+            )
+        if key.revoked_at != expected.revoked_at:
+            problems.append(
+                f"key {key_id} is revoked at {_when(expected.revoked_at)} in the log, but at "
+                f"{_when(key.revoked_at)} in its rows"
+            )
+    for key_id in sorted(registry.keys.keys() - stored.keys.keys()):
+        problems.append(f"key {key_id} is bound in the log but has no row")
+    return problems
+
+
+def _when(moment: datetime | None) -> str:
+    return "never" if moment is None else format_time(moment)
+
+
+def signed_by_log(signer: NoteSigner, statements: Iterable[dict[str, object]]) -> list[tuple[dict[str, object], bytes]]:
+    """Operator-attested registrations: statements signed by the log key (actor `_log`)."""
+    return [(s, sign_statement(signer.private_key, canonical_json(s))) for s in statements]
+
+
+def log_key_id(signer: NoteSigner) -> str:
+    return key_id_for(public_key_bytes(signer.private_key))
+
+
+def migration_statements(directory: Directory, log_key: str, signed_at: str) -> list[dict[str, object]]:
+    """An old directory as registrations (see ledger.identities, "Migration"): every actor, then every key with
+    its old `valid_from`, then every revocation with its old time, signed by the log key."""
+    statements: list[dict[str, object]] = []
+    for actor in sorted(directory.actors.values(), key=lambda a: a.id):
+        data = {"id": actor.id, "name": actor.name, "role": actor.role.value}
+        statements.append(registration(IdentityType.ACTOR, actor.id, LOG_ACTOR, log_key, signed_at, data))
+    keys = sorted(directory.keys.values(), key=lambda k: (k.valid_from, k.key_id))
+    for key in keys:
+        data = {
+            "actor": key.actor_id,
+            "key_id": key.key_id,
+            "public_key": b64encode(key.public_key),
+            "valid_from": format_time(key.valid_from),
+        }
+        statements.append(registration(IdentityType.KEY_ADD, key.actor_id, LOG_ACTOR, log_key, signed_at, data))
+    for key in keys:
+        if key.revoked_at is not None:
+            data = {"actor": key.actor_id, "key_id": key.key_id, "revoked_at": format_time(key.revoked_at)}
+            statements.append(registration(IdentityType.KEY_REVOKE, key.actor_id, LOG_ACTOR, log_key, signed_at, data))
+    return statements
