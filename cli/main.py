@@ -102,7 +102,7 @@ def settings_for(db: str | None = None, **overrides: object) -> Settings:
     return Settings.from_env(db_url=db, **overrides)
 
 
-def open_store(settings: Settings, *, signing: bool = True) -> LedgerStore:
+def open_store(settings: Settings, *, signing: bool = True, migrating: bool = False) -> LedgerStore:
     """Connect, migrate if needed, and load (or, for a new log, create) the log key; `signing=False`: a store for
     what needs no log key (registering actors), which neither reads nor creates a key file."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -122,6 +122,7 @@ def open_store(settings: Settings, *, signing: bool = True) -> LedgerStore:
             settings.log_name,
             settings.public_url,
             signed_at_window=settings.signed_at_window,
+            migrating=migrating,
         )
     except SQLAlchemyError as exc:
         fail(f"cannot open the database: {str(exc).splitlines()[0]}")
@@ -138,14 +139,23 @@ def db_upgrade(db: DbOption = None) -> None:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ledger.storage import create_db_engine, migrate
+    from ledger.storage import LedgerStore, create_db_engine, migrate
 
     settings = settings_for(db)
     try:
-        migrate(create_db_engine(settings.database_url))
+        engine = create_db_engine(settings.database_url)
+        migrate(engine)
+        store = LedgerStore(engine, None, "(reading)")
+        awaits = store.directory_awaits_migration()
     except SQLAlchemyError as exc:
         fail(f"cannot migrate the database: {str(exc).splitlines()[0]}")
     typer.echo("schema is up to date")
+    if awaits:  # a ledger from before identities in the log: its directory becomes registrations
+        appended = open_store(settings, migrating=True).migrate_directory()
+        typer.echo(
+            f"appended the actor directory to the log as {appended} registrations, signed by the log key "
+            "(operator-attested; entries logged before them are judged by the directory's old times)"
+        )
 
 
 @db_app.command("rebuild")

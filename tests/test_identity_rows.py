@@ -90,3 +90,73 @@ def test_rows_written_outside_the_log_authorize_nothing_and_are_named(
     assert any("actor row 'act_sgs_lab' (SGS Test Lab, inspector) is not registered in the log" in r for r in named)
     assert any(f"key row {lab.key.key_id} (of 'act_sgs_lab') is not bound in the log" in r for r in named)
     assert any(f"key row {extra.key.key_id} (of {world.inspector.id!r}) is not bound in the log" in r for r in named)
+
+
+def test_db_upgrade_moves_an_old_directory_into_the_log_keeping_its_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger from before identities in the log (actors and keys only as rows): the server refuses it until
+    `db upgrade` appends the directory as registrations signed by the log key; entries logged before that are
+    judged by the old times (a key revoked back then stays revoked for them), every later one by log index."""
+    from ledger.errors import LedgerError
+    from ledger.logkey import load_or_create_log_signer
+    from ledger.storage import create_db_engine, default_sqlite_url, migrate
+    from ledger.storage.opening import open_log_store
+    from tests.factory import origin_data, shipment_data
+
+    url = default_sqlite_url(tmp_path)
+    engine = create_db_engine(url)
+    migrate(engine)
+    key_file = tmp_path / "log-key.pem"
+    store = LedgerStore(engine, load_or_create_log_signer(key_file, "chainproof.test/log"))
+    store.bind_log_key()
+    shop_key, old_key = generate_private_key(), generate_private_key()
+    shop = Party(
+        Actor("act_shop", "Old Shop", Role.MERCHANT),
+        ActorKey(key_id_for(public_key_bytes(shop_key)), "act_shop", public_key_bytes(shop_key), parse_time(LONG_AGO)),
+        shop_key,
+    )
+    old = Party(
+        shop.actor,
+        ActorKey(key_id_for(public_key_bytes(old_key)), "act_shop", public_key_bytes(old_key), parse_time(LONG_AGO)),
+        old_key,
+    )
+    with engine.begin() as conn:  # the directory as the old version wrote it
+        conn.execute(text("INSERT INTO actors VALUES ('act_shop', 'Old Shop', 'merchant', :at)"), {"at": LONG_AGO})
+        for party in (shop, old):
+            conn.execute(
+                text("INSERT INTO actor_keys (key_id, actor_id, public_key, valid_from) VALUES (:k, :a, :p, :at)"),
+                {"k": party.key.key_id, "a": party.id, "p": party.key.public_key, "at": LONG_AGO},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO key_revocations (key_id, revoked_at, reason) VALUES (:k, '2021-01-01T00:00:00Z', 'lost')"
+            ),
+            {"k": old.key.key_id},
+        )
+    # entries logged by the old version, which judged keys by the directory's times
+    rows = {p.key.key_id: load_public_key(p.key.public_key) for p in (shop, old)}
+    monkeypatch.setattr(LedgerStore, "_judge", staticmethod(lambda _r, item, _s, _i: rows[item.statement.key_id]))
+    store.append([shop.submit("origin", "OLD", "1", origin_data())])
+    revoked_use = store.append([old.submit("shipment", "OLD", "1", shipment_data("S1"))])[0].index
+    monkeypatch.undo()
+    store.checkpoint()
+    with pytest.raises(LedgerError, match="chainproof db upgrade"):
+        open_log_store(engine, key_file, None, None)
+    env = {"CHAINPROOF_LOG_KEY_FILE": str(key_file), "CHAINPROOF_DATA_DIR": str(tmp_path)}
+    result = runner.invoke(app, ["db", "upgrade", "--db", url], env=env)
+    assert result.exit_code == 0, result.output
+    assert "as 4 registrations" in result.output  # the actor, two keys, one revocation
+    upgraded = open_log_store(engine, key_file, None, None)
+    upgraded.append([shop.submit("shipment", "OLD", "1", shipment_data("S2"))])
+    with pytest.raises(RuleError, match="revoked"):
+        upgraded.append([old.submit("shipment", "OLD", "1", shipment_data("S3"))])
+    upgraded.checkpoint()
+    again = runner.invoke(app, ["db", "upgrade", "--db", url], env=env)
+    assert "registrations" not in again.output  # once only
+    result = runner.invoke(
+        app, ["verify", "--db", url, "--state", str(tmp_path / "state"), "--format", "json"], env=env
+    )
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["index"], p["code"]) for p in problems] == [(revoked_use, "rule")], problems
+    assert "revoked" in problems[0]["message"]

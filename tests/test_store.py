@@ -235,6 +235,18 @@ def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
         assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() > 0
 
 
+def test_actor_rows_follow_the_log_but_are_never_deleted(world: World) -> None:
+    """`actors` is the projection of actor registrations: an UPDATE is allowed (a role change updates the row),
+    a DELETE is not."""
+    from ledger.storage.schema import NO_DELETE_TABLES
+
+    assert NO_DELETE_TABLES == ("actors",)
+    with pytest.raises(DBAPIError, match="append-only"), world.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM actors"))
+    with world.store.engine.begin() as conn:
+        conn.execute(text("UPDATE actors SET name = name"))
+
+
 def test_unknown_actor_key_is_unauthorized(world: World) -> None:
     statement = world.merchant.statement("origin", "G", "1", origin_data()) | {"actor": "act_nobody"}
     with pytest.raises(RuleError) as caught:

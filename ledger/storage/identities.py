@@ -80,19 +80,26 @@ def write_projection(conn: Connection, logged: Sequence[LoggedRegistration]) -> 
             values = {"id": data.id, "name": data.name, "role": data.role, "at": item.logged_at}
             conn.execute(text(_UPSERT_ACTOR), values)
         elif isinstance(data, KeyAddData):
+            # a migrated key's row is there already (the old directory's): kept as is, and compared by verify --db
             conn.execute(
-                actor_keys.insert().values(
-                    key_id=data.key_id,
-                    actor_id=data.actor,
-                    public_key=_raw(data.public_key),
-                    valid_from=data.valid_from or item.logged_at,
-                )
+                text(
+                    "INSERT INTO actor_keys (key_id, actor_id, public_key, valid_from) VALUES (:k, :a, :p, :at) "
+                    "ON CONFLICT (key_id) DO NOTHING"
+                ),
+                {
+                    "k": data.key_id,
+                    "a": data.actor,
+                    "p": _raw(data.public_key),
+                    "at": data.valid_from or item.logged_at,
+                },
             )
         elif isinstance(data, KeyRevokeData):
             conn.execute(
-                key_revocations.insert().values(
-                    key_id=data.key_id, revoked_at=data.revoked_at or item.logged_at, reason=data.reason or ""
-                )
+                text(
+                    "INSERT INTO key_revocations (key_id, revoked_at, reason) VALUES (:k, :at, :r) "
+                    "ON CONFLICT (key_id) DO NOTHING"
+                ),
+                {"k": data.key_id, "at": data.revoked_at or item.logged_at, "r": data.reason or ""},
             )
 
 

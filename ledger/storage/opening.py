@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from ledger.errors import WrongLogKeyError
+from ledger.errors import LedgerError, WrongLogKeyError
 from ledger.logkey import load_or_create_log_signer
 from ledger.storage.store import LedgerStore, read_log_meta
 
@@ -33,7 +33,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def open_log_store(
-    engine: Engine, key_file: Path, log_name: str | None, public_url: str | None, **store_options: Any
+    engine: Engine,
+    key_file: Path,
+    log_name: str | None,
+    public_url: str | None,
+    *,
+    migrating: bool = False,
+    **store_options: Any,
 ) -> LedgerStore:
     """The store of the log this database belongs to, signing with `key_file` (created for a new log).
 
@@ -48,4 +54,9 @@ def open_log_store(
     name = log_name or (meta.origin if meta is not None else default_log_name(public_url))
     store = LedgerStore(engine, load_or_create_log_signer(key_file, name), **store_options)
     store.bind_log_key()
+    if not migrating and store.directory_awaits_migration():
+        raise LedgerError(
+            "this ledger's actors and keys predate identities in the log (they are rows, not registrations): run "
+            "chainproof db upgrade, which appends them to the log signed by the log key"
+        )
     return store

@@ -172,7 +172,6 @@ class BatchShipmentRow(SQLModel, table=True):
 
 
 APPEND_ONLY_TABLES = (
-    "actors",
     "actor_keys",
     "key_revocations",
     "entries",
@@ -185,6 +184,8 @@ APPEND_ONLY_TABLES = (
     "logged_statements",
     "log_meta",
 )
+NO_DELETE_TABLES = ("actors",)
+"""Rows that may change (an actor's name and role follow its `actor` registrations) but never go away."""
 DERIVED_TABLES = ("batch_heads", "batch_shipments")
 """Projections of the log, updated in the append transaction; `chainproof rebuild` recomputes them."""
 

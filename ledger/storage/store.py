@@ -99,6 +99,7 @@ from ledger.storage.heads import (
 from ledger.storage.identities import (
     LoggedRegistration,
     advance,
+    migration_statements,
     projection_differences,
     read_registrations,
     signed_by_log,
@@ -496,6 +497,23 @@ class LedgerStore:
                 registry = verified.copy()
                 advance(registry, read_registrations(conn, verified_size, size))
             return projection_differences(stored_directory(conn), registry)
+
+    def directory_awaits_migration(self) -> bool:
+        """Whether this ledger's actors and keys predate identities in the log: rows in the actor tables, and no
+        registration in the log (`chainproof db upgrade` appends them)."""
+        with self.engine.connect() as conn:
+            has_rows = conn.execute(text("SELECT 1 FROM actors LIMIT 1")).first() is not None
+            return has_rows and not read_registrations(conn, 0, self._size(conn))
+
+    def migrate_directory(self, *, now: datetime | None = None) -> int:
+        """Append an old ledger's directory as registrations signed by the log key, with the old times (see
+        ledger.identities, "Migration"); returns how many. Nothing to do (0) once the log holds registrations."""
+        if not self.directory_awaits_migration():
+            return 0
+        with self.engine.connect() as conn:
+            directory = stored_directory(conn)
+        statements = migration_statements(directory, self._log_key_id(), format_time(now or utc_now()))
+        return len(self.register(statements, now=now))
 
     def register(self, statements: Sequence[dict[str, Any]], *, now: datetime | None = None) -> list[AppendResult]:
         """Append registrations signed by the log key: operator-attested (the bootstrap on the server's machine,
