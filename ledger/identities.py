@@ -29,7 +29,7 @@ Pure: entries in, a registry and verdicts out; the caller checks each statement'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from ledger.canonical import canonical_json
+from ledger.entry import parse_leaf
 from ledger.errors import LedgerError, RuleError, SignatureError, ValidationError
 from ledger.events import (
     KEY_ID_PATTERN,
@@ -354,6 +355,18 @@ class Registry:
             if key is not None and key.revoked_at is None:
                 moment = logged_at if data.revoked_at is None else parse_time(data.revoked_at)
                 self.keys[data.key_id] = replace(key, revoked_at=index, revoked_reason=data.reason, revoked_time=moment)
+
+    def advance(self, registrations: Iterable[tuple[int, bytes]]) -> None:
+        """Apply logged registrations, (index, leaf) in log order, unchecked: the server checked them when it
+        appended them, and a verifier checks each where its stream reaches it. An unreadable one binds nobody."""
+        for index, leaf in registrations:
+            try:
+                parsed = parse_leaf(leaf)
+                statement, data = validate_registration(parsed.statement)
+                logged_at = parse_time(parsed.logged_at, "logged_at")
+            except LedgerError:
+                continue
+            self.apply(index, statement, data, logged_at)
 
     def directory(self) -> Directory:
         """The registry as a directory of times (what a page, a certificate or a bundle's reader judges by)."""

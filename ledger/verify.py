@@ -288,9 +288,8 @@ class LedgerVerifier:
         self._identities = IdentityChecker(log_key)
         self._registry = self._identities.registry
         self._announced: dict[int, bytes] | None = None  # the read-ahead registrations: index -> leaf hash
-        self._migration_point: int | None = None
-        self._migrated_signer: Signer | None = None
-        self._migrated_actors: Mapping[str, Actor] = {}
+        # for a migrated ledger: the migration point, and who signed the entries before it (the old times)
+        self._migrated: tuple[int, Signer, Mapping[str, Actor]] | None = None
         if registrations is not None:
             self._read_ahead(registrations)
         self._workers = max(1, workers)
@@ -323,22 +322,13 @@ class LedgerVerifier:
     def _read_ahead(self, registrations: Iterable[tuple[int, bytes]]) -> None:
         """A registry of the announced registrations (unchecked here: the stream checks each in its turn), for
         the migrated keys' old times."""
-        self._announced = {}
+        announced = list(registrations)
+        self._announced = {index: leaf_hash(leaf) for index, leaf in announced}
         scratch = IdentityChecker(self._identities.log_key).registry
-        for index, leaf in registrations:
-            entry_hash = leaf_hash(leaf)
-            self._announced[index] = entry_hash
-            try:
-                parsed = parse_leaf(leaf, entry_hash)
-                statement, data = validate_registration(parsed.statement)
-                scratch.apply(index, statement, data, parse_time(parsed.logged_at, "logged_at"))
-            except LedgerError:
-                continue  # the stream reports it at its index
+        scratch.advance(announced)  # unreadable ones are reported by the stream at their index
         if scratch.migration_point is not None:
-            self._migration_point = scratch.migration_point
             migrated = scratch.migrated_directory()
-            self._migrated_signer = directory_signer(migrated)
-            self._migrated_actors = migrated.actors
+            self._migrated = (scratch.migration_point, directory_signer(migrated), migrated.actors)
 
     @property
     def registry(self) -> Registry:
@@ -415,8 +405,8 @@ class LedgerVerifier:
         _check_unique(pos, parsed, self._statements[batch_id], self._problems)
         signer: Signer = self._log_signer
         actors: Mapping[str, Actor] = self._registry.rule_actors
-        if self._migrated_signer is not None and self._migration_point is not None and pos < self._migration_point:
-            signer, actors = self._migrated_signer, self._migrated_actors  # logged under the old directory
+        if self._migrated is not None and pos < self._migrated[0]:
+            _point, signer, actors = self._migrated  # logged under the old directory
         return _judge(pos, parsed, statement, data, logged_at, batch, signer, actors, self._problems)
 
     def _log_signer(self, statement: Statement, index: int, _logged_at: datetime) -> tuple[Actor, PublicKey]:

@@ -25,35 +25,41 @@ runner = CliRunner()
 LONG_AGO = "2020-01-01T00:00:00Z"
 
 
-def _rogue_rows(store: LedgerStore, world: World) -> tuple[Party, Party]:
-    """INSERTs the append-only triggers do not stop: a lab of the attacker's, and a second key for the real
-    inspector, both valid "since 2020"."""
-    lab_key, extra_key = generate_private_key(), generate_private_key()
-    lab = Party(
-        Actor("act_sgs_lab", "SGS Test Lab", Role.INSPECTOR),
-        ActorKey(key_id_for(public_key_bytes(lab_key)), "act_sgs_lab", public_key_bytes(lab_key), parse_time(LONG_AGO)),
-        lab_key,
-    )
-    extra = Party(
-        world.inspector.actor,
-        ActorKey(
-            key_id_for(public_key_bytes(extra_key)),
-            world.inspector.id,
-            public_key_bytes(extra_key),
-            parse_time(LONG_AGO),
-        ),
-        extra_key,
-    )
+def _party_since_long_ago(actor: Actor) -> Party:
+    """An actor with a new key that a directory row would call valid since 2020."""
+    private_key = generate_private_key()
+    raw = public_key_bytes(private_key)
+    return Party(actor, ActorKey(key_id_for(raw), actor.id, raw, parse_time(LONG_AGO)), private_key)
+
+
+def _insert_rows(store: LedgerStore, actors: list[Actor], parties: list[Party]) -> None:
+    """Actor and key rows as written straight into the tables (INSERTs the append-only triggers let through)."""
     with store.engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO actors (id, name, role, created_at) VALUES (:id, :name, 'inspector', :at)"),
-            {"id": lab.id, "name": lab.actor.name, "at": LONG_AGO},
-        )
-        for party in (lab, extra):
+        for actor in actors:
+            conn.execute(
+                text("INSERT INTO actors (id, name, role, created_at) VALUES (:id, :name, :role, :at)"),
+                {"id": actor.id, "name": actor.name, "role": actor.role.value, "at": LONG_AGO},
+            )
+        for party in parties:
             conn.execute(
                 text("INSERT INTO actor_keys (key_id, actor_id, public_key, valid_from) VALUES (:k, :a, :p, :at)"),
                 {"k": party.key.key_id, "a": party.id, "p": party.key.public_key, "at": LONG_AGO},
             )
+
+
+def _judge_by_rows(monkeypatch: pytest.MonkeyPatch, parties: list[Party]) -> None:
+    """A server that checks no rule and takes each signer's key from the rows (as the old version did, or a
+    compromised one would)."""
+    rows = {p.key.key_id: load_public_key(p.key.public_key) for p in parties}
+    monkeypatch.setattr(LedgerStore, "_judge", staticmethod(lambda _r, item, _s, _i: rows[item.statement.key_id]))
+
+
+def _rogue_rows(store: LedgerStore, world: World) -> tuple[Party, Party]:
+    """INSERTs the append-only triggers do not stop: a lab of the attacker's, and a second key for the real
+    inspector, both valid "since 2020"."""
+    lab = _party_since_long_ago(Actor("act_sgs_lab", "SGS Test Lab", Role.INSPECTOR))
+    extra = _party_since_long_ago(world.inspector.actor)
+    _insert_rows(store, [lab.actor], [lab, extra])
     return lab, extra
 
 
@@ -69,9 +75,7 @@ def test_rows_written_outside_the_log_authorize_nothing_and_are_named(
         with pytest.raises(RuleError, match=f"key {extra.key.key_id} is not bound in the log"):
             appender.append([extra.submit("inspection", "TEA", "1", inspection_data())])
     assert store.authenticate(store.issue_token(world.inspector.id)) == world.inspector.actor
-    # a compromised server that skips the rules (taking each key from the rows) logs both forgeries
-    rows = {p.key.key_id: load_public_key(p.key.public_key) for p in (lab, extra)}
-    monkeypatch.setattr(LedgerStore, "_judge", staticmethod(lambda _r, item, _s, _i: rows[item.statement.key_id]))
+    _judge_by_rows(monkeypatch, [lab, extra])  # a compromised server logs both forgeries
     forged = [r.index for r in store.append([lab.submit("inspection", "TEA", "1", inspection_data())])]
     forged += [r.index for r in store.append([extra.submit("inspection", "TEA", "1", inspection_data())])]
     monkeypatch.undo()
@@ -110,33 +114,17 @@ def test_db_upgrade_moves_an_old_directory_into_the_log_keeping_its_times(
     key_file = tmp_path / "log-key.pem"
     store = LedgerStore(engine, load_or_create_log_signer(key_file, "chainproof.test/log"))
     store.bind_log_key()
-    shop_key, old_key = generate_private_key(), generate_private_key()
-    shop = Party(
-        Actor("act_shop", "Old Shop", Role.MERCHANT),
-        ActorKey(key_id_for(public_key_bytes(shop_key)), "act_shop", public_key_bytes(shop_key), parse_time(LONG_AGO)),
-        shop_key,
-    )
-    old = Party(
-        shop.actor,
-        ActorKey(key_id_for(public_key_bytes(old_key)), "act_shop", public_key_bytes(old_key), parse_time(LONG_AGO)),
-        old_key,
-    )
-    with engine.begin() as conn:  # the directory as the old version wrote it
-        conn.execute(text("INSERT INTO actors VALUES ('act_shop', 'Old Shop', 'merchant', :at)"), {"at": LONG_AGO})
-        for party in (shop, old):
-            conn.execute(
-                text("INSERT INTO actor_keys (key_id, actor_id, public_key, valid_from) VALUES (:k, :a, :p, :at)"),
-                {"k": party.key.key_id, "a": party.id, "p": party.key.public_key, "at": LONG_AGO},
-            )
+    shop = _party_since_long_ago(Actor("act_shop", "Old Shop", Role.MERCHANT))
+    old = _party_since_long_ago(shop.actor)
+    _insert_rows(store, [shop.actor], [shop, old])  # the directory as the old version wrote it
+    with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO key_revocations (key_id, revoked_at, reason) VALUES (:k, '2021-01-01T00:00:00Z', 'lost')"
             ),
             {"k": old.key.key_id},
         )
-    # entries logged by the old version, which judged keys by the directory's times
-    rows = {p.key.key_id: load_public_key(p.key.public_key) for p in (shop, old)}
-    monkeypatch.setattr(LedgerStore, "_judge", staticmethod(lambda _r, item, _s, _i: rows[item.statement.key_id]))
+    _judge_by_rows(monkeypatch, [shop, old])  # entries logged by the old version, from its directory
     store.append([shop.submit("origin", "OLD", "1", origin_data())])
     revoked_use = store.append([old.submit("shipment", "OLD", "1", shipment_data("S1"))])[0].index
     monkeypatch.undo()

@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import canonical_json
-from ledger.entry import parse_leaf
-from ledger.errors import LedgerError
-from ledger.events import format_time, parse_time
-from ledger.hashing import b64encode
+from ledger.events import Role, format_time, parse_time
+from ledger.hashing import b64decode, b64encode
 from ledger.identities import (
     IDENTITY_SKU,
     LOG_ACTOR,
@@ -31,14 +30,14 @@ from ledger.identities import (
     KeyRevokeData,
     Registry,
     registration,
-    validate_registration,
 )
 from ledger.note import NoteSigner
-from ledger.rules import Directory
+from ledger.rules import Actor, ActorKey, Directory
 from ledger.signing import key_id_for, public_key_bytes, sign_statement
 from ledger.storage.schema import actor_keys, actors, key_revocations
 
 _REGISTRATIONS_FROM = "SELECT idx, leaf FROM entries WHERE sku = :sku AND idx >= :start AND idx < :end ORDER BY idx"
+_ANY_REGISTRATION = "SELECT 1 FROM entries WHERE sku = :sku LIMIT 1"
 _UPSERT_ACTOR = (
     "INSERT INTO actors (id, name, role, created_at) VALUES (:id, :name, :role, :at) "
     "ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role"
@@ -61,15 +60,8 @@ def read_registrations(conn: Connection, start: int, end: int) -> list[tuple[int
     return [(int(row[0]), bytes(row[1])) for row in rows]
 
 
-def advance(registry: Registry, registrations: Iterable[tuple[int, bytes]]) -> None:
-    """Apply logged registrations (checked when they were appended; the verifier checks them again)."""
-    for index, leaf in registrations:
-        try:
-            parsed = parse_leaf(leaf)
-            statement, data = validate_registration(parsed.statement)
-        except LedgerError:
-            continue  # an unreadable entry binds nobody; the verifier reports it
-        registry.apply(index, statement, data, parse_time(parsed.logged_at, "logged_at"))
+def has_registrations(conn: Connection) -> bool:
+    return conn.execute(text(_ANY_REGISTRATION), {"sku": IDENTITY_SKU}).first() is not None
 
 
 def write_projection(conn: Connection, logged: Sequence[LoggedRegistration]) -> None:
@@ -104,15 +96,11 @@ def write_projection(conn: Connection, logged: Sequence[LoggedRegistration]) -> 
 
 
 def _raw(public_key_b64: str) -> bytes:
-    from ledger.hashing import b64decode
-
     return b64decode(public_key_b64, what="public key")
 
 
 def stored_directory(conn: Connection) -> Directory:
     """The projection tables as they are (for comparing with the log, and for migrating an old ledger)."""
-    from ledger.events import Role
-    from ledger.rules import Actor, ActorKey
 
     key_query = select(actor_keys, key_revocations.c.revoked_at).outerjoin(
         key_revocations, key_revocations.c.key_id == actor_keys.c.key_id
@@ -174,22 +162,28 @@ def _when(moment: datetime | None) -> str:
     return "never" if moment is None else format_time(moment)
 
 
-def signed_by_log(signer: NoteSigner, statements: Iterable[dict[str, object]]) -> list[tuple[dict[str, object], bytes]]:
-    """Operator-attested registrations: statements signed by the log key (actor `_log`)."""
+Attested = tuple[IdentityType, str, dict[str, Any]]
+"""A registration the log key is to sign: its type, the actor concerned, its data."""
+
+
+def signed_by_log(
+    signer: NoteSigner, attested: Iterable[Attested], signed_at: str
+) -> list[tuple[dict[str, Any], bytes]]:
+    """Operator-attested registrations: statements of actor `_log`, signed by the log key."""
+    log_key = key_id_for(public_key_bytes(signer.private_key))
+    statements = [
+        registration(kind, concerned, LOG_ACTOR, log_key, signed_at, data) for kind, concerned, data in attested
+    ]
     return [(s, sign_statement(signer.private_key, canonical_json(s))) for s in statements]
 
 
-def log_key_id(signer: NoteSigner) -> str:
-    return key_id_for(public_key_bytes(signer.private_key))
-
-
-def migration_statements(directory: Directory, log_key: str, signed_at: str) -> list[dict[str, object]]:
+def migration_registrations(directory: Directory) -> list[Attested]:
     """An old directory as registrations (see ledger.identities, "Migration"): every actor, then every key with
-    its old `valid_from`, then every revocation with its old time, signed by the log key."""
-    statements: list[dict[str, object]] = []
-    for actor in sorted(directory.actors.values(), key=lambda a: a.id):
-        data = {"id": actor.id, "name": actor.name, "role": actor.role.value}
-        statements.append(registration(IdentityType.ACTOR, actor.id, LOG_ACTOR, log_key, signed_at, data))
+    its old `valid_from`, then every revocation with its old time."""
+    attested: list[Attested] = [
+        (IdentityType.ACTOR, actor.id, {"id": actor.id, "name": actor.name, "role": actor.role.value})
+        for actor in sorted(directory.actors.values(), key=lambda a: a.id)
+    ]
     keys = sorted(directory.keys.values(), key=lambda k: (k.valid_from, k.key_id))
     for key in keys:
         data = {
@@ -198,9 +192,9 @@ def migration_statements(directory: Directory, log_key: str, signed_at: str) -> 
             "public_key": b64encode(key.public_key),
             "valid_from": format_time(key.valid_from),
         }
-        statements.append(registration(IdentityType.KEY_ADD, key.actor_id, LOG_ACTOR, log_key, signed_at, data))
+        attested.append((IdentityType.KEY_ADD, key.actor_id, data))
     for key in keys:
         if key.revoked_at is not None:
             data = {"actor": key.actor_id, "key_id": key.key_id, "revoked_at": format_time(key.revoked_at)}
-            statements.append(registration(IdentityType.KEY_REVOKE, key.actor_id, LOG_ACTOR, log_key, signed_at, data))
-    return statements
+            attested.append((IdentityType.KEY_REVOKE, key.actor_id, data))
+    return attested

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     import psycopg
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -56,12 +56,10 @@ from ledger.events import (
 from ledger.hashing import b64encode, leaf_hash, sha256, sha256_hex
 from ledger.identities import (
     IDENTITY_SKU,
-    LOG_ACTOR,
     IdentityStatement,
     IdentityType,
     Registry,
     is_registration,
-    registration,
     validate_registration,
 )
 from ledger.intake import DEFAULT_SIGNED_AT_WINDOW, SignedAtWindow
@@ -97,9 +95,10 @@ from ledger.storage.heads import (
     write_all,
 )
 from ledger.storage.identities import (
+    Attested,
     LoggedRegistration,
-    advance,
-    migration_statements,
+    has_registrations,
+    migration_registrations,
     projection_differences,
     read_registrations,
     signed_by_log,
@@ -122,7 +121,6 @@ _BATCH_CACHE_SIZE = 10_000
 logger = logging.getLogger(__name__)
 _VERIFY_THREADS = 2
 _ANALYZE_FIRST = 1000
-_LOG_SIZE = select(func.coalesce(func.max(entries.c.idx), -1) + 1)
 # Statements run by every commit, as plain SQL for the driver: building and compiling them as expressions cost
 # more than running them (a commit of one event spent a sixth of its time on the size query).
 _SIZE = "SELECT coalesce(max(idx), -1) + 1 FROM entries"
@@ -467,7 +465,7 @@ class LedgerStore:
                 self._registry_size = 0
             if self._registry_size < size:
                 registry = registry.copy()
-                advance(registry, read_registrations(conn, self._registry_size, size))
+                registry.advance(read_registrations(conn, self._registry_size, size))
                 self._registry_size = size
             self._registry = registry
             return registry
@@ -495,7 +493,7 @@ class LedgerStore:
                 registry = self._registry_at(conn, size)
             else:
                 registry = verified.copy()
-                advance(registry, read_registrations(conn, verified_size, size))
+                registry.advance(read_registrations(conn, verified_size, size))
             return projection_differences(stored_directory(conn), registry)
 
     def directory_awaits_migration(self) -> bool:
@@ -503,7 +501,7 @@ class LedgerStore:
         registration in the log (`chainproof db upgrade` appends them)."""
         with self.engine.connect() as conn:
             has_rows = conn.execute(text("SELECT 1 FROM actors LIMIT 1")).first() is not None
-            return has_rows and not read_registrations(conn, 0, self._size(conn))
+            return has_rows and not has_registrations(conn)
 
     def migrate_directory(self, *, now: datetime | None = None) -> int:
         """Append an old ledger's directory as registrations signed by the log key, with the old times (see
@@ -512,21 +510,18 @@ class LedgerStore:
             return 0
         with self.engine.connect() as conn:
             directory = stored_directory(conn)
-        statements = migration_statements(directory, self._log_key_id(), format_time(now or utc_now()))
-        return len(self.register(statements, now=now))
+        return len(self.register(migration_registrations(directory), now=now))
 
-    def register(self, statements: Sequence[dict[str, Any]], *, now: datetime | None = None) -> list[AppendResult]:
+    def register(self, attested: Sequence[Attested], *, now: datetime | None = None) -> list[AppendResult]:
         """Append registrations signed by the log key: operator-attested (the bootstrap on the server's machine,
         and migrations)."""
+        signed = signed_by_log(self.signer, attested, format_time(now or utc_now()))
         try:
-            return self.append([Submission(s, sig) for s, sig in signed_by_log(self.signer, statements)], now=now)
+            return self.append([Submission(s, signature) for s, signature in signed], now=now)
         except RuleError as exc:
             if exc.kind == "conflict":  # a key bound already, a key revoked already
                 raise ConflictError(str(exc)) from exc
             raise
-
-    def _log_key_id(self) -> str:
-        return key_id_for(public_key_bytes(self.signer.private_key))
 
     def add_actor(
         self,
@@ -543,15 +538,12 @@ class LedgerStore:
         actor = Actor(actor_id or "act_" + secrets.token_hex(8), name, role)
         if actor.id in self.registry().actors:
             raise ConflictError(f"actor {actor.id!r} is already registered")
-        signed_at = format_time(now or utc_now())
-        log_key = self._log_key_id()
         key_id = key_id_for(public_key)
-        actor_data = {"id": actor.id, "name": name, "role": role.value}
         key_data = {"actor": actor.id, "key_id": key_id, "public_key": b64encode(public_key)}
         self.register(
             [
-                registration(IdentityType.ACTOR, actor.id, LOG_ACTOR, log_key, signed_at, actor_data),
-                registration(IdentityType.KEY_ADD, actor.id, LOG_ACTOR, log_key, signed_at, key_data),
+                (IdentityType.ACTOR, actor.id, {"id": actor.id, "name": name, "role": role.value}),
+                (IdentityType.KEY_ADD, actor.id, key_data),
             ],
             now=now,
         )
@@ -565,10 +557,7 @@ class LedgerStore:
             raise NotFoundError(f"actor {actor_id!r} does not exist")
         key_id = key_id_for(public_key)
         data = {"actor": actor_id, "key_id": key_id, "public_key": b64encode(public_key)}
-        signed_at = format_time(now or utc_now())
-        self.register(
-            [registration(IdentityType.KEY_ADD, actor_id, LOG_ACTOR, self._log_key_id(), signed_at, data)], now=now
-        )
+        self.register([(IdentityType.KEY_ADD, actor_id, data)], now=now)
         return self.registry().keys[key_id].as_actor_key()
 
     def revoke_key(self, key_id: str, reason: str = "", *, now: datetime | None = None) -> None:
@@ -580,11 +569,7 @@ class LedgerStore:
         data: dict[str, Any] = {"actor": key.actor_id, "key_id": key_id}
         if reason:
             data["reason"] = reason
-        signed_at = format_time(now or utc_now())
-        self.register(
-            [registration(IdentityType.KEY_REVOKE, key.actor_id, LOG_ACTOR, self._log_key_id(), signed_at, data)],
-            now=now,
-        )
+        self.register([(IdentityType.KEY_REVOKE, key.actor_id, data)], now=now)
 
     # -- appending ----------------------------------------------------------------------------------------------
 
@@ -1207,7 +1192,7 @@ class LedgerStore:
 
     @staticmethod
     def _size(conn: Connection) -> int:
-        return int(conn.execute(_LOG_SIZE).scalar_one())
+        return int(conn.exec_driver_sql(_SIZE).scalar_one())
 
     def size(self) -> int:
         with self.engine.connect() as conn:
