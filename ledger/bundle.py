@@ -137,11 +137,11 @@ def open_bundle(path: Path) -> tuple[BundleHeader, Iterator[LogEntry]]:
         found = head.get("format") if isinstance(head, dict) else None
         if found in _OLD_FORMATS:
             raise EncodingError(
-                f"{path} is a {found} bundle: its actors are a directory from outside the log, which this version "
-                f"no longer trusts; export the log again ({BUNDLE_FORMAT}, where who may sign is in the log itself)"
+                f"it is a {found} bundle, whose actors are a directory from outside the log, which this version no "
+                f"longer trusts; export the log again ({BUNDLE_FORMAT}, where who may sign is in the log itself)"
             )
         if not isinstance(head, dict) or found != BUNDLE_FORMAT:
-            raise EncodingError(f"{path} is not a {BUNDLE_FORMAT} bundle")
+            raise EncodingError(f"its first line is not a {BUNDLE_FORMAT} header")
         registrations = [
             (int(item["index"]), b64decode(item["leaf"], what="registration leaf")) for item in head["registrations"]
         ]

@@ -181,6 +181,16 @@ def test_damaged_certificates(data: st.DataObject) -> None:
 _CERTIFICATE_BYTES = _certificate_bytes()
 
 
+def test_a_bundle_of_the_old_format_is_refused_naming_its_version() -> None:
+    """v1 bundles carried an actor directory from outside the log: refused, with what to do instead."""
+    header, rest = _BUNDLE_TEXT.split(b"\n", 1)
+    head = json.loads(header)
+    head["format"] = "chainproof-bundle/v1"
+    head["actors"] = []
+    with pytest.raises((LedgerError, CliError), match=r"it is a chainproof-bundle/v1 bundle, .* export the log again"):
+        _read_bundle(json.dumps(head).encode() + b"\n" + rest)
+
+
 def test_a_bundle_with_a_time_beyond_utc_is_reported() -> None:
     """A registration whose logged_at is before 1970 in UTC (the header's read-ahead copy and its entry line
     alike): a problem at its index, never a crash."""
