@@ -106,6 +106,14 @@ class KeyOut(BaseModel):
     public_key: str = Field(description="standard base64 of the raw 32-byte Ed25519 public key")
     valid_from: str = Field(description="RFC 3339 time from which the key may sign")
     revoked_at: str | None = Field(description="RFC 3339 time from which statements signed with it are refused")
+    bound_at_index: int | None = Field(
+        default=None, description="log index of the registration that bound it: it signs entries after this one"
+    )
+    revoked_at_index: int | None = Field(
+        default=None, description="log index of the registration that revoked it: it signs nothing from there on"
+    )
+    possession: bool = Field(default=False, description="the key holder proved possession when it was bound")
+    operator_attested: bool = Field(default=False, description="bound by the log key (bootstrap or migration)")
 
 
 class ActorOut(BaseModel):
@@ -113,6 +121,11 @@ class ActorOut(BaseModel):
     name: str = Field(description="organisation name")
     role: Role = Field(description="admin, merchant, inspector, carrier or auditor")
     keys: list[KeyOut] = Field(description="every key the actor registered, revoked ones included")
+    registered_at_index: int | None = Field(default=None, description="log index of the registration that made it")
+    changed_at_index: int | None = Field(default=None, description="log index of its latest name or role")
+    operator_attested: bool = Field(
+        default=False, description="its latest name and role were registered by the log key, not by an admin"
+    )
 
 
 class ActorCreate(BaseModel):

@@ -19,7 +19,6 @@ import typer
 from api.settings import Settings
 from cli.errors import CliError
 from ledger.errors import LedgerError
-from ledger.hashing import b64encode
 from ledger.kinds import EventType, Role
 from ledger.signing import parse_public_key_text
 
@@ -187,41 +186,63 @@ def actor_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="organisation name")],
     role: Annotated[Role, typer.Option(help="admin, merchant, inspector, carrier or auditor")],
-    public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key file (PEM, e.g. from keygen)")],
+    public_key: PublicKeyOption = None,
+    new_key: NewKeyOption = None,
     db: DbOption = None,
     server: Annotated[
-        str | None, typer.Option("--server", help="register through this server, as an admin (--token-file)")
+        str | None, typer.Option("--server", help="register through this server, as an admin (--token-file, --key)")
     ] = None,
+    key: KeyOption = None,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     output_format: FormatOption = "text",
 ) -> None:
-    """Register an actor and print its id and a new API token (shown once).
+    """Register an actor and its first key, and print its id and a new API token (shown once).
 
-    With --server, an admin registers it remotely (the admin's token from --token-file or CHAINPROOF_TOKEN).
-    Without, it is appended on the server's machine, signed by the log key (operator-attested in the log): the
-    bootstrap path, how the first admin is made.
+    With --server, an admin registers it remotely: the registrations are signed with the admin's --key (or
+    CHAINPROOF_KEY) and sent with the admin's token (--token-file or CHAINPROOF_TOKEN). With --new-key instead of
+    --public-key (the key holder is present), the new key proves possession in the log. Without --server, it is
+    appended on the server's machine, signed by the log key (operator-attested in the log): the bootstrap path,
+    how the first admin is made.
 
     Examples:
-      chainproof actor add --name "Acme Coffee" --role merchant --public-key acme.pem.pub --server https://trace.example
+      chainproof actor add --name "Acme Coffee" --role merchant --public-key acme.pem.pub --key ops.pem \\
+        --server https://trace.example
       chainproof actor add --name "Operations" --role admin --public-key ops.pem.pub --db sqlite:///var/chainproof.db
     """
-    raw = _public_key_file(public_key)
+    raw, new_private = _key_to_bind(public_key, new_key)
     if server is not None:
         if db is not None:
             fail("give --server or --db, not both")
+        import secrets
+
+        from cli.identities import record_registrations, registration_signer
+        from cli.record import now_rfc3339
+        from ledger.identities import IdentityType
+        from ledger.signing import key_id_for
+
         with _admin_client(ctx, server, token, token_file) as client:
-            body = {"name": name, "role": role.value, "public_key": b64encode(raw)}
-            created = client.request("POST", "/v1/actors", json=body).json()
-        _print_actor(str(created["id"]), str(created["key_id"]), role, str(created["token"]), output_format)
+            signer = registration_signer(client, key)
+            actor_id = "act_" + secrets.token_hex(8)
+            actor_data = {"id": actor_id, "name": name, "role": role.value}
+            signed_at = now_rfc3339()
+            record_registrations(
+                client,
+                [
+                    signer.event(IdentityType.ACTOR, actor_id, actor_data, signed_at),
+                    signer.key_add(actor_id, raw, new_private, signed_at),
+                ],
+            )
+            issued = client.request("POST", f"/v1/actors/{actor_id}/tokens").json()
+        _print_actor(actor_id, key_id_for(raw), role, str(issued["token"]), output_format)
         return
     store = open_store(settings_for(db))  # the bootstrap is signed by the log key: operator-attested
     try:
-        actor, key = store.add_actor(name, role, raw)
-        token = store.issue_token(actor.id)
+        registered, first_key = store.add_actor(name, role, raw)
+        token = store.issue_token(registered.id)
     except LedgerError as exc:
         fail(str(exc))
-    _print_actor(actor.id, key.key_id, role, token, output_format)
+    _print_actor(registered.id, first_key.key_id, role, token, output_format)
 
 
 def _print_actor(actor_id: str, key_id: str, role: Role, token: str, output_format: str) -> None:
@@ -229,6 +250,29 @@ def _print_actor(actor_id: str, key_id: str, role: Role, token: str, output_form
         typer.echo(json.dumps({"id": actor_id, "key_id": key_id, "role": role.value, "token": token}))
     else:
         typer.echo(f"actor id: {actor_id}\nkey id:   {key_id}\ntoken:    {token}  (shown once; keep it secret)")
+
+
+PublicKeyOption = Annotated[
+    Path | None, typer.Option("--public-key", help="Ed25519 public key file (PEM, e.g. from keygen)")
+]
+NewKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--new-key", help="the new private key itself (its holder is present): binds it with proof of possession"
+    ),
+]
+
+
+def _key_to_bind(public_key: Path | None, new_key: Path | None) -> tuple[bytes, Any]:
+    """The public key to bind, and the private key if given (`--new-key`, for a proof of possession)."""
+    if (public_key is None) == (new_key is None):
+        fail("give the key to bind: --public-key FILE.pub, or --new-key FILE (its holder proves possession)")
+    if new_key is not None:
+        from cli.identities import new_key_file
+
+        return new_key_file(new_key)
+    assert public_key is not None
+    return _public_key_file(public_key), None
 
 
 def _public_key_file(path: Path) -> bytes:
@@ -355,25 +399,45 @@ def token_revoke(
 def key_add(
     ctx: typer.Context,
     actor: Annotated[str, typer.Option("--actor", help="the actor the key is for")],
-    public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key file (PEM, e.g. from keygen)")],
     server: AdminServerOption,
+    public_key: PublicKeyOption = None,
+    new_key: NewKeyOption = None,
+    key: KeyOption = None,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     output_format: FormatOption = "text",
 ) -> None:
-    """Add a signing key to an actor (an admin, or the actor itself): it signs from now on.
+    """Bind another signing key to an actor (by an admin, or the actor itself): it signs from the next entry on.
+    Recorded in the log, signed with your --key; with --new-key, the new key proves possession.
 
-    Example: chainproof key add --actor act_1234 --public-key new.pem.pub --server https://trace.example
+    Example: chainproof key add --actor act_1234 --new-key new.pem --key current.pem --server https://trace.example
     """
-    raw = _public_key_file(public_key)
-    with _admin_client(ctx, server, token, token_file) as client:
-        added = client.request(
-            "POST", f"/v1/actors/{quote(actor, safe='')}/keys", json={"public_key": b64encode(raw)}
-        ).json()
-    if output_format == "json":
-        typer.echo(json.dumps(added))
-    else:
-        typer.echo(f"key {added['key_id']} of {added['actor_id']} signs from {added['valid_from']}")
+    _change_keys(ctx, server, key, token, token_file, output_format, actor, (public_key, new_key), (None, ""))
+
+
+@key_app.command("rotate")
+@handled
+def key_rotate(
+    ctx: typer.Context,
+    actor: Annotated[str, typer.Option("--actor", help="the actor whose key rotates")],
+    server: AdminServerOption,
+    public_key: PublicKeyOption = None,
+    new_key: NewKeyOption = None,
+    revoke: Annotated[
+        str | None, typer.Option("--revoke", metavar="OLD_KEY_ID", help="revoke this key in the same request")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why the old key is revoked")] = "rotated",
+    key: KeyOption = None,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Bind a new key and revoke an old one in one request: both are logged, or neither.
+
+    Example: chainproof key rotate --actor act_1234 --new-key new.pem --revoke 1a2b3c4d5e6f7a8b --key old.pem \
+      --server https://trace.example
+    """
+    _change_keys(ctx, server, key, token, token_file, output_format, actor, (public_key, new_key), (revoke, reason))
 
 
 @key_app.command("revoke")
@@ -383,20 +447,68 @@ def key_revoke(
     key_id: Annotated[str, typer.Argument(help="the key's id (16 hex digits)")],
     server: AdminServerOption,
     reason: Annotated[str, typer.Option(help="why (kept with the revocation)")] = "",
+    key: KeyOption = None,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     output_format: FormatOption = "text",
 ) -> None:
-    """Revoke a key (an admin, or the key's own actor): nothing it signs is accepted from now on.
+    """Revoke a key (an admin, or the key's own actor): nothing it signs is accepted from the next entry on.
+    Recorded in the log, signed with your --key.
 
-    Example: chainproof key revoke 1a2b3c4d5e6f7a8b --reason "laptop stolen" --server https://trace.example
+    Example: chainproof key revoke 1a2b3c4d5e6f7a8b --reason "laptop stolen" --key ops.pem --server https://trace.example
     """
+    _change_keys(ctx, server, key, token, token_file, output_format, None, None, (key_id, reason))
+
+
+def _change_keys(
+    ctx: typer.Context,
+    server: str,
+    key: Path | None,
+    token: str | None,
+    token_file: Path | None,
+    output_format: str,
+    actor: str | None,
+    binding: tuple[Path | None, Path | None] | None,
+    revoking: tuple[str | None, str],
+) -> None:
+    """key add, rotate and revoke: the registrations (bind `binding`'s key to `actor`, revoke the key id in
+    `revoking` with its reason), signed with the caller's key and sent in one request."""
+    from cli.identities import record_registrations, registration_signer
+    from cli.record import now_rfc3339
+    from ledger.identities import IdentityType
+    from ledger.signing import key_id_for
+
+    bound = _key_to_bind(*binding) if binding is not None else None
+    revoked, reason = revoking
     with _admin_client(ctx, server, token, token_file) as client:
-        client.request("POST", f"/v1/keys/{quote(key_id, safe='')}/revoke", json={"reason": reason})
+        signer = registration_signer(client, key)
+        owner = actor or _owner_of(client, str(revoked))
+        signed_at = now_rfc3339()
+        events = [] if bound is None else [signer.key_add(owner, bound[0], bound[1], signed_at)]
+        if revoked is not None:
+            data = {"actor": owner, "key_id": revoked} | ({"reason": reason} if reason else {})
+            events.append(signer.event(IdentityType.KEY_REVOKE, owner, data, signed_at))
+        record_registrations(client, events)
+        keys = {str(k["key_id"]): k for k in client.get_json(f"/v1/actors/{quote(owner, safe='')}/keys")}
+    added = None if bound is None else keys[key_id_for(bound[0])]
     if output_format == "json":
-        typer.echo(json.dumps({"key_id": key_id, "revoked": True}))
-    else:
-        typer.echo(f"key {key_id} revoked")
+        if added is not None and revoked is not None:
+            typer.echo(json.dumps({"added": added, "revoked": keys.get(revoked)}))
+        else:
+            typer.echo(json.dumps(added if added is not None else {"key_id": revoked, "revoked": True}))
+        return
+    if added is not None:
+        typer.echo(f"key {added['key_id']} of {added['actor_id']} signs from {added['valid_from']}")
+    if revoked is not None:
+        typer.echo(f"key {revoked} revoked")
+
+
+def _owner_of(client: Any, key_id: str) -> str:
+    """The actor a key is bound to, as the server lists it."""
+    for listed in client.get_json("/v1/actors"):
+        if any(k["key_id"] == key_id for k in listed["keys"]):
+            return str(listed["id"])
+    raise CliError(f"no actor has key {key_id}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -544,7 +545,9 @@ def test_the_demo_leaves_keys_and_tokens_a_newcomer_can_go_on_with(tmp_path: Pat
 
 def test_an_admin_onboards_a_partner_remotely(tmp_path: Path) -> None:
     """From the first admin (bootstrapped on the server's machine) to a merchant recording against the remote
-    server: actor add --server, token create, key add, key revoke, actor list; the revoked key is refused."""
+    server: actor add --server, token create, key add, key rotate, key revoke, actor list; the revoked key is
+    refused. Every registration is signed by the one who asked (the admin, or the merchant for its own keys), not
+    by the log key; a key added with --new-key carries its proof of possession."""
     data = tmp_path / "server"
     server = start_server(data)
     try:
@@ -552,55 +555,85 @@ def test_an_admin_onboards_a_partner_remotely(tmp_path: Path) -> None:
         admin = add_party(tmp_path, db, "ops", "admin")
         admin_token = tmp_path / "admin.token"
         admin_token.write_text(admin.token)
-        remote = ("--server", server.url, "--token-file", str(admin_token))
+        remote = ("--server", server.url, "--token-file", str(admin_token), "--key", str(admin.key))
         cli("keygen", "--out", tmp_path / "shop.pem")
+        unsigned = cli("actor", "add", "--name", "Acme Tea", "--role", "merchant", "--public-key",
+                       tmp_path / "shop.pem.pub", *remote[:4], code=2)  # fmt: skip
+        assert "signed by you: give your private key with --key" in unsigned
         created = json.loads(
-            cli("actor", "add", "--name", "Acme Tea", "--role", "merchant", "--public-key", tmp_path / "shop.pem.pub",
+            cli("actor", "add", "--name", "Acme Tea", "--role", "merchant", "--new-key", tmp_path / "shop.pem",
                 *remote, "--format", "json")
         )  # fmt: skip
         assert set(created) >= {"id", "token"}
-        issued = json.loads(cli("token", "create", "--actor", created["id"], *remote, "--format", "json"))
+        issued = json.loads(cli("token", "create", "--actor", created["id"], *remote[:4], "--format", "json"))
         shop_token = tmp_path / "shop.token"
         shop_token.write_text(issued["token"])
-        as_shop = ("--server", server.url, "--token-file", str(shop_token))
+        as_shop = ("--server", server.url, "--token-file", str(shop_token), "--key", str(tmp_path / "shop.pem"))
         origin = ("origin", "--sku", "TEA", "--product", "Tea", "--country", "IN", "--quantity", "5", "--unit", "kg")
-        cli("record", *origin, "--lot", "1", "--key", tmp_path / "shop.pem", *as_shop)
+        cli("record", *origin, "--lot", "1", *as_shop)
         cli("keygen", "--out", tmp_path / "shop2.pem")
         added = json.loads(
             cli("key", "add", "--actor", created["id"], "--public-key", tmp_path / "shop2.pem.pub", *as_shop,
                 "--format", "json")
         )  # fmt: skip
         cli("key", "revoke", created["key_id"], "--reason", "rotated", *as_shop)
-        refused = cli("record", *origin, "--lot", "2", "--key", tmp_path / "shop.pem", *as_shop, code=2)
+        refused = cli("record", *origin, "--lot", "2", *as_shop, code=2)
         assert "revoked" in refused
-        cli("record", *origin, "--lot", "3", "--key", tmp_path / "shop2.pem", *as_shop)
+        as_shop = (*as_shop[:4], "--key", str(tmp_path / "shop2.pem"))
+        cli("record", *origin, "--lot", "3", *as_shop)
+        # rotate: a new key and the old one's revocation in one request, signed by the old key
+        cli("keygen", "--out", tmp_path / "shop3.pem")
+        rotated = json.loads(
+            cli("key", "rotate", "--actor", created["id"], "--new-key", tmp_path / "shop3.pem", "--revoke",
+                added["key_id"], *as_shop, "--format", "json")
+        )  # fmt: skip
+        assert rotated["revoked"]["revoked_at"] is not None
+        assert "revoked" in cli("record", *origin, "--lot", "5", *as_shop, code=2)
+        as_shop = (*as_shop[:4], "--key", str(tmp_path / "shop3.pem"))
+        cli("record", *origin, "--lot", "6", *as_shop)
+        # who signed each registration: the admin for the actor and its first key, the merchant for its own keys
+        registrations = httpx.get(f"{server.url}/v1/log/registrations").json()["registrations"]
+        signers = [(r["statement"]["type"], r["statement"]["actor"]) for r in registrations
+                   if r["statement"]["lot"] == created["id"]]  # fmt: skip
+        assert signers == [
+            ("actor", admin.id), ("key_add", admin.id), ("key_add", created["id"]), ("key_revoke", created["id"]),
+            ("key_add", created["id"]), ("key_revoke", created["id"]),
+        ]  # fmt: skip
+        proofs = [r["statement"]["data"].get("possession") is not None for r in registrations
+                  if r["statement"]["type"] == "key_add" and r["statement"]["lot"] == created["id"]]  # fmt: skip
+        assert proofs == [True, False, True]  # --new-key, --public-key, --new-key
         listed = cli("actor", "list", "--server", server.url)
         assert f"{created['key_id']} (revoked" in listed
         assert added["key_id"] in listed
         # tokens by id: listed without themselves, revoked by id, and then refused
-        spare = json.loads(cli("token", "create", "--actor", created["id"], *as_shop, "--format", "json"))
+        spare = json.loads(cli("token", "create", "--actor", created["id"], *as_shop[:4], "--format", "json"))
         import hashlib
 
         assert spare["id"] == hashlib.sha256(spare["token"].encode()).hexdigest()[:16]
-        tokens = json.loads(cli("token", "list", "--actor", created["id"], *as_shop, "--format", "json"))
+        tokens = json.loads(cli("token", "list", "--actor", created["id"], *as_shop[:4], "--format", "json"))
         assert spare["id"] in [t["id"] for t in tokens]
         assert all(spare["token"] not in json.dumps(t) for t in tokens)
-        cli("token", "revoke", spare["id"], *remote)
+        cli("token", "revoke", spare["id"], *remote[:4])
         spare_file = tmp_path / "spare.token"
         spare_file.write_text(spare["token"])
-        refused = cli("record", *origin, "--lot", "4", "--key", tmp_path / "shop2.pem", "--server", server.url,
+        refused = cli("record", *origin, "--lot", "4", "--key", tmp_path / "shop3.pem", "--server", server.url,
                       "--token-file", str(spare_file), code=2)  # fmt: skip
         assert "401" in refused
-        assert "revoked" in cli("token", "list", "--actor", created["id"], *as_shop)
-        assert "404" in cli("token", "revoke", "0" * 16, *remote, code=2)
+        assert "revoked" in cli("token", "list", "--actor", created["id"], *as_shop[:4])
+        assert "404" in cli("token", "revoke", "0" * 16, *remote[:4], code=2)
         # a binary file is not a public key: one line, exit 2
         (tmp_path / "junk.pub").write_bytes(bytes(range(256)))
         junk = cli("actor", "add", "--name", "X", "--role", "merchant", "--public-key", tmp_path / "junk.pub", *remote,
                    code=2)  # fmt: skip
         assert junk.strip().endswith("holds binary data, where a PEM or base64 key is text")
-        # a merchant cannot register actors
+        # a merchant cannot register actors, nor bind a key to another actor
         refused = cli("actor", "add", "--name", "Fake Lab", "--role", "inspector", "--public-key",
                       tmp_path / "shop2.pem.pub", *as_shop, code=2)  # fmt: skip
         assert "403" in refused
+        assert "only an admin (or the log key) may record actor" in refused
+        cli("keygen", "--out", tmp_path / "stranger.pem")
+        refused = cli("key", "add", "--actor", admin.id, "--public-key", tmp_path / "stranger.pem.pub", *as_shop,
+                      code=2)  # fmt: skip
+        assert "only an admin (or the log key) may record key_add" in refused
     finally:
         server.stop()

@@ -11,29 +11,42 @@ from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, 
 from ledger.errors import NotFoundError
 from ledger.events import Role, format_time
 from ledger.hashing import b64encode, sha256_hex
-from ledger.rules import Actor, ActorKey, Directory
+from ledger.identities import RegisteredActor, RegisteredKey, Registry
+from ledger.rules import Actor
 from ledger.signing import parse_public_key_text
 
 router = APIRouter(prefix="/v1", tags=["actors"])
 
 
-def key_out(key: ActorKey) -> KeyOut:
+def key_out(key: RegisteredKey) -> KeyOut:
     return KeyOut(
         key_id=key.key_id,
         actor_id=key.actor_id,
         public_key=b64encode(key.public_key),
-        valid_from=format_time(key.valid_from),
-        revoked_at=None if key.revoked_at is None else format_time(key.revoked_at),
+        valid_from=format_time(key.valid_from) if key.valid_from is not None else "",
+        revoked_at=None if key.revoked_time is None else format_time(key.revoked_time),
+        bound_at_index=key.added_at,
+        revoked_at_index=key.revoked_at,
+        possession=key.possession,
+        operator_attested=key.operator_attested,
     )
 
 
-def actor_out(actor: Actor, directory: Directory) -> ActorOut:
-    keys = sorted((k for k in directory.keys.values() if k.actor_id == actor.id), key=lambda k: k.valid_from)
-    return ActorOut(id=actor.id, name=actor.name, role=actor.role, keys=[key_out(k) for k in keys])
+def actor_out(actor: RegisteredActor, registry: Registry) -> ActorOut:
+    keys = sorted((k for k in registry.keys.values() if k.actor_id == actor.id), key=lambda k: k.added_at)
+    return ActorOut(
+        id=actor.id,
+        name=actor.name,
+        role=actor.role,
+        keys=[key_out(k) for k in keys],
+        registered_at_index=actor.registered_at,
+        changed_at_index=actor.changed_at,
+        operator_attested=actor.operator_attested,
+    )
 
 
-def _actor(directory: Directory, actor_id: str) -> Actor:
-    actor = directory.actors.get(actor_id)
+def _actor(registry: Registry, actor_id: str) -> RegisteredActor:
+    actor = registry.actors.get(actor_id)
     if actor is None:
         raise ProblemError(404, f"actor {actor_id!r} does not exist", "not-found")
     return actor
@@ -46,26 +59,26 @@ def _self_or_admin(caller: Actor, actor_id: str) -> None:
 
 @router.get("/actors", response_model=list[ActorOut], summary="Every actor with its public keys")
 def list_actors(store: StoreDep) -> list[ActorOut]:
-    directory = store.directory()
-    return [actor_out(a, directory) for a in sorted(directory.actors.values(), key=lambda a: a.id)]
+    registry = store.registry()
+    return [actor_out(a, registry) for a in sorted(registry.actors.values(), key=lambda a: a.id)]
 
 
 @router.get("/me", response_model=ActorOut, summary="The actor the API token belongs to")
 def whoami(caller: CurrentActor, store: StoreDep) -> ActorOut:
-    directory = store.directory()
-    return actor_out(_actor(directory, caller.id), directory)
+    registry = store.registry()
+    return actor_out(_actor(registry, caller.id), registry)
 
 
 @router.get("/actors/{actor_id}", response_model=ActorOut, summary="One actor with its public keys")
 def get_actor(actor_id: ActorIdPath, store: StoreDep) -> ActorOut:
-    directory = store.directory()
-    return actor_out(_actor(directory, actor_id), directory)
+    registry = store.registry()
+    return actor_out(_actor(registry, actor_id), registry)
 
 
 @router.get("/actors/{actor_id}/keys", response_model=list[KeyOut], summary="An actor's keys and validity periods")
 def get_actor_keys(actor_id: ActorIdPath, store: StoreDep) -> list[KeyOut]:
-    directory = store.directory()
-    return actor_out(_actor(directory, actor_id), directory).keys
+    registry = store.registry()
+    return actor_out(_actor(registry, actor_id), registry).keys
 
 
 @router.post("/actors", status_code=201, response_model=ActorCreated, summary="Register an actor (admins only)")
@@ -78,12 +91,13 @@ def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> Ac
 @router.post("/actors/{actor_id}/keys", status_code=201, response_model=KeyOut, summary="Add a key (rotation)")
 def add_key(actor_id: ActorIdPath, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
     _self_or_admin(caller, actor_id)
-    return key_out(store.add_key(actor_id, parse_public_key_text(body.public_key)))
+    added = store.add_key(actor_id, parse_public_key_text(body.public_key))
+    return key_out(store.registry().keys[added.key_id])
 
 
 @router.post("/keys/{key_id}/revoke", status_code=204, summary="Revoke a key: it signs nothing from now on")
 def revoke_key(key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
-    key = store.directory().keys.get(key_id)
+    key = store.registry().keys.get(key_id)
     if key is None:
         raise ProblemError(404, f"key {key_id} does not exist", "not-found")
     _self_or_admin(caller, key.actor_id)
