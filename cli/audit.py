@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from cli.client import CliError, ServerClient
 from ledger.bundle import BundleHeader, open_bundle, write_bundle
 from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
-from ledger.hashing import b64decode
+from ledger.hashing import b64decode, leaf_hash
 from ledger.identities import Registry
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
 from ledger.rules import BatchState
@@ -176,10 +176,18 @@ class State:
     def checkpoint(self) -> str | None:
         return self.data.get("checkpoint")
 
-    def save(self, log_key: str, checkpoint: str) -> None:
+    @property
+    def names_checked(self) -> int:
+        """How many entries `monitor --watch-names` has checked the registrations of."""
+        return int(self.data.get("names_checked", 0))
+
+    def save(self, log_key: str, checkpoint: str, *, names_checked: int | None = None) -> None:
+        self.data |= {"log_key": log_key, "checkpoint": checkpoint}
+        if names_checked is not None:
+            self.data["names_checked"] = names_checked
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"log_key": log_key, "checkpoint": checkpoint}, indent=2))
+        tmp.write_text(json.dumps(self.data, indent=2))
         tmp.replace(self.path)
 
 
@@ -272,18 +280,92 @@ def _verified_batch(client: ServerClient, key: NoteVerifier, sku: str, lot: str,
         params = dict(parse_qsl(parts.query))
     # one proof, of the last entry: the hash chain links every earlier entry to it
     proofs = {index: client.inclusion_proof(index, size) for index, _leaf in entries[-1:] if index < size}
-    # who may sign: the log's registrations, each actor's chain proven by a proof of its last entry
-    registrations = client.registrations(size)
-    chain_ends = [chain[-1][0] for chain in registration_chains(registrations).values()]
-    registration_proofs = {index: client.inclusion_proof(index, size) for index in chain_ends}
-    problems: list[Problem] = []
-    try:
-        registry, problems = proven_registry(registrations, registration_proofs, open_checkpoint(note, key), key)
-    except LedgerError:  # the checkpoint does not verify: verify_batch says so
-        registry = replay_registrations(registrations, key)[0]
+    registry, problems = server_registry(client, key, note)
     report = verify_batch(sku, lot, entries, proofs, registry, key, note)
     report.problems[:0] = problems
     return report, len(entries)
+
+
+def server_registry(client: ServerClient, key: NoteVerifier, note: str) -> tuple[Registry, list[Problem]]:
+    """Who may sign as of a checkpoint, from the server's registrations, each actor's chain proven into the
+    checkpoint by one inclusion proof of its last entry."""
+    size = checkpoint_size(note)
+    registrations = client.registrations(size)
+    chain_ends = [chain[-1][0] for chain in registration_chains(registrations).values()]
+    proofs = {index: client.inclusion_proof(index, size) for index in chain_ends}
+    try:
+        return proven_registry(registrations, proofs, open_checkpoint(note, key), key)
+    except LedgerError as exc:  # the checkpoint does not verify
+        registry, problems = replay_registrations(registrations, key)
+        return registry, [Problem(None, "checkpoint-signature", f"checkpoint does not verify: {exc}"), *problems]
+
+
+@dataclass(frozen=True)
+class WatchedName:
+    """A name to watch for look-alikes, and the actors that genuinely hold it (or one like it)."""
+
+    name: str
+    holders: frozenset[str] = frozenset()
+
+
+def read_watched_names(path: Path) -> list[WatchedName]:
+    """One name a line (`#` starts a comment); `NAME @ACTOR_ID` names its genuine holder, which is not alerted."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    holders: dict[str, set[str]] = {}  # a name, once however many lines give it, with all its holders
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _at, holder = line.rpartition(" @")
+        known = holders.setdefault(name.strip() if name else line, set())
+        if name:
+            known.add(holder.strip())
+    if not holders:
+        raise CliError(f"{path} names nothing to watch (one name a line)")
+    return [WatchedName(name, frozenset(known)) for name, known in holders.items()]
+
+
+def watched_name_problems(
+    client: ServerClient, key: NoteVerifier, note: str, watched: Sequence[WatchedName], start: int
+) -> list[Problem]:
+    """Actors registered (or renamed) at index `start` or later, before the checkpoint `note`, whose names read
+    as a watched one; each such entry proven into the checkpoint, so the alert names what the log holds."""
+    from ledger.merkle import verify_inclusion
+    from ledger.names import resembles
+
+    checkpoint = open_checkpoint(note, key).checkpoint
+    problems: list[Problem] = []
+    for index, leaf in client.registrations(checkpoint.size, start=start):
+        try:
+            statement = parse_leaf(leaf).statement
+            name, actor_id = str(statement["data"]["name"]), str(statement["lot"])
+        except (LedgerError, KeyError, TypeError):
+            continue  # not an actor registration (a key's), or unreadable: a full audit reports the latter
+        if statement.get("type") != "actor":
+            continue
+        for item in watched:
+            if actor_id not in item.holders and resembles(name, item.name):
+                try:
+                    proof = client.inclusion_proof(index, checkpoint.size)
+                    verify_inclusion(index, checkpoint.size, leaf_hash(leaf), proof, checkpoint.root_hash)
+                except LedgerError as exc:
+                    problems.append(Problem(index, "inclusion", f"the server's registration is not in the log: {exc}"))
+                    continue
+                problems.append(
+                    Problem(
+                        index,
+                        "watched-name",
+                        f"actor {actor_id} registered as {name!r}, which reads as the watched name {item.name!r} "
+                        f"(signed by {statement.get('actor')})",
+                    )
+                )
+                break  # one alert an entry, whatever else it resembles
+    return problems
 
 
 def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> tuple[list[Problem], dict[str, Any]]:
@@ -300,8 +382,11 @@ def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> 
     return report.problems, summary
 
 
-def monitor_step(client: ServerClient, key: NoteVerifier, state: State) -> tuple[list[Problem], int]:
-    """Fetch the latest checkpoint and prove it extends the last one seen; remember it if it does."""
+def monitor_step(
+    client: ServerClient, key: NoteVerifier, state: State, watched: Sequence[WatchedName] = ()
+) -> tuple[list[Problem], int]:
+    """Fetch the latest checkpoint and prove it extends the last one seen; with names to watch, look at the
+    actors registered since the last step; remember the checkpoint if all holds."""
     note = client.get_text("/v1/log/checkpoint")
     try:
         new = open_checkpoint(note, key).checkpoint
@@ -314,8 +399,10 @@ def monitor_step(client: ServerClient, key: NoteVerifier, state: State) -> tuple
         if 0 < old_size < new.size:
             proof = client.consistency_proof(old_size, new.size)
         problems = check_consistency(state.checkpoint, note, proof, key)
+    if not problems and watched:
+        problems = watched_name_problems(client, key, note, watched, state.names_checked)
     if not problems:
-        state.save(str(key), note)
+        state.save(str(key), note, names_checked=new.size if watched else None)
     return problems, new.size
 
 

@@ -79,9 +79,9 @@ class ServerClient:
                 yield int(item["index"]), b64decode(item["leaf"], what="leaf")
             start = int(items[-1]["index"]) + 1
 
-    def registrations(self, end: int) -> list[tuple[int, bytes]]:
-        """(index, leaf) of every registration entry before index `end`."""
-        page = self.get_json("/v1/log/registrations", end=end)
+    def registrations(self, end: int, start: int = 0) -> list[tuple[int, bytes]]:
+        """(index, leaf) of every registration entry at indices [start, end)."""
+        page = self.get_json("/v1/log/registrations", start=start, end=end)
         return [(int(item["index"]), b64decode(item["leaf"], what="leaf")) for item in page.get("registrations", [])]
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:

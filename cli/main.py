@@ -1088,25 +1088,35 @@ def monitor(
     state: StateOption = None,
     interval: Annotated[float, typer.Option(min=1, help="seconds between checks")] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="check once and exit")] = False,
+    watch_names: Annotated[
+        Path | None,
+        typer.Option(
+            "--watch-names",
+            help="names to watch, one a line (NAME @ACTOR_ID marks its genuine holder): alert when an actor is "
+            "registered under a look-alike (case, spacing and Unicode confusables folded)",
+        ),
+    ] = None,
     output_format: FormatOption = "text",
 ) -> None:
     """Watch a log: every interval, prove the new checkpoint extends the last one seen (consistency proof).
-    Exits 1 at once if the log was rewritten, truncated or forked.
+    Exits 1 at once if the log was rewritten, truncated or forked, or (--watch-names) if an actor was
+    registered under a name that reads as a watched one, naming the entries.
 
-    Example: chainproof monitor --server https://trace.example --interval 300
+    Example: chainproof monitor --server https://trace.example --interval 300 --watch-names labs.txt
     """
     import time
 
-    from cli.audit import State, monitor_step
+    from cli.audit import State, monitor_step, read_watched_names
     from cli.client import ServerClient
 
+    watched = read_watched_names(watch_names) if watch_names is not None else []
     with ServerClient(server) as client:
         problems: list[Any] = []
         key = server_key(client, log_key, state, problems)
         remembered = State(state, key.name)
         while True:
             if not problems:
-                problems, size = monitor_step(client, key, remembered)
+                problems, size = monitor_step(client, key, remembered, watched)
             ok = not problems
             if output_format == "json":
                 typer.echo(
@@ -1124,6 +1134,93 @@ def monitor(
             if once:
                 return
             time.sleep(interval)
+
+
+@app.command()
+@handled
+def actors(
+    server: Annotated[str | None, typer.Option("--server", help="the log's server")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="an exported bundle")] = None,
+    log_key: LogKeyOption = None,
+    state: StateOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """Every actor and key as the log's registrations say, with the log index that registered, changed, bound or
+    revoked each; operator-attested registrations (signed by the log key) and proofs of possession are marked.
+
+    From a server, the registrations are proven into its signed checkpoint (one inclusion proof per actor); from
+    a bundle, the whole bundle is verified first. Exits 1 if anything does not hold.
+
+    Example: chainproof actors --server https://trace.example
+    """
+    from cli.audit import from_bundle, run_full_verification, server_registry
+
+    if (server is None) == (bundle is None):
+        fail("give --server URL or --bundle FILE")
+    problems: list[Any] = []
+    if bundle is not None:
+        snapshot = from_bundle(bundle)
+        report = run_full_verification(snapshot, snapshot.published_key, None, show_progress=False)
+        registry, problems = report.registry, report.problems
+    else:
+        from cli.client import ServerClient
+
+        with ServerClient(server) as client:
+            key = server_key(client, log_key, state, problems)
+            registry, found = server_registry(client, key, client.get_text("/v1/log/checkpoint"))
+            problems += found
+    listed = [_registered_json(actor, registry) for actor in sorted(registry.actors.values(), key=lambda a: a.id)]
+    if output_format == "json":
+        typer.echo(json.dumps({"ok": not problems, "actors": listed, "problems": [_problem_json(p) for p in problems]}))
+    else:
+        for actor in listed:
+            typer.echo(_registered_line(actor))
+            for listed_key in actor["keys"]:
+                typer.echo("  " + _registered_line(listed_key))
+        for problem in problems:
+            typer.echo(f"PROBLEM {problem}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _registered_line(item: dict[str, Any]) -> str:
+    """An actor or a key of `actors`, as a line of text."""
+    marks = [
+        m
+        for m, on in (("possession proven", item.get("possession")), ("operator-attested", item["operator_attested"]))
+        if on
+    ]
+    if "key_id" in item:
+        revoked = "" if item["revoked_at_index"] is None else f", revoked at {item['revoked_at_index']}"
+        line = f"key {item['key_id']}  bound at {item['bound_at_index']}{revoked}"
+    else:
+        changed = item["changed_at_index"]
+        line = f"{item['role']:<9} {item['id']}  {item['name']!r}  registered at {item['registered_at_index']}"
+        line += f", changed at {changed}" if changed != item["registered_at_index"] else ""
+    return line + (f"  ({', '.join(marks)})" if marks else "")
+
+
+def _registered_json(actor: Any, registry: Any) -> dict[str, Any]:
+    keys = sorted((k for k in registry.keys.values() if k.actor_id == actor.id), key=lambda k: k.added_at)
+    return {
+        "id": actor.id,
+        "name": actor.name,
+        "role": actor.role.value,
+        "registered_at_index": actor.registered_at,
+        "changed_at_index": actor.changed_at,
+        "operator_attested": actor.operator_attested,
+        "keys": [
+            {
+                "key_id": k.key_id,
+                "bound_at_index": k.added_at,
+                "revoked_at_index": k.revoked_at,
+                "revoked_reason": k.revoked_reason,
+                "possession": k.possession,
+                "operator_attested": k.operator_attested,
+            }
+            for k in keys
+        ],
+    }
 
 
 @certificate_app.command("get")

@@ -69,6 +69,7 @@ class Report:
     tree_size: int | None = None
     root: bytes | None = None
     checkpoint_verified: bool = False
+    registry: Registry | None = None  # who may sign, as the entries' registrations tell it
 
     @property
     def ok(self) -> bool:
@@ -478,6 +479,7 @@ class LedgerVerifier:
             tree_size=size,
             root=self._tree.root(),
             checkpoint_verified=covered,
+            registry=self._registry,
         )
 
 

@@ -148,3 +148,96 @@ def test_db_upgrade_moves_an_old_directory_into_the_log_keeping_its_times(
     problems = json.loads(result.stdout)["problems"]
     assert [(p["index"], p["code"]) for p in problems] == [(revoked_use, "rule")], problems
     assert "revoked" in problems[0]["message"]
+
+
+# -- auditors watch identities ---------------------------------------------------------------------------------
+
+
+def _cli(*args: object, code: int = 0) -> str:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}: {result.output}"
+    return result.stdout
+
+
+def test_auditors_list_identities_and_catch_look_alike_names(tmp_path: Path) -> None:
+    """`actors` lists every actor and key with the index that registered, bound or revoked it; `monitor
+    --watch-names` names the entries that registered "SGS  Test Lab" and "SGS Test Lab" with a Cyrillic e next to
+    the genuine "SGS Test Lab", and only those."""
+    from tests.servers import start_server
+
+    server = start_server(tmp_path / "server")
+    try:
+        store = server.store
+        parties = {
+            name: store.add_actor(name, Role.INSPECTOR, public_key_bytes(generate_private_key()))[0]
+            for name in ("SGS Test Lab", "SGS  Test Lab", "SGS T\u0435st Lab", "Bureau Veritas", "sgs test labs")
+        }
+        genuine = parties["SGS Test Lab"]
+        revoked = store.add_key(genuine.id, public_key_bytes(generate_private_key()))
+        store.revoke_key(revoked.key_id, "test")
+        store.checkpoint()
+        registry = store.registry()
+        watch = tmp_path / "watch.txt"
+        watch.write_text(f"# labs we work with\nSGS Test Lab @{genuine.id}\n")
+        state = ("--state", tmp_path / "state")
+        out = _cli(
+            "monitor", "--server", server.url, "--once", "--watch-names", watch, *state, "--format", "json", code=1
+        )
+        alerts = {p["index"]: p["message"] for p in json.loads(out)["problems"]}
+        look_alikes = [parties["SGS  Test Lab"], parties["SGS T\u0435st Lab"]]
+        assert sorted(alerts) == sorted(registry.actors[a.id].registered_at for a in look_alikes)
+        assert all("reads as the watched name 'SGS Test Lab'" in message for message in alerts.values())
+        # once a look-alike is known to be genuine too, nothing is left to flag
+        watch.write_text("".join(f"SGS Test Lab @{a.id}\n" for a in (genuine, *look_alikes)))
+        assert "ok: log size" in _cli("monitor", "--server", server.url, "--once", "--watch-names", watch, *state)
+
+        listed = json.loads(_cli("actors", "--server", server.url, *state, "--format", "json"))
+        assert listed["ok"] is True
+        by_id = {a["id"]: a for a in listed["actors"]}
+        assert set(by_id) == {a.id for a in parties.values()}
+        lab = by_id[genuine.id]
+        assert (lab["registered_at_index"], lab["operator_attested"]) == (
+            registry.actors[genuine.id].registered_at,
+            True,
+        )
+        keys = {k["key_id"]: k for k in lab["keys"]}
+        assert keys[revoked.key_id]["revoked_at_index"] == registry.keys[revoked.key_id].revoked_at
+        assert keys[revoked.key_id]["bound_at_index"] < keys[revoked.key_id]["revoked_at_index"]
+        text = _cli("actors", "--server", server.url, *state)
+        assert f"key {revoked.key_id}  bound at {keys[revoked.key_id]['bound_at_index']}, revoked at" in text
+        bundle = tmp_path / "log.cpb"
+        _cli("export", "--server", server.url, "--out", bundle)
+        assert json.loads(_cli("actors", "--bundle", bundle, "--format", "json"))["actors"] == listed["actors"]
+    finally:
+        server.stop()
+
+
+def test_a_fork_of_the_directory_is_caught_like_any_fork(tmp_path: Path) -> None:
+    """Two auditors shown different registrations at the same index (two copies of one log, each growing its
+    own way): the auditor who saw one view and then meets the other is told the log forked."""
+    import shutil
+
+    from ledger.logkey import load_or_create_log_signer
+    from ledger.storage import create_db_engine, default_sqlite_url, migrate
+
+    base = tmp_path / "base"
+    base.mkdir()
+    key_file = base / "log-key.pem"
+    engine = create_db_engine(default_sqlite_url(base))
+    migrate(engine)
+    store = LedgerStore(engine, load_or_create_log_signer(key_file, "chainproof.test/log"))
+    store.add_actor("Ops", Role.ADMIN, public_key_bytes(generate_private_key()))
+    store.checkpoint()
+    engine.dispose()
+    views = []
+    for view, lab_name in (("a", "SGS Test Lab"), ("b", "SGS Test Lab (Shenzhen)")):
+        shutil.copytree(base, tmp_path / view)
+        forked = LedgerStore(create_db_engine(default_sqlite_url(tmp_path / view)), store.signer)
+        forked.add_actor(lab_name, Role.INSPECTOR, public_key_bytes(generate_private_key()), actor_id="act_lab")
+        forked.checkpoint()
+        forked.engine.dispose()
+        views.append(default_sqlite_url(tmp_path / view))
+    state = ("--state", tmp_path / "auditor", "--log-key", str(store.signer.verifier))
+    assert "verified: all holds" in _cli("verify", "--db", views[0], *state)
+    out = _cli("verify", "--db", views[1], *state, "--format", "json", code=1)
+    assert {p["code"] for p in json.loads(out)["problems"]} & {"root-mismatch", "inconsistent"}, out

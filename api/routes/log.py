@@ -86,13 +86,14 @@ def entries(
 )
 def registrations(
     store: StoreDep,
+    start: Annotated[int, Query(ge=0, description="first index")] = 0,
     end: Annotated[int | None, Query(ge=0, description="one past the last index (default: the log's size)")] = None,
 ) -> RegistrationsOut:
     """Verifiers read these ahead of the entries (a migrated ledger's early entries are judged by them); each is
     also an ordinary entry of the log, so a verifier checks every one against the entry at its index."""
     size = store.size()
     stop = size if end is None else min(end, size)
-    found = store.registrations(0, stop)
+    found = store.registrations(start, stop) if start < stop else []
     return RegistrationsOut(
         registrations=[entry_out(LogEntry(leaf, stored_index=index)) for index, leaf in found], tree_size=size
     )
