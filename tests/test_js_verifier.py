@@ -57,8 +57,28 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
     other = summaries(store).page("JS", "2")
     stranger = other.browser_data(str(store.signer.verifier))["entries"][-1]
     other_batch["entries"].append(stranger)
-    other_batch["keys"].update(other.browser_data(str(store.signer.verifier))["keys"])
+    merged = {
+        r["index"]: r
+        for r in [*genuine["registrations"], *other.browser_data(str(store.signer.verifier))["registrations"]]
+    }
+    other_batch["registrations"] = [merged[i] for i in sorted(merged)]
     other_batch["batch"]["window"][1] = stranger["index"]
+
+    # who may sign comes from registrations the browser proves, not from a key list the server hands it
+    def lot_of(item: dict) -> str:
+        return json.loads(base64.b64decode(item["leaf"]).split(b'"statement":', 1)[1][:-1])["lot"]
+
+    lab = [r for r in genuine["registrations"] if lot_of(r) == world.inspector.id]
+    assert len(lab) == 2  # the actor entry, then its key: the key's proof vouches for both
+    assert ["proof" in r for r in lab] == [False, True]
+    withheld_lab = copy.deepcopy(genuine)  # the inspector's registrations left out: its inspection is unbound
+    withheld_lab["registrations"] = [r for r in genuine["registrations"] if r not in lab]
+    swapped_lab = copy.deepcopy(genuine)  # the inspector's key swapped for another in its registration
+    for item in swapped_lab["registrations"]:
+        if item["index"] == lab[-1]["index"]:
+            real = base64.b64encode(world.inspector.key.public_key)
+            other_public = base64.b64encode(generate_private_key().public_key().public_bytes_raw())
+            item["leaf"] = _flip(item["leaf"], real, other_public)
 
     # a batch longer than a page: the origin, the inspections and the newest events, the older ones left out
     store.append(world.journey("JSBIG", "1", shipments=20))
@@ -97,6 +117,8 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
             "big": big,
             "big_withheld": big_withheld,
             "big_unanchored": big_unanchored,
+            "withheld_lab": withheld_lab,
+            "swapped_lab": swapped_lab,
         },
         "expect": {
             "labelled": [],
@@ -113,6 +135,10 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
             "big": [],
             "big_withheld": [*big_indices[2:30], big_indices[31]],
             "big_unanchored": big_indices[:2],  # the origin was vouched for by the inspection after it
+            "withheld_lab": [indices[1]],  # the inspection: signed with a key the log (as shown) does not bind
+            # the edited registration is not in the log (so neither is the actor entry it vouched for) and its
+            # signature fails; the inspection's key is bound by nothing that holds
+            "swapped_lab": [lab[0]["index"], lab[1]["index"], lab[1]["index"], indices[1]],
         },
     }
     path = tmp_path / "batches.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from ledger.errors import NotFoundError
 from ledger.events import IDENT_PATTERN, EventType, parse_time, validate_gtin
 from ledger.hashing import leaf_hash
 from ledger.label import label_fragment
-from ledger.rules import Directory
+from ledger.rules import Actor
 
 router = APIRouter(tags=["pages"])
 _TEMPLATES = Environment(
@@ -67,8 +68,8 @@ def _not_found(request: Request, bad_link: bool) -> HTMLResponse:
     return HTMLResponse(html, status_code=404, headers={"Content-Language": lang})
 
 
-def _name(directory: Directory, actor_id: str) -> str:
-    actor = directory.actors.get(actor_id)
+def _name(actors: Mapping[str, Actor], actor_id: str) -> str:
+    actor = actors.get(actor_id)
     return actor.name if actor else actor_id
 
 
@@ -79,7 +80,7 @@ def _day(value: str) -> str:
 def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str, Any]:
     """What the page shows, read from the checked entries: the origin, the latest inspections, the recall, and the
     journey and events of the page's window (the newest, or an older page)."""
-    directory = page.directory
+    directory = page.actors
     origin: dict[str, Any] | None = None
     if page.origin is not None:
         statement = page.origin.statement
@@ -163,7 +164,9 @@ def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str,
     }
 
 
-def _journey_step(directory: Directory, kind: Any, data: dict[str, Any], shown: Shown) -> dict[str, Any] | None:
+def _journey_step(
+    directory: Mapping[str, Actor], kind: Any, data: dict[str, Any], shown: Shown
+) -> dict[str, Any] | None:
     if kind == EventType.SHIPMENT:
         return {
             "kind": "shipment",

@@ -15,6 +15,7 @@ import itertools
 import threading
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,8 +25,9 @@ from ledger.entry import ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, NotFoundError
 from ledger.events import EventType
 from ledger.hashing import b64encode
+from ledger.identities import LOG_ACTOR, Registry
 from ledger.note import NoteSigner, SignedCheckpoint, open_checkpoint
-from ledger.rules import BatchState, Directory
+from ledger.rules import Actor, BatchState, Directory
 from ledger.storage import LedgerStore
 from ledger.verify import BatchChecker, BatchReport, LogEntry, Problem, check_anchored, verify_batch
 
@@ -130,9 +132,9 @@ class BatchSummary:
     def state(self) -> BatchState:
         return self.checker.state
 
-    def add(self, found: list[LogEntry], directory: Directory) -> None:
+    def add(self, found: list[LogEntry], registry: Registry) -> None:
         leaves = {e.stored_index: e.leaf for e in found}
-        for parsed in self.checker.add([(e.stored_index or 0, e.leaf) for e in found], directory):
+        for parsed in self.checker.add([(e.stored_index or 0, e.leaf) for e in found], registry):
             shown = Shown(parsed.index, leaves.get(parsed.index, parsed.leaf), parsed)
             self._note(shown)
         if found:
@@ -177,7 +179,7 @@ class BatchPage:
     lot: str
     checkpoint_note: str
     checkpoint_size: int
-    directory: Directory
+    actors: Mapping[str, Actor]  # as the log registers them: their names are what the page shows
     length: int
     state: BatchState
     problems: list[Problem]
@@ -191,20 +193,27 @@ class BatchPage:
     proofs: dict[int, list[bytes]]
     shipment: ShipmentView | None = None
     checked: list[Shown] = field(default_factory=list)  # what the browser is handed, in log order
+    # the registrations of everyone who signed what is shown, and of who registered them, up to the log key: each
+    # actor's whole chain, with a proof of its last entry (the browser derives the signers' keys from them)
+    registrations: list[tuple[int, bytes]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems and self.length > 0
 
     def browser_data(self, log_key: str) -> dict[str, Any]:
-        """What the page's script checks again (ADR 0006): each entry shown, in log order, with an inclusion
-        proof where the next entry shown does not link to it by hash; the signers' keys; the checkpoint."""
-        signer_ids = {s.statement.get("key_id") for s in self.checked}
-        keys = {
-            key.key_id: {"actor_id": key.actor_id, "public_key": b64encode(key.public_key)}
-            for key in self.directory.keys.values()
-            if key.key_id in signer_ids
-        }
+        """What the page's script checks again (ADRs 0002 and 0006): each entry shown, in log order, with an
+        inclusion proof where the next entry shown does not link to it by hash; the registrations its signers'
+        keys are derived from (no key list); the checkpoint."""
+
+        def listed(index: int, leaf: bytes) -> dict[str, Any]:
+            proof = self.proofs.get(index)
+            return {
+                "index": index,
+                "leaf": b64encode(leaf),
+                **({"proof": [b64encode(h) for h in proof]} if proof else {}),
+            }
+
         return {
             "log_key": log_key,
             "checkpoint": self.checkpoint_note,
@@ -214,15 +223,8 @@ class BatchPage:
                 "events": self.length,
                 "window": [self.events[0].index, self.events[-1].index] if self.events else [0, -1],
             },
-            "entries": [
-                {
-                    "index": s.index,
-                    "leaf": b64encode(s.leaf),
-                    **({"proof": [b64encode(h) for h in self.proofs[s.index]]} if s.index in self.proofs else {}),
-                }
-                for s in self.checked
-            ],
-            "keys": keys,
+            "entries": [listed(s.index, s.leaf) for s in self.checked],
+            "registrations": [listed(index, leaf) for index, leaf in self.registrations],
         }
 
 
@@ -233,6 +235,7 @@ class BatchSummaries:
         self._store = store
         self._lock = threading.Lock()
         self._summaries: OrderedDict[tuple[str, str], BatchSummary] = OrderedDict()
+        self._chains: tuple[int, dict[str, list[tuple[int, bytes]]]] = (-1, {})  # tree size, actor -> its chain
 
     def _summary(self, sku: str, lot: str) -> BatchSummary:
         with self._lock:
@@ -254,14 +257,14 @@ class BatchSummaries:
             if summary.through > signed.checkpoint.size:  # another view got here first with a newer checkpoint
                 signed = self._latest_checkpoint()
             size = signed.checkpoint.size
-            directory = store.directory()
+            registry = store.registry(covering=size)
             if summary.through < size:
-                summary.add(store.batch_range(sku, lot, after=summary.last_index, before=size), directory)
+                summary.add(store.batch_range(sku, lot, after=summary.last_index, before=size), registry)
                 summary.through = size
             if not summary.length:
                 self._forget(sku, lot, summary)  # lookups of batches that do not exist must not evict real ones
                 raise NotFoundError(f"batch {sku}/{lot} does not exist")
-            return self._page(summary, signed, directory, before, shipment_id)
+            return self._page(summary, signed, registry, before, shipment_id)
 
     def _latest_checkpoint(self) -> SignedCheckpoint:
         store = self._store
@@ -279,7 +282,7 @@ class BatchSummaries:
         self,
         summary: BatchSummary,
         signed: SignedCheckpoint,
-        directory: Directory,
+        registry: Registry,
         before: int | None,
         shipment_id: str | None,
     ) -> BatchPage:
@@ -299,6 +302,8 @@ class BatchSummaries:
         # a proof for each entry the next one shown does not link to (always the last)
         proven = [a.index for a, b in itertools.pairwise(checked) if b.parsed.prev != a.parsed.hash]
         proven += [checked[-1].index] if checked else []
+        registrations, chain_ends = self._signer_chains({str(s.statement.get("actor")) for s in checked}, size)
+        proven += chain_ends
         cached_size, cached = summary.proofs
         if cached_size != size:
             cached = {}
@@ -314,7 +319,7 @@ class BatchSummaries:
             lot=state.lot,
             checkpoint_note=note,
             checkpoint_size=size,
-            directory=directory,
+            actors=registry.rule_actors,
             length=summary.length,
             state=state.copy(),
             problems=sorted([*summary.checker.problems, *inclusion], key=lambda p: -1 if p.index is None else p.index),
@@ -328,7 +333,39 @@ class BatchSummaries:
             proofs=proofs,
             shipment=summary.shipments.get(shipment_id) if shipment_id else None,
             checked=checked,
+            registrations=registrations,
         )
+
+    def _signer_chains(self, signers: set[str], size: int) -> tuple[list[tuple[int, bytes]], list[int]]:
+        """The registrations of these actors and of everyone who registered them, back to the log key, as of a
+        tree size: (index, leaf) in log order, and the index of each actor's last registration (its chain's
+        proof vouches for the rest). Read once per actor and tree size."""
+        with self._lock:
+            if self._chains[0] != size:
+                self._chains = (size, {})
+            chains = self._chains[1]
+        found: dict[int, bytes] = {}
+        ends: list[int] = []
+        seen: set[str] = {LOG_ACTOR}
+        wanted = set(signers) - seen
+        while wanted:  # the signers, then who registered them, and so on: one query a step, for those not cached
+            missing = wanted - chains.keys()
+            if missing:
+                chains.update(self._store.registration_chains(missing, size))
+            seen |= wanted
+            registrants: set[str] = set()
+            for actor in wanted:
+                chain = chains[actor]
+                for index, leaf in chain:
+                    found[index] = leaf
+                    try:
+                        registrants.add(str(parse_leaf(leaf).statement.get("actor")))
+                    except LedgerError:
+                        continue  # the browser reports it
+                if chain:
+                    ends.append(chain[-1][0])
+            wanted = registrants - seen
+        return sorted(found.items()), ends
 
 
 def _shown(found: list[LogEntry]) -> list[Shown]:

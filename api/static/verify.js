@@ -177,9 +177,131 @@ export function parseLeaf(leaf) {
   };
 }
 
-// Verify a batch as the page ships it (ADR 0006): {log_key, checkpoint, keys: {key_id: {actor_id, public_key}},
-// entries: [{index, leaf, proof?}] in log order, batch: {sku, lot, events, window: [first, last]}}.
-// Every entry shown must be signed by its actor's published key, belong to the batch, and be in the signed log:
+async function keyId(raw) {
+  return Array.from((await sha256(raw)).slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Each record ({index, hash, entry, proof}, in log order) is in the checkpoint's tree: by its own inclusion
+// proof, or because the next record links to it by hash (`prev`) and is itself in the tree (ADR 0006).
+async function anchorProblems(records, checkpoint, problems) {
+  let vouched = null;
+  for (let i = records.length - 1; i >= 0; i--) {
+    const record = records[i];
+    if (record.proof) {
+      if (!checkpoint) { vouched = null; continue; }
+      try {
+        await verifyInclusion(record.index, checkpoint.size, record.hash, record.proof.map(b64decode), checkpoint.root);
+      } catch (e) {
+        problems.push({ index: record.index, message: "not in the signed log: " + e.message });
+        vouched = null;
+        continue;
+      }
+    } else if (!(vouched && equal(vouched, record.hash))) {
+      problems.push({ index: record.index, message: "not shown to be in the signed log: no proof, and no later entry links to it" });
+      vouched = null;
+      continue;
+    }
+    vouched = record.entry ? record.entry.prev : null;
+  }
+}
+
+// Who may sign, derived from registration entries (ADR 0001 §9, ADR 0002): each actor's chain from its first
+// registration, its last entry proven into the checkpoint (the links vouch for the rest); each registration signed
+// by the log key, an admin, or (its own keys) the actor itself, with a key bound before it. Returns a function
+// (statement, index, loggedAt) -> the public key that must have signed it, throwing if the log binds none.
+async function deriveSigners(items, logKey, checkpoint, problems) {
+  const logKeyId = await keyId(logKey.key);
+  const keys = new Map();   // key id -> {actor, publicKey, addedAt, revokedAt, validFrom, revokedTime, migrated}
+  const roles = new Map();  // actor id -> role
+  const chains = new Map(); // actor concerned -> records of its registrations, in log order
+  let lastIndex = -1;
+  const records = [];
+  for (const item of items || []) {
+    if (!Number.isSafeInteger(item.index) || item.index <= lastIndex) {
+      problems.push({ index: item.index, message: "registrations are not in log order" });
+    }
+    lastIndex = item.index;
+    const leaf = b64decode(item.leaf);
+    const record = { index: item.index, hash: await leafHash(leaf), entry: null, proof: item.proof };
+    try {
+      record.entry = parseLeaf(leaf);
+    } catch (e) {
+      problems.push({ index: item.index, message: "registration cannot be read: " + e.message });
+      continue;
+    }
+    const s = record.entry.statement;
+    if (record.entry.index !== item.index || s.sku !== "_identity" || typeof s.lot !== "string") {
+      problems.push({ index: item.index, message: "not a registration at this index" });
+      continue;
+    }
+    const chain = chains.get(s.lot) || [];
+    const previous = chain.length ? chain[chain.length - 1].hash : null;
+    if (!(previous === null ? record.entry.prev === null : record.entry.prev !== null && equal(record.entry.prev, previous))) {
+      problems.push({ index: item.index, message: "registration does not link to the actor's previous one" });
+    }
+    chain.push(record);
+    chains.set(s.lot, chain);
+    records.push(record);
+  }
+  for (const chain of chains.values()) await anchorProblems(chain, checkpoint, problems);
+  const bound = (keyIdText, actor, index) => {
+    const k = keys.get(keyIdText);
+    if (!k || k.actor !== actor || !(k.addedAt < index) || (k.revokedAt !== undefined && index >= k.revokedAt)) {
+      throw new Error("signed with a key the log does not bind to " + actor + " at this index");
+    }
+    return k.publicKey;
+  };
+  for (const record of records) {
+    const { statement: s, signature, statementBytes } = record.entry;
+    const data = s.data || {};
+    let publicKey;
+    try {
+      if (s.actor === "_log") {
+        if (s.key_id !== logKeyId) throw new Error("signed for the log with another key than the log's");
+        publicKey = logKey.key;
+      } else {
+        publicKey = bound(s.key_id, s.actor, record.index);
+        const own = (s.type === "key_add" || s.type === "key_revoke") && data.actor === s.actor;
+        if (roles.get(s.actor) !== "admin" && !own) throw new Error("registered by " + s.actor + ", who may not");
+      }
+      if (!(await ed25519Verify(publicKey, signature, concat(STATEMENT_CONTEXT, statementBytes)))) {
+        throw new Error("registration signature does not verify");
+      }
+    } catch (e) {
+      problems.push({ index: record.index, message: e.message });
+      continue;  // a registration that does not hold binds nobody
+    }
+    if (s.type === "actor" && data.id === s.lot) {
+      roles.set(data.id, data.role);
+    } else if (s.type === "key_add" && data.actor === s.lot && !keys.has(data.key_id)) {
+      const raw = b64decode(data.public_key);
+      if (raw.length === 32 && (await keyId(raw)) === data.key_id) {
+        keys.set(data.key_id, {
+          actor: data.actor, publicKey: raw, addedAt: record.index, revokedAt: undefined,
+          validFrom: data.valid_from ? Date.parse(data.valid_from) : null, revokedTime: null,
+        });
+      }
+    } else if (s.type === "key_revoke" && keys.has(data.key_id) && keys.get(data.key_id).revokedAt === undefined) {
+      const k = keys.get(data.key_id);
+      k.revokedAt = record.index;
+      k.revokedTime = Date.parse(data.revoked_at || record.entry.loggedAt);
+    }
+  }
+  return (statement, index, loggedAt) => {
+    const k = keys.get(statement.key_id);
+    // a key migrated from an old directory signed the entries logged before it by its old times (ADR 0001 §9)
+    if (k && k.validFrom !== null && index < k.addedAt && k.actor === statement.actor) {
+      const at = Date.parse(loggedAt);
+      if (at >= k.validFrom && (k.revokedTime === null || at < k.revokedTime)) return k.publicKey;
+    }
+    return bound(statement.key_id, statement.actor, index);
+  };
+}
+
+// Verify a batch as the page ships it (ADRs 0002, 0006): {log_key, checkpoint, entries: [{index, leaf, proof?}] in
+// log order, registrations: [{index, leaf, proof?}] (its signers', see deriveSigners), batch: {sku, lot, events,
+// window: [first, last]}}.
+// Every entry shown must be signed by a key the log binds to its actor, belong to the batch, and be in the signed log:
 // by its own inclusion proof, or because the next entry shown links to it by hash and is itself in the log. The
 // entries whose index lies in `window` (the events the page lists) must form an unbroken chain, so none of them
 // can be left out; the origin links to nothing. Without `batch` (older pages), every entry is in the window.
@@ -198,6 +320,7 @@ export async function verifyBatch(data, label = null) {
     problems.push({ index: null, message: "checkpoint: " + e.message });
   }
   if (!data.entries.length) problems.push({ index: null, message: "no entries to verify" });
+  const signerKey = await deriveSigners(data.registrations, key, checkpoint, problems);
   const batch = data.batch || null;
   const [first, last] = batch && Array.isArray(batch.window) ? batch.window : [-Infinity, Infinity];
   const inWindow = (index) => index >= first && index <= last;
@@ -226,11 +349,13 @@ export async function verifyBatch(data, label = null) {
     if ((entry.prev === null) !== (entry.statement.type === "origin")) {
       problems.push({ index: where, message: "only a batch's origin, its first entry, links to nothing" });
     }
-    const signer = data.keys[entry.statement.key_id];
-    if (!signer || signer.actor_id !== entry.statement.actor) {
-      problems.push({ index: where, message: "signed with a key not published for its actor" });
-    } else if (!(await ed25519Verify(b64decode(signer.public_key), entry.signature,
-                                       concat(STATEMENT_CONTEXT, entry.statementBytes)))) {
+    let signer = null;
+    try {
+      signer = signerKey(entry.statement, entry.index, entry.loggedAt);
+    } catch (e) {
+      problems.push({ index: where, message: e.message });
+    }
+    if (signer && !(await ed25519Verify(signer, entry.signature, concat(STATEMENT_CONTEXT, entry.statementBytes)))) {
       problems.push({ index: where, message: "signature does not verify" });
     }
   }
@@ -247,25 +372,7 @@ export async function verifyBatch(data, label = null) {
     previous = record.hash;
   }
   // In the log: each entry by its own proof, or by the hash link from a later entry that is in the log.
-  let vouched = null;
-  for (let i = shown.length - 1; i >= 0; i--) {
-    const record = shown[i];
-    if (record.proof) {
-      if (!checkpoint) { vouched = null; continue; }
-      try {
-        await verifyInclusion(record.index, checkpoint.size, record.hash, record.proof.map(b64decode), checkpoint.root);
-      } catch (e) {
-        problems.push({ index: record.index, message: "not in the signed log: " + e.message });
-        vouched = null;
-        continue;
-      }
-    } else if (!(vouched && equal(vouched, record.hash))) {
-      problems.push({ index: record.index, message: "not shown to be in the signed log: no proof, and no later entry links to it" });
-      vouched = null;
-      continue;
-    }
-    vouched = record.entry ? record.entry.prev : null;
-  }
+  await anchorProblems(shown, checkpoint, problems);
   if (label) {  // the origin entry the label names: shown, and (above) proven into the signed log
     const origin = shown.find((r) => r.entry && r.entry.statement.type === "origin");
     if (!origin) {

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import canonical_json
@@ -37,6 +37,9 @@ from ledger.signing import key_id_for, public_key_bytes, sign_statement
 from ledger.storage.schema import actor_keys, actors, key_revocations
 
 _REGISTRATIONS_FROM = "SELECT idx, leaf FROM entries WHERE sku = :sku AND idx >= :start AND idx < :end ORDER BY idx"
+_CHAINS_OF = text(
+    "SELECT idx, lot, leaf FROM entries WHERE sku = :sku AND lot IN :actors AND idx < :before ORDER BY idx"
+).bindparams(bindparam("actors", expanding=True))
 _ANY_REGISTRATION = "SELECT 1 FROM entries WHERE sku = :sku LIMIT 1"
 _UPSERT_ACTOR = (
     "INSERT INTO actors (id, name, role, created_at) VALUES (:id, :name, :role, :at) "
@@ -58,6 +61,18 @@ def read_registrations(conn: Connection, start: int, end: int) -> list[tuple[int
     """(index, leaf) of the registrations logged at indices [start, end)."""
     rows = conn.execute(text(_REGISTRATIONS_FROM), {"sku": IDENTITY_SKU, "start": start, "end": end})
     return [(int(row[0]), bytes(row[1])) for row in rows]
+
+
+def read_registration_chains(
+    conn: Connection, actors: Sequence[str], before: int
+) -> dict[str, list[tuple[int, bytes]]]:
+    """The registrations concerning each of these actors (each actor's chain), below index `before`."""
+    chains: dict[str, list[tuple[int, bytes]]] = {actor: [] for actor in actors}
+    if actors:
+        rows = conn.execute(_CHAINS_OF, {"sku": IDENTITY_SKU, "actors": list(actors), "before": before})
+        for index, actor, leaf in rows:
+            chains[str(actor)].append((int(index), bytes(leaf)))
+    return chains
 
 
 def has_registrations(conn: Connection) -> bool:

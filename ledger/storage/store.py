@@ -100,6 +100,7 @@ from ledger.storage.identities import (
     has_registrations,
     migration_registrations,
     projection_differences,
+    read_registration_chains,
     read_registrations,
     signed_by_log,
     stored_directory,
@@ -470,14 +471,23 @@ class LedgerStore:
             self._registry = registry
             return registry
 
-    def registry(self) -> Registry:
-        """Actors and keys as the whole log's registrations say (read, never to be changed)."""
+    def registry(self, covering: int | None = None) -> Registry:
+        """Actors and keys as the whole log's registrations say (read, never to be changed); with `covering`, as
+        they say for at least that many entries (no query when this process has seen that far)."""
+        with self._registry_lock:
+            if covering is not None and self._registry is not None and self._registry_size >= covering:
+                return self._registry
         with self.engine.connect() as conn:
-            return self._registry_at(conn, self._size(conn))
+            return self._registry_at(conn, self._size(conn) if covering is None else covering)
 
     def directory(self) -> Directory:
         """The log's registrations as a directory of times: what pages and certificates judge a batch by."""
         return self.registry().directory()
+
+    def registration_chains(self, actors: Iterable[str], before: int) -> dict[str, list[tuple[int, bytes]]]:
+        """These actors' registrations (index, leaf) below index `before`, by actor, in log order: one query."""
+        with self.engine.connect() as conn:
+            return read_registration_chains(conn, sorted(set(actors)), before)
 
     def registrations(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """(index, leaf) of the registration entries at indices [start, end)."""
