@@ -241,3 +241,39 @@ def test_a_fork_of_the_directory_is_caught_like_any_fork(tmp_path: Path) -> None
     assert "verified: all holds" in _cli("verify", "--db", views[0], *state)
     out = _cli("verify", "--db", views[1], *state, "--format", "json", code=1)
     assert {p["code"] for p in json.loads(out)["problems"]} & {"root-mismatch", "inconsistent"}, out
+
+
+def test_the_server_refuses_key_bindings_the_rules_forbid(world: World) -> None:
+    """Through the append pipeline, signed by actors: a non-admin binding a key to someone else, a proof of
+    possession that does not verify, a key already bound to another actor; and an admin's genuine binding with
+    its proof is accepted and marked as proven."""
+    from ledger.canonical import canonical_json
+    from ledger.hashing import b64encode
+    from ledger.identities import IdentityType, possession_message, registration
+    from ledger.signing import sign_raw, sign_statement
+    from ledger.storage import Submission
+    from tests.factory import signed_now
+
+    store = world.store
+
+    def key_add(by: Party, actor: str, new_key: object, proof_by: object | None = None) -> Submission:
+        raw = public_key_bytes(new_key)  # type: ignore[arg-type]
+        data = {"actor": actor, "key_id": key_id_for(raw), "public_key": b64encode(raw)}
+        statement = registration(IdentityType.KEY_ADD, actor, by.id, by.key.key_id, signed_now(), data)
+        if proof_by is not None:
+            data["possession"] = b64encode(sign_raw(proof_by, possession_message(statement)))  # type: ignore[arg-type]
+        return Submission(statement, sign_statement(by.private_key, canonical_json(statement)))
+
+    size = store.size()
+    with pytest.raises(RuleError, match=r"only an admin .* may record key_add") as caught:
+        store.append([key_add(world.merchant, world.inspector.id, generate_private_key())])
+    assert caught.value.kind == "forbidden"
+    new_key, impostor = generate_private_key(), generate_private_key()
+    with pytest.raises(RuleError, match=r"proof of possession .* does not verify"):
+        store.append([key_add(world.admin, world.inspector.id, new_key, proof_by=impostor)])
+    with pytest.raises(RuleError, match="already bound to"):
+        store.append([key_add(world.admin, world.carrier.id, world.inspector.private_key)])
+    assert store.size() == size  # nothing of the refused requests was written
+    bound = store.append([key_add(world.admin, world.inspector.id, new_key, proof_by=new_key)])[0].index
+    registered = store.registry().keys[key_id_for(public_key_bytes(new_key))]
+    assert (registered.added_at, registered.possession, registered.operator_attested) == (bound, True, False)
