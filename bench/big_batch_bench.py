@@ -100,15 +100,19 @@ started = time.perf_counter()
 from ledger.logkey import load_or_create_log_signer
 from ledger.storage import LedgerStore, create_db_engine
 from tests.factory import Party, shipment_data
-from ledger.signing import load_private_key_pem
+from ledger.signing import load_private_key_pem, public_key_bytes
+from ledger.rules import Actor, ActorKey
+from ledger.events import Role
+from datetime import UTC, datetime
 args = json.loads(sys.argv[1])
 engine = create_db_engine(args["db"])
 store = LedgerStore(engine, load_or_create_log_signer(Path(args["key"]), args["log_name"]))
-directory = store.directory(None, [args["merchant_key"]], [args["merchant"]])
+private_key = load_private_key_pem(args["merchant_pem"].encode())
+# only the ids sign: who may sign is the store's to read from the log's registrations, in the append measured
 merchant = Party(
-    directory.actors[args["merchant"]],
-    directory.keys[args["merchant_key"]],
-    load_private_key_pem(args["merchant_pem"].encode()),
+    Actor(args["merchant"], "", Role.MERCHANT),
+    ActorKey(args["merchant_key"], args["merchant"], public_key_bytes(private_key), datetime.now(UTC)),
+    private_key,
 )
 sub = merchant.submit("shipment", "BIG", "E10000", shipment_data(args["shipment"]))
 ready = time.perf_counter()
