@@ -7,7 +7,8 @@ A certificate is a C2SP signed note by the log's own key (the key that signs che
 
 The claims name the batch, its product, origin and inspections, every entry of the batch by log index, type and
 entry hash, and the checkpoint (tree size and root hash) they are included in. Beside the note travels the
-evidence: the signed checkpoint, each entry's leaf and inclusion proof, and the signers' keys. Checking a
+evidence: the signed checkpoint, each entry's leaf and inclusion proof, and the registration entries the signers'
+keys come from (each signer's chain, back to the log key, its last entry proven into the checkpoint). Checking a
 certificate re-derives the claims from the evidence with the ledger's own batch verifier (`verify_batch`) and
 compares, so the signature makes it official and the evidence makes it checkable without trusting the issuer.
 
@@ -23,16 +24,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ledger.bundle import directory_from_json, directory_to_json
+from ledger.bundle import directory_from_json
 from ledger.canonical import canonical_json, parse_json
 from ledger.errors import EncodingError, LedgerError, RuleError
 from ledger.events import EventType, format_time
 from ledger.hashing import b64decode, b64encode, sha256_hex
-from ledger.note import NoteSigner, NoteVerifier, open_note, parse_note, sign_note
-from ledger.rules import Directory
-from ledger.verify import BatchReport, Problem, verify_batch
+from ledger.identities import Registry
+from ledger.note import NoteSigner, NoteVerifier, open_checkpoint, open_note, parse_note, sign_note
+from ledger.rules import Actor, Directory
+from ledger.verify import BatchReport, Problem, proven_registry, replay_registrations, verify_batch
 
-CERTIFICATE_FORMAT = "chainproof-certificate/v1"
+CERTIFICATE_FORMAT = "chainproof-certificate/v2"
+"""v2: the evidence carries the registration entries its signers' keys come from (each actor's chain, its last
+entry proven into the checkpoint), not a directory. v1 certificates (a directory as evidence) still verify."""
+_V1_FORMAT = "chainproof-certificate/v1"
 CERTIFICATE_HEADER = "chainproof certificate v1"
 """First line of the signed note text: it can never parse as a checkpoint (whose second line is a tree size),
 so a certificate signature is never mistaken for a checkpoint signature, nor the other way round."""
@@ -42,11 +47,11 @@ class CertificateRefusedError(RuleError):
     """The batch cannot be certified (recalled, or it does not verify): a conflict with its state."""
 
 
-def certified_facts(report: BatchReport, directory: Directory) -> dict[str, Any]:
+def certified_facts(report: BatchReport, actors: Mapping[str, Actor]) -> dict[str, Any]:
     """The claims a certificate makes about a batch, read from its verified entries (issuer and checker alike)."""
 
     def who(actor_id: str) -> dict[str, str]:
-        actor = directory.actors.get(actor_id)
+        actor = actors.get(actor_id)
         return {"id": actor_id, "name": actor.name if actor else actor_id}
 
     origin: dict[str, Any] | None = None
@@ -99,16 +104,18 @@ class Certificate:
     checkpoint: str
     log_key: str
     entries: list[dict[str, Any]]
-    actors: list[dict[str, Any]]
+    registrations: list[dict[str, Any]] | None = None  # v2: [{index, leaf, proof?}] of the signers' chains
+    actors: list[dict[str, Any]] | None = None  # v1: the directory, as certificates issued before v2 carry it
 
     def to_json(self) -> dict[str, Any]:
+        evidence = {"actors": self.actors} if self.registrations is None else {"registrations": self.registrations}
         return {
-            "format": CERTIFICATE_FORMAT,
+            "format": _V1_FORMAT if self.registrations is None else CERTIFICATE_FORMAT,
             "certificate": self.note,
             "checkpoint": self.checkpoint,
             "log_key": self.log_key,
             "entries": self.entries,
-            "actors": self.actors,
+            **evidence,
         }
 
     def to_bytes(self) -> bytes:
@@ -129,15 +136,17 @@ class Certificate:
             data = parse_json(raw)
         except EncodingError as exc:
             raise EncodingError(f"not a certificate file ({exc})") from exc
-        if not isinstance(data, dict) or data.get("format") != CERTIFICATE_FORMAT:
-            raise EncodingError(f"not a certificate file (format is not {CERTIFICATE_FORMAT})")
+        if not isinstance(data, dict) or data.get("format") not in (CERTIFICATE_FORMAT, _V1_FORMAT):
+            raise EncodingError(f"not a certificate file (format is not {CERTIFICATE_FORMAT} or {_V1_FORMAT})")
+        v1 = data["format"] == _V1_FORMAT
         try:
             certificate = cls(
                 note=str(data["certificate"]),
                 checkpoint=str(data["checkpoint"]),
                 log_key=str(data["log_key"]),
                 entries=list(data["entries"]),
-                actors=list(data["actors"]),
+                registrations=None if v1 else list(data["registrations"]),
+                actors=list(data["actors"]) if v1 else None,
             )
         except (KeyError, TypeError) as exc:
             raise EncodingError(f"certificate file is missing {exc}") from exc
@@ -149,27 +158,27 @@ def certificate_serial(note: str) -> str:
     return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
-def _involved(directory: Directory, leaves: Sequence[bytes]) -> Directory:
-    """The actors a batch's entries mention (signers, custody parties), with their keys: all a checker needs."""
-    ids = {actor_id for actor_id in directory.actors if any(actor_id.encode() in leaf for leaf in leaves)}
-    return Directory(
-        {k: v for k, v in directory.actors.items() if k in ids},
-        {k: v for k, v in directory.keys.items() if v.actor_id in ids},
-    )
+def _listed(index: int, leaf: bytes, proofs: Mapping[int, Sequence[bytes]]) -> dict[str, Any]:
+    # a proof where the next entry does not vouch for this one by its hash link (a chain's last, at least)
+    proof = proofs.get(index)
+    return {"index": index, "leaf": b64encode(leaf), **({"proof": [b64encode(h) for h in proof]} if proof else {})}
 
 
 def issue_certificate(
     report: BatchReport,
     entries: Sequence[tuple[int, bytes]],
     proofs: Mapping[int, Sequence[bytes]],
-    directory: Directory,
+    actors: Mapping[str, Actor],
+    registrations: Sequence[tuple[int, bytes]],
     checkpoint_note: str,
     signer: NoteSigner,
     *,
     page_url: str,
     issued_at: datetime,
 ) -> Certificate:
-    """Sign a certificate for a batch `verify_batch` has just checked. Refuses a recalled or failing batch."""
+    """Sign a certificate for a batch `verify_batch` has just checked, with the registrations its signers' keys
+    come from as evidence (`proofs` covers the entries and each registration chain's last entry). Refuses a
+    recalled or failing batch."""
     state = report.state
     if not report.ok or state is None or report.checkpoint is None:
         reasons = "; ".join(str(p) for p in report.problems[:3]) or "no verified entries"
@@ -186,7 +195,7 @@ def issue_certificate(
         "issuer": signer.name,
         "issued_at": format_time(issued_at),
         "page_url": page_url,
-        **certified_facts(report, directory),
+        **certified_facts(report, actors),
         "checkpoint": {"size": checkpoint.size, "root": b64encode(checkpoint.root_hash)},
     }
     text = f"{CERTIFICATE_HEADER}\n{canonical_json(claims).decode('utf-8')}\n"
@@ -194,16 +203,8 @@ def issue_certificate(
         note=sign_note(text, signer),
         checkpoint=checkpoint_note,
         log_key=str(signer.verifier),
-        entries=[
-            {
-                "index": index,
-                "leaf": b64encode(leaf),
-                # a proof where the next entry does not vouch for this one by its hash link (the last, at least)
-                **({"proof": [b64encode(h) for h in proofs[index]]} if index in proofs else {}),
-            }
-            for index, leaf in entries
-        ],
-        actors=directory_to_json(_involved(directory, [leaf for _index, leaf in entries])),
+        entries=[_listed(index, leaf, proofs) for index, leaf in entries],
+        registrations=[_listed(index, leaf, proofs) for index, leaf in registrations],
     )
 
 
@@ -249,29 +250,46 @@ def verify_certificate(certificate: Certificate, log_key: NoteVerifier) -> Certi
     try:
         batch = claims["batch"]
         sku, lot = str(batch["sku"]), str(batch["lot"])
-        directory = directory_from_json(certificate.actors)
-        entries = [(int(e["index"]), b64decode(e["leaf"], what="leaf")) for e in certificate.entries]
-        proofs = {
-            int(e["index"]): [b64decode(h, what="proof hash", size=32) for h in e["proof"]]
-            for e in certificate.entries
-            if "proof" in e
-        }
+        entries, proofs = _evidence(certificate.entries)
+        registrations, registration_proofs = _evidence(certificate.registrations or [])
+        directory = directory_from_json(certificate.actors) if certificate.registrations is None else None
     except (LedgerError, KeyError, TypeError, ValueError) as exc:
         problems.append(Problem(None, "malformed", f"certificate evidence cannot be read: {exc!r}"))
         return report
-    checked = report.batch = verify_batch(sku, lot, entries, proofs, directory, log_key, certificate.checkpoint)
+    signers: Directory | Registry
+    if directory is not None:  # v1: the directory the log vouched for when it signed the certificate
+        signers, actors = directory, directory.actors
+    else:  # v2: who may sign, from registration entries proven into the certificate's checkpoint
+        try:
+            signed = open_checkpoint(certificate.checkpoint, log_key)
+        except LedgerError:  # verify_batch reports it
+            registry = replay_registrations(registrations, log_key)[0]
+        else:
+            registry, found = proven_registry(registrations, registration_proofs, signed, log_key)
+            problems.extend(found)
+        signers, actors = registry, registry.rule_actors
+    checked = report.batch = verify_batch(sku, lot, entries, proofs, signers, log_key, certificate.checkpoint)
     problems.extend(checked.problems)
     if checked.checkpoint is not None:
         cp = checked.checkpoint.checkpoint
         if claims.get("checkpoint") != {"size": cp.size, "root": b64encode(cp.root_hash)}:
             problems.append(Problem(None, "checkpoint", "the certificate names another checkpoint than its evidence"))
-    facts = certified_facts(checked, directory)
+    facts = certified_facts(checked, actors)
     for name, value in facts.items():
         if claims.get(name) != value:
             problems.append(Problem(None, "claims", f"the certificate's {name} does not match its verified entries"))
     if checked.state is not None and checked.state.recalled_at is not None:
         problems.append(Problem(None, "recalled", f"the batch was recalled on {checked.state.recalled_at}"))
     return report
+
+
+def _evidence(listed: list[dict[str, Any]]) -> tuple[list[tuple[int, bytes]], dict[int, list[bytes]]]:
+    """(index, leaf) pairs and their proofs, from the certificate's JSON."""
+    pairs = [(int(e["index"]), b64decode(e["leaf"], what="leaf")) for e in listed]
+    proofs = {
+        int(e["index"]): [b64decode(h, what="proof hash", size=32) for h in e["proof"]] for e in listed if "proof" in e
+    }
+    return pairs, proofs
 
 
 __all__ = [

@@ -3,6 +3,7 @@ their own evidence (every forgery and tamper caught), revoked online by a later 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -81,13 +82,15 @@ def test_a_certificate_says_what_the_batch_says_and_verifies(certified) -> None:
     batch_entries = world.store.batch_entries("OIL", "1")
     assert [e["index"] for e in claims["entries"]] == [e.stored_index for e in batch_entries]
     assert claims["checkpoint"]["size"] == world.store.size()
-    # Only the actors the batch mentions travel with it (not the other merchant, admin or auditor).
-    assert {a["id"] for a in certificate.actors} == {
-        world.merchant.id,
-        world.inspector.id,
-        world.carrier.id,
-        world.second_carrier.id,
+    # Who may sign travels as registration entries, only of the batch's signers (not the other merchant, admin
+    # or auditor): each signer's chain, its last entry proven; the log key registered them all here.
+    registered = {
+        json.loads(base64.b64decode(r["leaf"]).split(b'"statement":', 1)[1][:-1])["lot"]
+        for r in certificate.registrations or []
     }
+    assert registered == {world.merchant.id, world.inspector.id, world.carrier.id, world.second_carrier.id}
+    assert sum("proof" in r for r in certificate.registrations or []) == len(registered)
+    assert certificate.to_json()["format"] == "chainproof-certificate/v2"
     # The serial is the note's: anyone recomputes it, and a round trip through the file keeps everything.
     again = Certificate.from_bytes(certificate.to_bytes())
     assert again == certificate
@@ -148,10 +151,39 @@ def test_tampered_evidence_is_caught(certified) -> None:
     entries = [dict(e) for e in certificate.entries]
     del entries[-1]["proof"]
     assert "inclusion" in _problems(replace(certificate, entries=entries), world)
-    # An actor's key swapped for the forger's own: it is not the key its id names.
-    actors = json.loads(json.dumps(certificate.actors))
+    # A signer's key swapped for the forger's own in its registration: the registration is not the log's (its
+    # proof and signature fail), and no statement of that signer verifies with a key the log binds.
+    registrations = [dict(r) for r in certificate.registrations or []]
+    merchant_key = b64encode(world.merchant.key.public_key).encode()
+    for item in registrations:
+        leaf = base64.b64decode(item["leaf"])
+        if merchant_key in leaf:
+            item["leaf"] = b64encode(leaf.replace(merchant_key, b64encode(bytes.fromhex(FORGER_KEY)).encode()))
+    assert {"inclusion", "bad-signature", "rule"} <= _problems(replace(certificate, registrations=registrations), world)
+    # Registrations withheld: the signers' keys are bound by nothing shown.
+    assert "rule" in _problems(replace(certificate, registrations=[]), world)
+
+
+def test_a_certificate_issued_before_v2_still_verifies(certified) -> None:
+    """v1 certificates carried the signers' directory (as the log then published it) instead of registrations;
+    the claims the log signed are the same, so one issued then still verifies, and tampering with its
+    directory is still caught."""
+    from ledger.bundle import directory_to_json
+
+    world, certificate = certified
+    directory = world.store.directory()
+    signers = {world.merchant.id, world.inspector.id, world.carrier.id, world.second_carrier.id}
+    involved = type(directory)(
+        {k: v for k, v in directory.actors.items() if k in signers},
+        {k: v for k, v in directory.keys.items() if v.actor_id in signers},
+    )
+    v1 = replace(certificate, registrations=None, actors=directory_to_json(involved))
+    again = Certificate.from_bytes(v1.to_bytes())
+    assert again.to_json()["format"] == "chainproof-certificate/v1"
+    assert verify_certificate(again, world.store.signer.verifier).ok
+    actors = json.loads(json.dumps(v1.actors))
     actors[0]["keys"][0]["public_key"] = b64encode(bytes.fromhex(FORGER_KEY))
-    assert "rule" in _problems(replace(certificate, actors=actors), world)
+    assert "rule" in _problems(replace(v1, actors=actors), world)
 
 
 def test_a_checkpoint_or_other_note_is_not_a_certificate(certified) -> None:

@@ -27,7 +27,7 @@ from ledger.events import EventType
 from ledger.hashing import b64encode
 from ledger.identities import LOG_ACTOR, Registry
 from ledger.note import NoteSigner, SignedCheckpoint, open_checkpoint
-from ledger.rules import Actor, BatchState, Directory
+from ledger.rules import Actor, BatchState
 from ledger.storage import LedgerStore
 from ledger.verify import BatchChecker, BatchReport, LogEntry, Problem, check_anchored, verify_batch
 
@@ -47,8 +47,9 @@ class BatchView:
     checkpoint_size: int
     checkpoint_root: bytes
     entries: list[LogEntry]
-    proofs: dict[int, list[bytes]]
-    directory: Directory
+    proofs: dict[int, list[bytes]]  # of the last entry, and of each registration chain's last entry
+    registry: Registry
+    registrations: list[tuple[int, bytes]]  # the signers' registration chains, back to the log key
     report: BatchReport
 
     @property
@@ -62,7 +63,8 @@ class BatchView:
             self.report,
             [(e.stored_index or 0, e.leaf) for e in self.entries],
             self.proofs,
-            self.directory,
+            self.registry.rule_actors,
+            self.registrations,
             self.checkpoint_note,
             signer,
             page_url=page_url,
@@ -80,10 +82,11 @@ def batch_view(store: LedgerStore, sku: str, lot: str) -> BatchView:
     if not found:
         raise NotFoundError(f"batch {sku}/{lot} does not exist")
     pairs = [(e.stored_index or 0, e.leaf) for e in found]
-    proofs = store.inclusion_proofs([pairs[-1][0]], size)
-    directory = store.directory()
-    report = verify_batch(sku, lot, pairs, proofs, directory, store.signer.verifier, note, origin=store.origin)
-    return BatchView(sku, lot, note, size, checkpoint.root_hash, found, proofs, directory, report)
+    registry = store.registry(covering=size)
+    registrations, chain_ends = signer_registrations(store, _signers(pairs), size, {})
+    proofs = store.inclusion_proofs([pairs[-1][0], *chain_ends], size)
+    report = verify_batch(sku, lot, pairs, proofs, registry, store.signer.verifier, note, origin=store.origin)
+    return BatchView(sku, lot, note, size, checkpoint.root_hash, found, proofs, registry, registrations, report)
 
 
 # -- the bounded view ---------------------------------------------------------------------------------------------
@@ -337,35 +340,52 @@ class BatchSummaries:
         )
 
     def _signer_chains(self, signers: set[str], size: int) -> tuple[list[tuple[int, bytes]], list[int]]:
-        """The registrations of these actors and of everyone who registered them, back to the log key, as of a
-        tree size: (index, leaf) in log order, and the index of each actor's last registration (its chain's
-        proof vouches for the rest). Read once per actor and tree size."""
+        """`signer_registrations`, with the chains read once per actor and tree size."""
         with self._lock:
             if self._chains[0] != size:
                 self._chains = (size, {})
             chains = self._chains[1]
-        found: dict[int, bytes] = {}
-        ends: list[int] = []
-        seen: set[str] = {LOG_ACTOR}
-        wanted = set(signers) - seen
-        while wanted:  # the signers, then who registered them, and so on: one query a step, for those not cached
-            missing = wanted - chains.keys()
-            if missing:
-                chains.update(self._store.registration_chains(missing, size))
-            seen |= wanted
-            registrants: set[str] = set()
-            for actor in wanted:
-                chain = chains[actor]
-                for index, leaf in chain:
-                    found[index] = leaf
-                    try:
-                        registrants.add(str(parse_leaf(leaf).statement.get("actor")))
-                    except LedgerError:
-                        continue  # the browser reports it
-                if chain:
-                    ends.append(chain[-1][0])
-            wanted = registrants - seen
-        return sorted(found.items()), ends
+        return signer_registrations(self._store, signers, size, chains)
+
+
+def _signers(entries: list[tuple[int, bytes]]) -> set[str]:
+    signers = set()
+    for _index, leaf in entries:
+        try:
+            signers.add(str(parse_leaf(leaf).statement.get("actor")))
+        except LedgerError:
+            continue  # verify_batch reports it
+    return signers
+
+
+def signer_registrations(
+    store: LedgerStore, signers: set[str], size: int, chains: dict[str, list[tuple[int, bytes]]]
+) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """The registrations of these actors and of everyone who registered them, back to the log key, as of a tree
+    size: (index, leaf) in log order, and the index of each actor's last registration (its chain's proof vouches
+    for the rest). `chains` caches each actor's chain at that size."""
+    found: dict[int, bytes] = {}
+    ends: list[int] = []
+    seen: set[str] = {LOG_ACTOR}
+    wanted = set(signers) - seen
+    while wanted:  # the signers, then who registered them, and so on: one query a step, for those not cached
+        missing = wanted - chains.keys()
+        if missing:
+            chains.update(store.registration_chains(missing, size))
+        seen |= wanted
+        registrants: set[str] = set()
+        for actor in wanted:
+            chain = chains[actor]
+            for index, leaf in chain:
+                found[index] = leaf
+                try:
+                    registrants.add(str(parse_leaf(leaf).statement.get("actor")))
+                except LedgerError:
+                    continue  # the browser reports it
+            if chain:
+                ends.append(chain[-1][0])
+        wanted = registrants - seen
+    return sorted(found.items()), ends
 
 
 def _shown(found: list[LogEntry]) -> list[Shown]:
