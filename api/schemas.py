@@ -134,6 +134,14 @@ class ActorCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="organisation name")
     role: Role = Field(description="admin, merchant, inspector, carrier or auditor")
     public_key: str = Field(description="Ed25519 public key: PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes")
+    registrations: list[SignedEvent] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="Required: the `actor` and `key_add` registrations of this actor and key, signed by you (the "
+        "admin): who may sign is recorded in the log, signed by whoever decided it (`chainproof actor add --server "
+        "--key` builds them). The actor's id is the one they name.",
+    )
 
 
 class ActorCreated(BaseModel):
@@ -146,6 +154,11 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     public_key: str = Field(description="Ed25519 public key: PEM or base64 of the raw 32 bytes")
+    registration: SignedEvent | None = Field(
+        default=None,
+        description="Required: the `key_add` registration binding this key, signed by you (the actor itself, or an "
+        "admin); with the key's proof of possession if its holder is at hand (`chainproof key add` builds it).",
+    )
 
 
 class KeyRevoke(BaseModel):
@@ -153,6 +166,11 @@ class KeyRevoke(BaseModel):
 
     reason: str = Field(
         default="", max_length=500, pattern=LINES_PATTERN, description="why the key is revoked (kept with it)"
+    )
+    registration: SignedEvent | None = Field(
+        default=None,
+        description="Required: the `key_revoke` registration, signed by you (the key's actor, or an admin): "
+        "`chainproof key revoke` builds it.",
     )
 
 

@@ -216,25 +216,23 @@ def actor_add(
             fail("give --server or --db, not both")
         import secrets
 
-        from cli.identities import record_registrations, registration_signer
+        from cli.identities import registration_signer
         from cli.record import now_rfc3339
+        from ledger.hashing import b64encode
         from ledger.identities import IdentityType
-        from ledger.signing import key_id_for
 
         with _admin_client(ctx, server, token, token_file) as client:
             signer = registration_signer(client, key)
             actor_id = "act_" + secrets.token_hex(8)
             actor_data = {"id": actor_id, "name": name, "role": role.value}
             signed_at = now_rfc3339()
-            record_registrations(
-                client,
-                [
-                    signer.event(IdentityType.ACTOR, actor_id, actor_data, signed_at),
-                    signer.key_add(actor_id, raw, new_private, signed_at),
-                ],
-            )
-            issued = client.request("POST", f"/v1/actors/{actor_id}/tokens").json()
-        _print_actor(actor_id, key_id_for(raw), role, str(issued["token"]), output_format)
+            registrations = [
+                signer.event(IdentityType.ACTOR, actor_id, actor_data, signed_at),
+                signer.key_add(actor_id, raw, new_private, signed_at),
+            ]
+            body = {"name": name, "role": role.value, "public_key": b64encode(raw), "registrations": registrations}
+            created = client.request("POST", "/v1/actors", json=body).json()
+        _print_actor(str(created["id"]), str(created["key_id"]), role, str(created["token"]), output_format)
         return
     store = open_store(settings_for(db))  # the bootstrap is signed by the log key: operator-attested
     try:

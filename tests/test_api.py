@@ -19,7 +19,7 @@ from ledger import merkle
 from ledger.events import EventType, Role
 from ledger.note import NoteVerifier, open_checkpoint
 from ledger.rules import ALLOWED
-from ledger.signing import generate_private_key, public_key_pem
+from ledger.signing import generate_private_key, public_key_bytes, public_key_pem
 from ledger.storage import LedgerStore
 from ledger.verify import check_consistency
 from tests.factory import (
@@ -30,6 +30,7 @@ from tests.factory import (
     make_world,
     origin_data,
     shipment_data,
+    signed_now,
 )
 
 PUBLIC_URL = "https://trace.example"
@@ -380,14 +381,39 @@ def test_entries_are_paged(api: Api, monkeypatch) -> None:
     assert last["next"] is None
 
 
+def _signer(party: Any) -> Any:
+    from cli.identities import RegistrationSigner
+
+    return RegistrationSigner(party.id, party.private_key, party.key.key_id)
+
+
 def test_actors_keys_and_tokens(api: Api) -> None:
+    from ledger.identities import IdentityType
+
     w = api.world
     private = generate_private_key()
     body = {"name": "New Carrier", "role": "carrier", "public_key": public_key_pem(private).decode()}
     _problem(api.client.post("/v1/actors", json=body, headers=api.auth(w.merchant)), 403)
-    r = api.client.post("/v1/actors", json=body, headers=api.auth(w.admin))
+    unsigned = _problem(api.client.post("/v1/actors", json=body, headers=api.auth(w.admin)), 422)
+    assert unsigned["type"].endswith("/unsigned-registration")
+    admin, signed_at = _signer(w.admin), signed_now()
+    new_id = "act_newcarrier"
+    registrations = [
+        admin.event(IdentityType.ACTOR, new_id, {"id": new_id, "name": "New Carrier", "role": "carrier"}, signed_at),
+        admin.key_add(new_id, public_key_bytes(private), private, signed_at),
+    ]
+    mismatched = [
+        admin.event(IdentityType.ACTOR, new_id, {"id": new_id, "name": "New Carrier", "role": "admin"}, signed_at),
+        registrations[1],
+    ]
+    refused = _problem(
+        api.client.post("/v1/actors", json=body | {"registrations": mismatched}, headers=api.auth(w.admin)), 422
+    )
+    assert "data.role is 'admin', but the request says 'carrier'" in refused["detail"]
+    r = api.client.post("/v1/actors", json=body | {"registrations": registrations}, headers=api.auth(w.admin))
     assert r.status_code == 201, r.text
     created = r.json()
+    assert created["id"] == new_id
     assert api.store.authenticate(created["token"]) is not None
     actor = api.client.get(f"/v1/actors/{created['id']}").json()
     assert actor["role"] == "carrier"
@@ -396,10 +422,18 @@ def test_actors_keys_and_tokens(api: Api) -> None:
     assert keys[0]["public_key"] == base64.b64encode(w.merchant.key.public_key).decode()
     assert api.client.get("/v1/actors/act_nobody").status_code == 404
     _problem(api.client.post(f"/v1/keys/{w.merchant.key.key_id}/revoke", json={}, headers=api.auth(w.carrier)), 403)
-    r = api.client.post(
-        f"/v1/keys/{w.merchant.key.key_id}/revoke", json={"reason": "lost"}, headers=api.auth(w.merchant)
+    revocation = _signer(w.merchant).event(
+        IdentityType.KEY_REVOKE,
+        w.merchant.id,
+        {"actor": w.merchant.id, "key_id": w.merchant.key.key_id, "reason": "lost"},
+        signed_now(),
     )
-    assert r.status_code == 204
+    r = api.client.post(
+        f"/v1/keys/{w.merchant.key.key_id}/revoke",
+        json={"reason": "lost", "registration": revocation},
+        headers=api.auth(w.merchant),
+    )
+    assert r.status_code == 204, r.text
     assert api.client.get(f"/v1/actors/{w.merchant.id}/keys").json()[0]["revoked_at"] is not None
     body = _problem(api.record(w.merchant, "origin", "R", "1", origin_data()), 403)
     assert "revoked" in body["detail"]

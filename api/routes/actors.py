@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from api.asgi import bearer_token
 from api.deps import ActorIdPath, CurrentActor, KeyIdPath, StoreDep, TokenIdPath, require_admin
 from api.problems import ProblemError
-from api.schemas import ActorCreate, ActorCreated, ActorOut, KeyCreate, KeyOut, KeyRevoke, TokenInfoOut, TokenOut
+from api.routes.events import submission_of
+from api.schemas import (
+    ActorCreate,
+    ActorCreated,
+    ActorOut,
+    KeyCreate,
+    KeyOut,
+    KeyRevoke,
+    SignedEvent,
+    TokenInfoOut,
+    TokenOut,
+)
 from ledger.errors import NotFoundError
 from ledger.events import Role, format_time
 from ledger.hashing import b64encode, sha256_hex
 from ledger.identities import RegisteredActor, RegisteredKey, Registry
 from ledger.rules import Actor
 from ledger.signing import parse_public_key_text
+from ledger.storage import Submission
 
 router = APIRouter(prefix="/v1", tags=["actors"])
 
@@ -81,27 +95,78 @@ def get_actor_keys(actor_id: ActorIdPath, store: StoreDep) -> list[KeyOut]:
     return actor_out(_actor(registry, actor_id), registry).keys
 
 
+def _signed(
+    events: list[SignedEvent] | None, caller: Actor, expected: list[tuple[str, dict[str, Any]]], how: str
+) -> list[Submission]:
+    """The signed registrations a request carries, checked to say what its body says (type, and each data field
+    given in `expected`); a 422 naming the difference, or the missing signature, otherwise."""
+    if events is None:
+        raise ProblemError(
+            422,
+            f"who may sign is recorded in the log, signed by whoever decides it: send {how}, signed with your key "
+            "(the chainproof CLI builds it: actor add --server / key add / key revoke, with --key)",
+            "unsigned-registration",
+        )
+    submissions = [submission_of(e.model_dump(), caller, n if len(events) > 1 else None) for n, e in enumerate(events)]
+    for n, (submission, (kind, fields)) in enumerate(zip(submissions, expected, strict=True)):
+        statement = submission.statement
+        data = statement.get("data")
+        if statement.get("type") != kind or not isinstance(data, dict):
+            raise ProblemError(422, f"registration {n} must be a {kind} statement", "invalid")
+        for name, value in fields.items():
+            if data.get(name) != value:
+                raise ProblemError(
+                    422,
+                    f"registration {n}'s data.{name} is {data.get(name)!r}, but the request says {value!r}",
+                    "invalid",
+                )
+    return submissions
+
+
 @router.post("/actors", status_code=201, response_model=ActorCreated, summary="Register an actor (admins only)")
 def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> ActorCreated:
+    """Appends the actor's `actor` and `key_add` registrations, signed by the admin, and issues its first token."""
     require_admin(caller)
-    actor, key = store.add_actor(body.name, body.role, parse_public_key_text(body.public_key))
-    return ActorCreated(id=actor.id, key_id=key.key_id, token=store.issue_token(actor.id))
+    public_key = b64encode(parse_public_key_text(body.public_key))
+    events = body.registrations
+    actor_id = events[0].statement.get("lot") if events else None
+    submissions = _signed(
+        events,
+        caller,
+        [
+            ("actor", {"id": actor_id, "name": body.name, "role": body.role.value}),
+            ("key_add", {"actor": actor_id, "public_key": public_key}),
+        ],
+        "registrations: [actor, key_add]",
+    )
+    store.append_queued(submissions)
+    key_id = str(submissions[1].statement["data"]["key_id"])
+    return ActorCreated(id=str(actor_id), key_id=key_id, token=store.issue_token(str(actor_id)))
 
 
 @router.post("/actors/{actor_id}/keys", status_code=201, response_model=KeyOut, summary="Add a key (rotation)")
 def add_key(actor_id: ActorIdPath, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
+    """Appends the key's `key_add` registration, signed by the actor itself or an admin."""
     _self_or_admin(caller, actor_id)
-    added = store.add_key(actor_id, parse_public_key_text(body.public_key))
-    return key_out(store.registry().keys[added.key_id])
+    public_key = b64encode(parse_public_key_text(body.public_key))
+    events = None if body.registration is None else [body.registration]
+    submissions = _signed(events, caller, [("key_add", {"actor": actor_id, "public_key": public_key})], "registration")
+    store.append_queued(submissions)
+    return key_out(store.registry().keys[str(submissions[0].statement["data"]["key_id"])])
 
 
 @router.post("/keys/{key_id}/revoke", status_code=204, summary="Revoke a key: it signs nothing from now on")
 def revoke_key(key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
+    """Appends the key's `key_revoke` registration, signed by the key's actor or an admin."""
     key = store.registry().keys.get(key_id)
     if key is None:
         raise ProblemError(404, f"key {key_id} does not exist", "not-found")
     _self_or_admin(caller, key.actor_id)
-    store.revoke_key(key_id, body.reason)
+    events = None if body.registration is None else [body.registration]
+    fields: dict[str, Any] = {"actor": key.actor_id, "key_id": key_id} | (
+        {"reason": body.reason} if body.reason else {}
+    )
+    store.append_queued(_signed(events, caller, [("key_revoke", fields)], "registration"))
 
 
 @router.post("/actors/{actor_id}/tokens", status_code=201, response_model=TokenOut, summary="Issue an API token")

@@ -74,7 +74,7 @@ def _parse(body: bytes) -> Any:
         raise ProblemError(400, f"request body is not valid JSON: {exc}", "malformed") from exc
 
 
-def _submission(item: Any, actor: Actor, position: int | None) -> Submission:
+def submission_of(item: Any, actor: Actor, position: int | None) -> Submission:
     where = "" if position is None else f"event {position}: "
     if not isinstance(item, dict) or set(item) != {"statement", "signature"}:
         raise ProblemError(422, where + "an event is an object with exactly 'statement' and 'signature'", "invalid")
@@ -147,7 +147,7 @@ async def record_event(
     fails."""
     store, settings = store_of(request), settings_of(request)
     body = await request.body()
-    submission = _submission(_parse(body), actor, None)
+    submission = submission_of(_parse(body), actor, None)
     results, headers = await _record(request, body, [submission], actor, store, idempotency_key)
     return JSONResponse(_recorded(settings, results[0]), status_code=201, headers=headers)
 
@@ -177,6 +177,6 @@ async def record_events(
         raise ProblemError(422, "events must hold at least one event", "invalid")
     if len(events) > settings.max_batch_events:
         raise ProblemError(413, f"at most {settings.max_batch_events} events per request, got {len(events)}")
-    submissions = [_submission(event, actor, n) for n, event in enumerate(events)]
+    submissions = [submission_of(event, actor, n) for n, event in enumerate(events)]
     results, headers = await _record(request, body, submissions, actor, store, idempotency_key)
     return JSONResponse({"recorded": [_recorded(settings, r) for r in results]}, status_code=201, headers=headers)
