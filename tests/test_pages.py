@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -200,3 +201,44 @@ def test_the_chinese_page_has_no_english_labels_and_names_countries_in_chinese(s
         assert TEXT["zh"][key] in shown
     english_page = site.get("/01/04006381333931/10/L2611-A?shipment=SO-L2611-A&lang=en").text
     assert "Ethiopia" in english_page
+
+
+def test_the_page_says_which_signers_the_operator_registered(tmp_path: Path) -> None:
+    """The log key registers on the server's machine only (the bootstrap, a migrated directory): a producer
+    registered so is marked on the page; one an admin registered, with a signed registration, is not."""
+    from cli.identities import RegistrationSigner
+    from ledger.identities import IdentityType
+    from ledger.signing import generate_private_key, public_key_bytes
+    from ledger.storage import Submission
+    from tests.factory import Party, make_world, origin_data, signed_now
+
+    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    site_world = make_world(app.state.store)
+    store = site_world.store
+    admin = RegistrationSigner(site_world.admin.id, site_world.admin.private_key, site_world.admin.key.key_id)
+    shop_key, signed_at = generate_private_key(), signed_now()
+    events = [
+        admin.event(
+            IdentityType.ACTOR,
+            "act_admins_shop",
+            {"id": "act_admins_shop", "name": "Admins Shop", "role": "merchant"},
+            signed_at,
+        ),
+        admin.key_add("act_admins_shop", public_key_bytes(shop_key), shop_key, signed_at),
+    ]
+    store.append([Submission(e["statement"], base64.b64decode(e["signature"])) for e in events])
+    registry = store.registry()
+    shop = Party(
+        registry.rule_actors["act_admins_shop"],
+        registry.directory().keys[events[1]["statement"]["data"]["key_id"]],
+        shop_key,
+    )
+    store.append([site_world.merchant.submit("origin", "ATT", "1", origin_data())])
+    store.append([shop.submit("origin", "ATT", "2", origin_data())])
+    with TestClient(app) as client:
+        attested = client.get("/p/ATT/1").text
+        signed = client.get("/p/ATT/2").text
+        chinese = client.get("/p/ATT/1?lang=zh").text
+    assert "(registered by the platform operator)" in attested
+    assert "(registered by the platform operator)" not in signed
+    assert "（由平台运营方登记）" in chinese

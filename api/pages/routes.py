@@ -73,6 +73,12 @@ def _name(actors: Mapping[str, Actor], actor_id: str) -> str:
     return actor.name if actor else actor_id
 
 
+def _attested(page: BatchPage, actor_id: str) -> bool:
+    """Whether the log key, not an admin, registered this actor (the bootstrap, or a migrated directory)."""
+    registered = page.registry.actors.get(actor_id)
+    return registered is not None and registered.operator_attested
+
+
 def _day(value: str) -> str:
     return parse_time(value).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -80,7 +86,7 @@ def _day(value: str) -> str:
 def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str, Any]:
     """What the page shows, read from the checked entries: the origin, the latest inspections, the recall, and the
     journey and events of the page's window (the newest, or an older page)."""
-    directory = page.actors
+    directory = page.registry.rule_actors
     origin: dict[str, Any] | None = None
     if page.origin is not None:
         statement = page.origin.statement
@@ -89,6 +95,7 @@ def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str,
         origin = {
             **data,
             "producer": _name(directory, statement["actor"]),
+            "producer_attested": _attested(page, statement["actor"]),
             "country_name": country_name(code, lang) or code,
             "produced_at": _day(data["produced_at"]),
             "documents": data.get("documents", []),
@@ -101,6 +108,7 @@ def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str,
         inspections.append(
             {
                 "inspector": _name(directory, statement["actor"]),
+                "inspector_attested": _attested(page, statement["actor"]),
                 "standard": data.get("standard"),
                 "result": data.get("result"),
                 "inspected_at": _day(data["inspected_at"]),

@@ -15,7 +15,6 @@ import itertools
 import threading
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +26,7 @@ from ledger.events import EventType
 from ledger.hashing import b64encode
 from ledger.identities import LOG_ACTOR, Registry
 from ledger.note import NoteSigner, SignedCheckpoint, open_checkpoint
-from ledger.rules import Actor, BatchState
+from ledger.rules import BatchState
 from ledger.storage import LedgerStore
 from ledger.verify import BatchChecker, BatchReport, LogEntry, Problem, check_anchored, verify_batch
 
@@ -182,7 +181,7 @@ class BatchPage:
     lot: str
     checkpoint_note: str
     checkpoint_size: int
-    actors: Mapping[str, Actor]  # as the log registers them: their names are what the page shows
+    registry: Registry  # who may sign, as the log registers it: the names the page shows, operator-attested or not
     length: int
     state: BatchState
     problems: list[Problem]
@@ -322,7 +321,7 @@ class BatchSummaries:
             lot=state.lot,
             checkpoint_note=note,
             checkpoint_size=size,
-            actors=registry.rule_actors,
+            registry=registry,
             length=summary.length,
             state=state.copy(),
             problems=sorted([*summary.checker.problems, *inclusion], key=lambda p: -1 if p.index is None else p.index),
