@@ -20,7 +20,6 @@ from api.settings import Settings
 from cli.errors import CliError
 from ledger.errors import LedgerError
 from ledger.kinds import EventType, Role
-from ledger.signing import parse_public_key_text
 
 if TYPE_CHECKING:  # the storage stack is imported by the commands that use it: start-up stays short for the rest
     from ledger.storage import LedgerStore
@@ -274,6 +273,8 @@ def _key_to_bind(public_key: Path | None, new_key: Path | None) -> tuple[bytes, 
 
 
 def _public_key_file(path: Path) -> bytes:
+    from ledger.signing import parse_public_key_text  # cryptography: 40 ms, not for every command's start
+
     try:
         return parse_public_key_text(path.read_text())
     except OSError as exc:
