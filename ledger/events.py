@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from ledger.canonical import canonical_json
@@ -231,11 +231,21 @@ class InspectionData(_Strict):
 
 class ShipmentData(_Strict):
     shipment_id: Ident = Field(description="the merchant's id for this order, unique within the batch")
-    destination: Text = Field(description="destination region or address")
+    destination: Text = Field(
+        description="destination region or facility code (never a person's address: the log is public)"
+    )
     placed_at: Timestamp
     promised_by: Timestamp = Field(description="promised delivery deadline (the SLA promise)")
+    quantity: float | None = Field(default=None, gt=0, description="quantity ordered (for on-time-in-full)")
+    unit: Unit | None = Field(default=None, description="unit of the quantity ordered, e.g. kg, pcs")
 
     _times = field_validator("placed_at", "promised_by")(_rfc3339)
+
+    @model_validator(mode="after")
+    def _quantity_and_unit(self) -> ShipmentData:
+        if (self.quantity is None) != (self.unit is None):
+            raise ValueError("quantity and unit go together: give both or neither")
+        return self
 
 
 class Condition(_Strict):
@@ -260,8 +270,21 @@ class DeliveryData(_Strict):
     shipment_id: Ident
     delivered_at: Timestamp
     place: Text | None = None
+    quantity: float | None = Field(
+        default=None, ge=0, description="quantity delivered, in the shipment's unit (for on-time-in-full)"
+    )
 
     _time = field_validator("delivered_at")(_rfc3339)
+
+
+class ShipmentCancelData(_Strict):
+    """The merchant closes a shipment without a delivery (before one): it counts in no rate, only apart."""
+
+    shipment_id: Ident
+    cancelled_at: Timestamp
+    reason: Note | None = None
+
+    _time = field_validator("cancelled_at")(_rfc3339)
 
 
 class RecallData(_Strict):
@@ -275,6 +298,7 @@ DATA_MODELS: dict[EventType, type[_Strict]] = {
     EventType.HANDOFF: HandoffData,
     EventType.DELIVERY: DeliveryData,
     EventType.RECALL: RecallData,
+    EventType.SHIPMENT_CANCEL: ShipmentCancelData,
 }
 
 
@@ -282,7 +306,7 @@ class Statement(_Strict):
     """What an actor signs. `data` holds the type's fields (see the *Data models)."""
 
     v: Literal[1] = Field(description="statement format version")
-    type: Literal["origin", "inspection", "shipment", "handoff", "delivery", "recall"]
+    type: Literal["origin", "inspection", "shipment", "handoff", "delivery", "recall", "shipment_cancel"]
     sku: Ident = Field(description="stock keeping unit of the batch")
     lot: Ident = Field(description="lot or batch number")
     actor: ActorId = Field(description="id of the recording actor")

@@ -13,6 +13,7 @@ class EventType(StrEnum):
     HANDOFF = "handoff"
     DELIVERY = "delivery"
     RECALL = "recall"
+    SHIPMENT_CANCEL = "shipment_cancel"
 
 
 class Role(StrEnum):

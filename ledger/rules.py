@@ -19,6 +19,7 @@ from ledger.events import (
     InspectionData,
     OriginData,
     Role,
+    ShipmentCancelData,
     ShipmentData,
     Signed,
     Statement,
@@ -88,6 +89,8 @@ def event_time(data: BaseModel) -> str | None:
         return data.at
     if isinstance(data, DeliveryData):
         return data.delivered_at
+    if isinstance(data, ShipmentCancelData):
+        return data.cancelled_at
     return None
 
 
@@ -108,7 +111,9 @@ def _key_id_matches(key_id: str, public_key: bytes) -> bool:
 
 ALLOWED: dict[Role, frozenset[EventType]] = {
     Role.ADMIN: frozenset(EventType),
-    Role.MERCHANT: frozenset({EventType.ORIGIN, EventType.SHIPMENT, EventType.HANDOFF, EventType.RECALL}),
+    Role.MERCHANT: frozenset(
+        {EventType.ORIGIN, EventType.SHIPMENT, EventType.HANDOFF, EventType.RECALL, EventType.SHIPMENT_CANCEL}
+    ),
     Role.INSPECTOR: frozenset({EventType.INSPECTION}),
     Role.CARRIER: frozenset({EventType.HANDOFF, EventType.DELIVERY}),
     Role.AUDITOR: frozenset(),
@@ -120,6 +125,7 @@ class ShipmentState:
     custodian: str
     promised_by: str
     delivered: bool = False
+    cancelled: bool = False
 
 
 @dataclass(slots=True)
@@ -152,7 +158,7 @@ class BatchState:
             self.custodian,
             self.recalled_at,
             self.recall_reason,
-            {k: ShipmentState(v.custodian, v.promised_by, v.delivered) for k, v in self.shipments.items()},
+            {k: ShipmentState(v.custodian, v.promised_by, v.delivered, v.cancelled) for k, v in self.shipments.items()},
         )
 
     def check(self, statement: Statement, data: BaseModel, actor: Actor, actors: Mapping[str, Actor]) -> None:
@@ -189,19 +195,25 @@ class BatchState:
             assert isinstance(data, DeliveryData)
             # the deliverer is the signer, except that an admin may record a delivery for the custodian
             self._check_custody(data.shipment_id, None if actor.role is Role.ADMIN else actor.id, actor)
+        elif kind is EventType.SHIPMENT_CANCEL:
+            assert isinstance(data, ShipmentCancelData)
+            self._open_shipment(data.shipment_id)
         elif kind is EventType.RECALL and self.recalled_at is not None:
             raise RuleError(f"batch {self.sku}/{self.lot} is already recalled", "conflict")
 
+    def _open_shipment(self, shipment_id: str) -> ShipmentState:
+        """The shipment, if it exists and is neither delivered nor cancelled (RuleError otherwise)."""
+        shipment = self.shipments.get(shipment_id)
+        if shipment is None:
+            raise RuleError(f"shipment {shipment_id} does not exist in this batch", "conflict")
+        if shipment.delivered:
+            raise RuleError(f"shipment {shipment_id} is already delivered", "conflict")
+        if shipment.cancelled:
+            raise RuleError(f"shipment {shipment_id} was cancelled", "conflict")
+        return shipment
+
     def _check_custody(self, shipment_id: str | None, sender: str | None, actor: Actor) -> None:
-        if shipment_id is not None:
-            shipment = self.shipments.get(shipment_id)
-            if shipment is None:
-                raise RuleError(f"shipment {shipment_id} does not exist in this batch", "conflict")
-            if shipment.delivered:
-                raise RuleError(f"shipment {shipment_id} is already delivered", "conflict")
-            custodian = shipment.custodian
-        else:
-            custodian = self.custodian or ""
+        custodian = (self.custodian or "") if shipment_id is None else self._open_shipment(shipment_id).custodian
         if sender is not None and sender != custodian:
             raise RuleError(f"{sender!r} is not the current custodian ({custodian!r})", "forbidden")
         if actor.role is not Role.ADMIN and actor.id != custodian:
@@ -223,6 +235,8 @@ class BatchState:
                 self.shipments[data.shipment_id].custodian = data.to
         elif isinstance(data, DeliveryData) and data.shipment_id in self.shipments:
             self.shipments[data.shipment_id].delivered = True
+        elif isinstance(data, ShipmentCancelData) and data.shipment_id in self.shipments:
+            self.shipments[data.shipment_id].cancelled = True
         elif kind is EventType.RECALL and self.recalled_at is None:
             self.recalled_at = logged_at
             self.recall_reason = str(getattr(data, "reason", ""))

@@ -149,6 +149,8 @@ def _prepare(api: Api, caller: Party, kind: EventType, lot: str) -> dict[str, An
     if kind is EventType.HANDOFF:
         recipient = w.second_carrier if caller is not w.second_carrier else w.carrier
         return handoff_data(holder.id, recipient.id, "S1")
+    if kind is EventType.SHIPMENT_CANCEL:
+        return {"shipment_id": "S1", "cancelled_at": "2026-11-04T08:00:00Z", "reason": "the buyer withdrew"}
     return {"shipment_id": "S1", "delivered_at": "2026-11-08T15:00:00Z"}
 
 

@@ -146,8 +146,8 @@ def test_who_may_record_what_stated_by_hand() -> None:
     from ledger.rules import ALLOWED
 
     expected = {
-        Role.ADMIN: {"origin", "inspection", "shipment", "handoff", "delivery", "recall"},
-        Role.MERCHANT: {"origin", "shipment", "handoff", "recall"},
+        Role.ADMIN: {"origin", "inspection", "shipment", "handoff", "delivery", "recall", "shipment_cancel"},
+        Role.MERCHANT: {"origin", "shipment", "handoff", "recall", "shipment_cancel"},
         Role.INSPECTOR: {"inspection"},
         Role.CARRIER: {"handoff", "delivery"},
         Role.AUDITOR: set(),

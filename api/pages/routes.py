@@ -198,6 +198,8 @@ def _journey_step(
             "place": data.get("place"),
             "sender": _name(directory, shown.statement["actor"]),
         }
+    if kind == EventType.SHIPMENT_CANCEL:
+        return {"kind": "shipment_cancel", "at": _day(data["cancelled_at"]), "shipment": data["shipment_id"]}
     if kind == EventType.RECALL:
         return {"kind": "recall", "at": _day(shown.parsed.logged_at), "place": data.get("reason")}
     return None

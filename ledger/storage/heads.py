@@ -71,17 +71,25 @@ def state_from_head(sku: str, lot: str, last_index: int, state_json: str) -> Bat
 
 
 def shipment_state(shipment: ShipmentState) -> str:
-    return json.dumps(
-        {"custodian": shipment.custodian, "promised_by": shipment.promised_by, "delivered": shipment.delivered},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    state: dict[str, Any] = {
+        "custodian": shipment.custodian,
+        "promised_by": shipment.promised_by,
+        "delivered": shipment.delivered,
+    }
+    if shipment.cancelled:  # only when set: rows written before cancellations existed stay as they were
+        state["cancelled"] = True
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
 
 
 def state_of_shipment(state_json: str) -> ShipmentState:
     try:
         data = json.loads(state_json)
-        return ShipmentState(str(data["custodian"]), str(data["promised_by"]), bool(data["delivered"]))
+        return ShipmentState(
+            str(data["custodian"]),
+            str(data["promised_by"]),
+            bool(data["delivered"]),
+            bool(data.get("cancelled", False)),
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise LedgerError(f"shipment row cannot be read: {exc}") from exc
 

@@ -1,0 +1,216 @@
+"""The SLA rules and report on a fixed history (tests/sla_scenario.py), every answer worked out by hand there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.events import parse_time
+from ledger.history import shipment_records
+from ledger.logkey import load_or_create_log_signer
+from ledger.sla import (
+    Filters,
+    Parameters,
+    ShipmentRecord,
+    epoch_seconds,
+    epoch_us,
+    iso_week,
+    percentile,
+    report,
+    statuses,
+)
+from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
+from tests import sla_scenario
+from tests.conftest import LOG_NAME
+from tests.factory import World, make_world
+
+HOUR = 3600
+
+
+def _s(text: str) -> int:
+    return epoch_seconds(parse_time(text))
+
+
+AS_OF = _s(sla_scenario.AS_OF)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp: Path = tmp_path_factory.mktemp("sla")
+    engine = create_db_engine(default_sqlite_url(tmp))
+    migrate(engine)
+    world = make_world(LedgerStore(engine, load_or_create_log_signer(tmp / "log.key", LOG_NAME)))
+    sla_scenario.build(world)
+    yield world
+    engine.dispose()
+
+
+def _records(world: World, size: int | None = None, as_of: int = AS_OF) -> list[ShipmentRecord]:
+    store = world.store
+    size = store.size() if size is None else size
+    everything = shipment_records(e.leaf for e in store.entries(0, size))
+    seen = [r.seen(size, as_of * 1_000_000 + 999_999) for r in everything]
+    return [r for r in seen if r is not None]
+
+
+def test_statuses_and_their_reasons(scenario: World) -> None:
+    found = {key[2]: status for key, status in statuses(_records(scenario), AS_OF).items()}
+    assert {sid: s.name for sid, s in found.items()} == {
+        "S1": "on_time",
+        "S2": "late",
+        "S3": "on_time",
+        "S4": "overdue",
+        "S5": "cancelled",
+        "S6": "in_transit",
+        "S7": "at_risk",
+        "S8": "at_risk",
+        "S9": "in_transit",
+        "S10": "on_time",
+    }
+    assert found["S7"].codes == ("window",)
+    assert found["S7"].reason == "92% of the delivery window has passed (promised by 2026-11-10T16:00:00Z)"
+    assert found["S8"].codes == ("lane_progress",)
+    assert found["S8"].reason == (
+        "no handoff yet, 100% of this lane's 5 earlier shipments had reached step 1 by now (4 h after the order; "
+        "the lane's p75 is 2 h)"
+    )
+    assert found["S4"].reason == "not delivered, 3 d 4 h past the promise (2026-11-07T08:00:00Z)"
+
+
+def test_the_report_total(scenario: World) -> None:
+    total = report(_records(scenario), as_of=AS_OF)["total"]
+    expected = {
+        "shipments": 9,
+        "cancelled": 1,
+        "delivered": 4,
+        "on_time": 3,
+        "late": 1,
+        "overdue": 1,
+        "in_transit": 2,
+        "at_risk": 2,
+        "due": 5,
+        "on_time_rate": 3 / 5,
+        "otif_rate": 1 / 4,  # S1 only, of S1-S4 (S10 has no quantities: unknown, not counted as full)
+        "otif_due_known": 4,
+        "otif_unknown": 1,
+        "within_24h_rate": 3 / 6,  # S1, S3, S10 of the 4 delivered and S4, S7 (placed >= 24 h before)
+        "within_48h_rate": 4 / 6,  # S2 (exactly 48 h) too; S7 was placed exactly 48 h before as_of
+        "lead_time_s": {"p50": 24 * HOUR, "p90": 48 * HOUR, "p95": 48 * HOUR},
+        "events": 22,
+        "recorded_late": 2,  # S3's shipment (7 h) and S2's delivery (3 days)
+    }
+    assert {k: total[k] for k in expected} == expected
+    assert total["custody"] == [
+        {"holder": scenario.second_carrier.id, "steps": 2, "p50_s": 23 * HOUR, "p90_s": 27 * HOUR},
+        {"holder": scenario.carrier.id, "steps": 3, "p50_s": 22 * HOUR, "p90_s": 22 * HOUR + 1800},
+        {"holder": scenario.merchant.id, "steps": 5, "p50_s": 2 * HOUR, "p90_s": 3 * HOUR},
+        {"holder": scenario.other_merchant.id, "steps": 1, "p50_s": 1 * HOUR, "p90_s": 1 * HOUR},
+    ]
+
+
+def test_groups_by_merchant_carrier_lane_and_week(scenario: World) -> None:
+    found = report(_records(scenario), as_of=AS_OF, group_by=["merchant", "carrier", "lane", "week"])
+    groups = {(g["by"], g["key"]): g for g in found["groups"]}
+    w = scenario
+    assert set(groups) == {
+        ("merchant", w.merchant.id),
+        ("merchant", w.other_merchant.id),
+        ("carrier", w.carrier.id),
+        ("carrier", w.second_carrier.id),
+        ("lane", "ET-Gedeo>DE-HH"),
+        ("lane", "ET-Gedeo>FR-75"),
+        ("lane", "US-NY>US-NJ"),
+        ("week", "2026-W44"),
+        ("week", "2026-W45"),
+        ("week", "2026-W46"),
+    }
+    carrier = groups[("carrier", w.carrier.id)]  # S1-S4
+    assert (carrier["shipments"], carrier["on_time"], carrier["late"], carrier["overdue"]) == (4, 2, 1, 1)
+    assert carrier["on_time_rate"] == 2 / 4
+    second = groups[("carrier", w.second_carrier.id)]  # S2, S7, S10
+    assert (second["shipments"], second["delivered"], second["at_risk"]) == (3, 2, 1)
+    assert second["on_time_rate"] == 1 / 2
+    assert groups[("week", "2026-W44")]["shipments"] == 1  # S10, placed Sunday 1 November
+    assert groups[("week", "2026-W45")]["shipments"] == 5  # S1-S4, S7 (S5 cancelled)
+    assert groups[("week", "2026-W45")]["cancelled"] == 1
+    assert groups[("week", "2026-W46")]["shipments"] == 3  # S6, S8, S9
+    new_lane = groups[("lane", "ET-Gedeo>FR-75")]  # S9: nothing due yet
+    assert new_lane["on_time_rate"] is None
+    assert new_lane["on_time_rate_reason"] == "no shipment is due yet (none delivered or overdue)"
+    assert new_lane["lead_time_s"] is None
+    assert new_lane["within_24h_rate"] is None
+    assert new_lane["within_24h_rate_reason"]
+
+
+def test_filters(scenario: World) -> None:
+    records = _records(scenario)
+    mine = report(records, as_of=AS_OF, filters=Filters(merchant=scenario.other_merchant.id))["total"]
+    assert (mine["shipments"], mine["on_time"], mine["on_time_rate"]) == (1, 1, 1.0)
+    carried = report(records, as_of=AS_OF, filters=Filters(carrier=scenario.carrier.id))["total"]
+    assert carried["shipments"] == 4
+    week = report(
+        records,
+        as_of=AS_OF,
+        filters=Filters(placed_from=_s("2026-11-02T00:00:00Z"), placed_to=_s("2026-11-03T00:00:00Z")),
+    )
+    assert week["total"]["shipments"] == 2  # S1, S2
+    lane = report(records, as_of=AS_OF, filters=Filters(lane="US-NY>US-NJ"))["total"]
+    assert lane["shipments"] == 1
+
+
+def test_a_report_sees_only_what_was_logged_by_its_as_of(scenario: World) -> None:
+    """At 11-05 00:00, S2's delivery (11-04 09:00, logged 11-07) is not known: S2 is overdue then, not late."""
+    as_of = _s("2026-11-05T00:00:00Z")
+    found = {k[2]: s.name for k, s in statuses(_records(scenario, as_of=as_of), as_of).items()}
+    assert found == {"S1": "on_time", "S2": "overdue", "S3": "on_time", "S10": "on_time"}
+
+
+def test_a_report_over_an_older_checkpoint_sees_only_its_entries(scenario: World) -> None:
+    size = scenario.at(4)  # origin, S1's shipment, handoff and delivery
+    found = {k[2]: s.name for k, s in statuses(_records(scenario, size=size), AS_OF).items()}
+    assert found == {"S1": "on_time"}
+
+
+def test_dst_and_offsets(scenario: World) -> None:
+    [s10] = [r for r in _records(scenario) if r.shipment_id == "S10"]
+    assert s10.placed_at == _s("2026-11-01T04:30:00Z")
+    assert s10.delivery is not None
+    assert s10.delivery.at - s10.placed_at == 24 * HOUR
+
+
+def test_nearest_rank_percentiles_and_iso_weeks() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2
+    assert percentile([1, 2, 3, 4], 75) == 3
+    assert percentile([1, 2, 3, 4, 5], 75) == 4
+    assert percentile([7], 95) == 7
+    assert percentile(list(range(1, 21)), 95) == 19
+    assert iso_week(_s("2027-01-01T00:00:00Z")) == "2026-W53"
+    assert iso_week(_s("2026-01-01T00:00:00Z")) == "2026-W01"
+    assert iso_week(_s("2025-12-29T00:00:00Z")) == "2026-W01"
+
+
+def test_parameters_are_embedded_and_change_the_figures(scenario: World) -> None:
+    records = _records(scenario)
+    strict = Parameters(window_share=0.5, within_hours=(12, 24))
+    found = report(records, as_of=AS_OF, parameters=strict)
+    assert found["parameters"]["window_share"] == 0.5
+    assert "within_12h_rate" in found["total"]
+    assert "within_48h_rate" not in found["total"]
+    # S9 is 6 h into its 14 h window: 42%, under 50% still; at a 0.4 share it is at risk
+    looser = report(records, as_of=AS_OF, parameters=Parameters(window_share=0.4))
+    assert looser["total"]["at_risk"] == 3
+    assert Parameters.from_json(found["parameters"]) == strict
+
+
+def test_rates_are_never_above_one_or_invented(scenario: World) -> None:
+    nothing = report([], as_of=AS_OF)["total"]
+    for name in ("on_time_rate", "otif_rate", "within_24h_rate", "within_48h_rate"):
+        assert nothing[name] is None
+        assert nothing[f"{name}_reason"]
+
+
+def test_epoch_helpers_drop_fractions() -> None:
+    assert epoch_seconds(parse_time("2026-11-01T00:00:00.999Z")) == _s("2026-11-01T00:00:00Z")
+    assert epoch_us(parse_time("1970-01-01T00:00:01.000002Z")) == 1_000_002
