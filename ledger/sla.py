@@ -515,19 +515,12 @@ class _Tally:
         )
         if not lead:
             figures["lead_time_s_reason"] = "no shipment delivered"
-        custody = []
-        for holder, durations in self.custody.items():
-            ordered_durations = sorted(durations)
-            custody.append(
-                {
-                    "holder": holder,
-                    "steps": len(ordered_durations),
-                    "p50_s": percentile(ordered_durations, 50),
-                    "p90_s": percentile(ordered_durations, 90),
-                }
-            )
-        custody.sort(key=lambda c: (-c["p50_s"], c["holder"]))
-        figures["custody"] = custody
+        held = sorted(
+            (percentile(ordered, 50), percentile(ordered, 90), len(ordered), holder)
+            for holder, ordered in ((holder, sorted(durations)) for holder, durations in self.custody.items())
+        )
+        held.sort(key=lambda c: (-c[0], c[3]))  # the slowest custodian first
+        figures["custody"] = [{"holder": h, "steps": n, "p50_s": p50, "p90_s": p90} for p50, p90, n, h in held]
         figures["events"] = self.events
         figures["recorded_late"] = self.recorded_late
         return figures
