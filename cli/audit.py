@@ -20,6 +20,7 @@ from ledger.bundle import BundleHeader, open_bundle, write_bundle
 from ledger.entry import parse_leaf
 from ledger.errors import LedgerError
 from ledger.hashing import b64decode, leaf_hash
+from ledger.history import ShipmentFold
 from ledger.identities import Registry
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint, parse_note
 from ledger.rules import BatchState
@@ -49,7 +50,7 @@ class Snapshot:
     key_is_local: bool = False  # read from the log's own key file: no need to trust it on first use
     beyond_checkpoint: int = 0  # entries appended after the checkpoint (not verified: not signed by the log yet)
     # a database's derived tables (batch heads, the actor tables), checked against the verified log
-    check_derived: Callable[[dict[tuple[str, str], BatchState], Registry], list[Problem]] | None = None
+    check_derived: Callable[[dict[tuple[str, str], BatchState], Registry, ShipmentFold], list[Problem]] | None = None
 
 
 def checkpoint_size(note: str) -> int:
@@ -120,9 +121,11 @@ def from_database(url: str, key_file: Path | None, log_key: str | None, origin: 
         raise CliError(f"cannot read the database: {str(exc).splitlines()[0]}") from exc
     size = checkpoint_size(note)
 
-    def check_derived(states: dict[tuple[str, str], BatchState], registry: Registry) -> list[Problem]:
+    def check_derived(
+        states: dict[tuple[str, str], BatchState], registry: Registry, shipments: ShipmentFold
+    ) -> list[Problem]:
         try:
-            differences = store.head_differences(states, size)
+            differences = store.head_differences(states, size) + store.sla_differences(shipments, size)
             rogue = store.projection_differences(registry, size)
         except Exception as exc:
             differences, rogue = [f"cannot read the derived tables: {str(exc).splitlines()[0]}"], []
@@ -240,6 +243,7 @@ def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | No
         registrations=snapshot.registrations,
         older_checkpoint=older,
         expected_entries=snapshot.size,
+        shipments=ShipmentFold() if snapshot.check_derived is not None else None,
     )
     with progress(snapshot.size, show_progress) as bar:
         task = bar.add_task("verify", total=snapshot.size)
@@ -253,7 +257,8 @@ def run_full_verification(snapshot: Snapshot, key: NoteVerifier, older: str | No
         verifier.add(counted(snapshot.entries))
     report = verifier.finish()
     if snapshot.check_derived is not None:
-        report.problems.extend(snapshot.check_derived(verifier.batch_states(), verifier.registry))
+        assert verifier.shipments is not None
+        report.problems.extend(snapshot.check_derived(verifier.batch_states(), verifier.registry, verifier.shipments))
     return report
 
 

@@ -726,7 +726,9 @@ def record(
     ctx: typer.Context,
     event_type: Annotated[
         str | None,
-        typer.Argument(metavar="TYPE", help="origin, inspection, shipment, handoff, delivery or recall"),
+        typer.Argument(
+            metavar="TYPE", help="origin, inspection, shipment, handoff, delivery, recall or shipment_cancel"
+        ),
     ] = None,
     sku: Annotated[str | None, typer.Option(help="batch SKU")] = None,
     lot: Annotated[str | None, typer.Option(help="batch lot")] = None,
@@ -740,8 +742,10 @@ def record(
     region: Annotated[str | None, typer.Option(help="origin: region")] = None,
     facility: Annotated[str | None, typer.Option(help="origin: facility")] = None,
     produced_at: Annotated[str | None, typer.Option(help="origin: RFC 3339 time (default now)")] = None,
-    quantity: Annotated[float | None, typer.Option(help="origin: quantity")] = None,
-    unit: Annotated[str | None, typer.Option(help="origin: unit, e.g. kg")] = None,
+    quantity: Annotated[
+        float | None, typer.Option(help="origin: quantity; shipment: quantity ordered; delivery: quantity delivered")
+    ] = None,
+    unit: Annotated[str | None, typer.Option(help="origin, shipment: unit of the quantity, e.g. kg")] = None,
     gtin: Annotated[str | None, typer.Option(help="origin: GTIN with GS1 check digit")] = None,
     document: Annotated[list[Path] | None, typer.Option(help="origin: a document to hash (repeatable)")] = None,
     standard: Annotated[str | None, typer.Option(help="inspection: standard or scheme")] = None,
@@ -749,8 +753,12 @@ def record(
     inspected_at: Annotated[str | None, typer.Option(help="inspection: RFC 3339 time (default now)")] = None,
     report: Annotated[Path | None, typer.Option(help="inspection: report file, hashed locally, never uploaded")] = None,
     report_url: Annotated[str | None, typer.Option(help="inspection: where the report can be fetched")] = None,
-    shipment: Annotated[str | None, typer.Option(help="shipment/handoff/delivery: shipment id")] = None,
-    destination: Annotated[str | None, typer.Option(help="shipment: destination region")] = None,
+    shipment: Annotated[
+        str | None, typer.Option(help="shipment/handoff/delivery/shipment_cancel: shipment id")
+    ] = None,
+    destination: Annotated[
+        str | None, typer.Option(help="shipment: destination region or facility code (never a person's address)")
+    ] = None,
     placed_at: Annotated[str | None, typer.Option(help="shipment: RFC 3339 time (default now)")] = None,
     promised_by: Annotated[str | None, typer.Option(help="shipment: promised delivery deadline, RFC 3339")] = None,
     to: Annotated[str | None, typer.Option(help="handoff: actor id receiving custody")] = None,
@@ -758,7 +766,8 @@ def record(
     at: Annotated[str | None, typer.Option(help="handoff: RFC 3339 time (default now)")] = None,
     temperature: Annotated[float | None, typer.Option(help="handoff: temperature in Celsius")] = None,
     delivered_at: Annotated[str | None, typer.Option(help="delivery: RFC 3339 time (default now)")] = None,
-    reason: Annotated[str | None, typer.Option(help="recall: why")] = None,
+    cancelled_at: Annotated[str | None, typer.Option(help="shipment_cancel: RFC 3339 time (default now)")] = None,
+    reason: Annotated[str | None, typer.Option(help="recall, shipment_cancel: why")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="--from-file: events per request")] = 500,
     dry_run: Annotated[
         bool,
@@ -771,6 +780,7 @@ def record(
     Examples:
       chainproof record origin --sku COF-1 --lot L7 --product "Green coffee" --country ET --quantity 1200 --unit kg
       chainproof record handoff --sku COF-1 --lot L7 --to act_1234 --place "Djibouti port" --shipment SO-9
+      chainproof record shipment_cancel --sku COF-1 --lot L7 --shipment SO-9 --reason "buyer withdrew"
       chainproof record --from-file events.jsonl
     """
     from cli.client import ServerClient
@@ -794,11 +804,11 @@ def record(
             "standard": standard, "result": result, "inspected_at": inspected_at, "report": report,
             "report_url": report_url, "shipment": shipment, "destination": destination, "placed_at": placed_at,
             "promised_by": promised_by, "to": to, "place": place, "at": at, "temperature": temperature,
-            "delivered_at": delivered_at, "reason": reason,
+            "delivered_at": delivered_at, "cancelled_at": cancelled_at, "reason": reason,
         }  # fmt: skip
         answer = record_one(client, private_key, kind, sku, lot, options)
     page = str(answer["product_url"])
-    if shipment and kind in (EventType.SHIPMENT, EventType.HANDOFF, EventType.DELIVERY):
+    if shipment and kind in (EventType.SHIPMENT, EventType.HANDOFF, EventType.DELIVERY, EventType.SHIPMENT_CANCEL):
         page += "?" + urlencode({"shipment": shipment})  # the shipment's own view: its promise and SLA status
         answer = {**answer, "shipment_url": page}
     if output_format == "json":

@@ -139,6 +139,9 @@ def event_data(kind: EventType, o: dict[str, Any]) -> dict[str, Any]:
             "placed_at": check_time(o.get("placed_at"), "--placed-at"),
             "promised_by": check_time(o["promised_by"], "--promised-by"),
         }
+        if o.get("quantity") is not None:
+            require(o, kind, "unit")
+            data.update(quantity=number(o["quantity"]), unit=o["unit"])
     elif kind is EventType.HANDOFF:
         require(o, kind, "to", "place")
         data = {"from": o["actor_id"], "to": o["to"], "place": o["place"], "at": check_time(o.get("at"), "--at")}
@@ -151,6 +154,13 @@ def event_data(kind: EventType, o: dict[str, Any]) -> dict[str, Any]:
         data = {"shipment_id": o["shipment"], "delivered_at": check_time(o.get("delivered_at"), "--delivered-at")}
         if o.get("place"):
             data["place"] = o["place"]
+        if o.get("quantity") is not None:
+            data["quantity"] = number(o["quantity"])
+    elif kind is EventType.SHIPMENT_CANCEL:
+        require(o, kind, "shipment")
+        data = {"shipment_id": o["shipment"], "cancelled_at": check_time(o.get("cancelled_at"), "--cancelled-at")}
+        if o.get("reason"):
+            data["reason"] = o["reason"]
     else:
         require(o, kind, "reason")
         data = {"reason": o["reason"]}

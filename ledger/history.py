@@ -59,6 +59,7 @@ class BatchHistory:
     owner: str | None = None
     origin: Recorded[OriginData] | None = None
     origin_place: str = ""  # the lane's origin: country, and region if any
+    origin_index: int | None = None
     inspections: list[Recorded[InspectionData]] = field(default_factory=list)
     custody: list[Recorded[HandoffData]] = field(default_factory=list)  # handoffs of the batch, not of a shipment
     shipments: dict[str, ShipmentRecord] = field(default_factory=dict)
@@ -73,6 +74,7 @@ class BatchHistory:
             if self.owner is None:
                 self.owner = actor
                 self.origin_place = origin_name(data.country, data.region)
+                self.origin_index = index
                 if self.keep_events:
                     self.origin = Recorded(index, logged_at, actor, data)
         elif isinstance(data, ShipmentData):
@@ -165,12 +167,24 @@ class ShipmentFold:
 
     def add_parsed(self, entries: Iterable[ParsedEntry]) -> None:
         for parsed, statement, data in batch_events(entries):
-            key = (statement.sku, statement.lot)
-            history = self.batches.get(key)
-            if history is None:
-                history = self.batches[key] = BatchHistory(statement.sku, statement.lot, keep_events=False)
-            history.add(parsed.index, parsed.logged_at, statement, data)
+            self.add(parsed.index, parsed.logged_at, statement, data)
+
+    def add(self, index: int, logged_at: str, statement: Statement, data: BaseModel) -> None:
+        """One checked batch event, in log order (the verifier feeds its events here as it checks them)."""
+        key = (statement.sku, statement.lot)
+        history = self.batches.get(key)
+        if history is None:
+            history = self.batches[key] = BatchHistory(statement.sku, statement.lot, keep_events=False)
+        history.add(index, logged_at, statement, data)
 
     def records(self) -> Iterator[ShipmentRecord]:
         for history in self.batches.values():
             yield from history.shipments.values()
+
+    def origins(self) -> dict[tuple[str, str], tuple[str, str, int]]:
+        """Each batch with an origin: (owner, origin place, index of the origin event)."""
+        return {
+            key: (history.owner, history.origin_place, history.origin_index)
+            for key, history in self.batches.items()
+            if history.owner is not None and history.origin_index is not None
+        }

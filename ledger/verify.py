@@ -22,6 +22,7 @@ from ledger.entry import MAX_LEAF_BYTES, ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, ProofError, RuleError
 from ledger.events import Statement, parse_time, validate_statement
 from ledger.hashing import b64encode, leaf_hash
+from ledger.history import ShipmentFold
 from ledger.identities import Registry, is_registration, validate_registration
 from ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
@@ -273,6 +274,7 @@ class LedgerVerifier:
         older_checkpoint: str | bytes | None = None,
         workers: int = 2,
         expected_entries: int | None = None,
+        shipments: ShipmentFold | None = None,
     ) -> None:
         """Who may sign comes from the log's own registrations (ledger/identities.py), judged by log index as the
         entries stream past. `registrations`: the source's list of every registration entry (index, leaf), read
@@ -281,7 +283,11 @@ class LedgerVerifier:
         the entry the stream then holds at that index (a source that shows different registrations is caught).
 
         `expected_entries`, if known, lets a long run start its worker processes at once, so that they are
-        ready when the first chunk is (starting them took about 0.3 s, during which the first chunks waited)."""
+        ready when the first chunk is (starting them took about 0.3 s, during which the first chunks waited).
+
+        `shipments`, if given, is fed every batch event as it is checked: the shipments as the log tells them,
+        which `verify --db` compares with the stored SLA projection."""
+        self.shipments = shipments
         self._problems: list[Problem] = []
         self._tree = CompactRange()
         self._batches: dict[tuple[str, str], BatchState] = {}
@@ -392,6 +398,8 @@ class LedgerVerifier:
             self._problem(pos, "invalid-statement", str(exc))
             return None
         batch_id = (statement.sku, statement.lot)
+        if self.shipments is not None:
+            self.shipments.add(pos, parsed.logged_at, statement, data)
         if entry.recorded_batch is not None and entry.recorded_batch != batch_id:
             self._problem(
                 pos,

@@ -508,7 +508,8 @@ def test_an_unknown_event_type_is_one_line_naming_the_choices(ledger: Ledger) ->
     result = runner.invoke(app, ["record", "orgin", "--sku", "A", "--lot", "1", "--server", ledger.server.url])
     assert result.exit_code == 2
     assert result.output.strip() == (
-        "chainproof: unknown event type 'orgin': choose one of origin, inspection, shipment, handoff, delivery, recall"
+        "chainproof: unknown event type 'orgin': choose one of origin, inspection, shipment, handoff, delivery, "
+        "recall, shipment_cancel"
     )
 
 

@@ -54,7 +54,9 @@ def test_the_verifier_reports_a_replay_a_server_let_through(world: World, monkey
     # logs the old "pass" again
     insert = store._insert_entries_and_nodes
     monkeypatch.setattr(store, "_logged", lambda _conn, _group: {})
-    monkeypatch.setattr(store, "_insert_entries_and_nodes", lambda conn, e, n, _s, h: insert(conn, e, n, [], h))
+    monkeypatch.setattr(
+        store, "_insert_entries_and_nodes", lambda conn, e, n, _s, h, sla: insert(conn, e, n, [], h, sla)
+    )
     store.append([inspection])
     report = _verify(store)
     assert not report.ok

@@ -186,8 +186,9 @@ APPEND_ONLY_TABLES = (
 )
 NO_DELETE_TABLES = ("actors",)
 """Rows that may change (an actor's name and role follow its `actor` registrations) but never go away."""
-DERIVED_TABLES = ("batch_heads", "batch_shipments")
-"""Projections of the log, updated in the append transaction; `chainproof rebuild` recomputes them."""
+DERIVED_TABLES = ("batch_heads", "batch_shipments", "sla_batches", "sla_shipments")
+"""Projections of the log, updated in the append transaction; `chainproof db rebuild` recomputes them. The SLA
+tables (ledger/storage/sla.py) are created by migration 0008 and written with plain SQL."""
 
 actors = ActorRow.__table__  # type: ignore[attr-defined]
 actor_keys = ActorKeyRow.__table__  # type: ignore[attr-defined]

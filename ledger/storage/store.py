@@ -54,6 +54,7 @@ from ledger.events import (
     validate_statement,
 )
 from ledger.hashing import b64encode, leaf_hash, sha256, sha256_hex
+from ledger.history import ShipmentFold
 from ledger.identities import (
     IDENTITY_SKU,
     IdentityStatement,
@@ -80,6 +81,8 @@ from ledger.signing import (
     start_statement_checks,
     verify_statement,
 )
+from ledger.sla import ShipmentRecord
+from ledger.storage import sla as sla_store
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.heads import (
     PG_UPSERT_HEADS,
@@ -115,6 +118,8 @@ from ledger.storage.schema import (
     log_meta,
     token_revocations,
 )
+from ledger.storage.sla import PG_INSERT_BATCHES, SlaRows
+from ledger.storage.sla import PG_UPSERT_SHIPMENTS as PG_UPSERT_SLA_SHIPMENTS
 from ledger.verify import LogEntry
 
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
@@ -284,6 +289,7 @@ class _GroupWork:
     statement_rows: list[tuple[int, bytes, int]] = field(default_factory=list)  # (signed_at_us, hash, index)
     shipments_touched: set[ShipmentKey] = field(default_factory=set)  # their rows are rewritten at commit
     repaired: set[tuple[str, str]] = field(default_factory=set)  # batches whose stored head was replaced
+    sla: SlaRows = field(default_factory=SlaRows)  # the shipments projection's rows (ledger/storage/sla.py)
 
     def head_rows(self) -> HeadRows:
         """The derived rows this commit writes: the heads of the batches it appended to or repaired."""
@@ -303,6 +309,7 @@ class _GroupWork:
             len(self.statement_rows),
             self.registry,
             len(self.registrations),
+            self.sla.mark(),
         )
         if registers:
             self.registry = self.registry.copy()
@@ -321,6 +328,7 @@ class _GroupWork:
         del self.statement_rows[savepoint.statements :]
         self.registry = savepoint.registry
         del self.registrations[savepoint.registrations :]
+        self.sla.rewind(savepoint.sla)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +341,7 @@ class _Savepoint:
     statements: int
     registry: Registry
     registrations: int
+    sla: int
 
 
 def _shipments_named(group: Sequence[PreparedAppend]) -> set[ShipmentKey]:
@@ -720,7 +729,7 @@ class LedgerStore:
             if work.entry_rows or work.repaired:
                 try:
                     self._insert_entries_and_nodes(
-                        conn, work.entry_rows, work.node_rows, work.statement_rows, work.head_rows()
+                        conn, work.entry_rows, work.node_rows, work.statement_rows, work.head_rows(), work.sla
                     )
                     if work.registrations:
                         write_projection(conn, work.registrations)
@@ -852,7 +861,9 @@ class LedgerStore:
                 work.registry.apply(index, statement, item.data, parse_time(logged_at))
                 work.registrations.append(LoggedRegistration(index, statement, item.data, logged_at))
             else:
+                owner = state.owner
                 state.apply(statement, item.data, entry_hash, index, logged_at)
+                work.sla.add(index, logged_at, statement, item.data, owner)
                 shipment_id = getattr(item.data, "shipment_id", None)
                 if shipment_id is not None:
                     work.shipments_touched.add((statement.sku, statement.lot, shipment_id))
@@ -886,6 +897,7 @@ class LedgerStore:
         node_rows: list[dict[str, Any]],
         statement_rows: list[tuple[int, bytes, int]],
         head_rows: HeadRows,
+        sla_rows: SlaRows,
     ) -> None:
         """The tables in one round trip on PostgreSQL (a data-modifying CTE over binary arrays): appends hold the
         append lock meanwhile, and each round trip under it also waits for this process's GIL. The batch heads
@@ -903,12 +915,18 @@ class LedgerStore:
                 except IntegrityError as exc:
                     raise _UnseenReplayError from exc
             head_rows.write_sqlite(conn)
+            sla_rows.write_sqlite(conn)
             return
         import psycopg
 
         from ledger.storage.pgarrays import ByteaArray, Int2Array, Int8Array, TextArray
 
         driver = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+        sla_sql = ""
+        sla_parameters: tuple[str, ...] = ()
+        if sla_rows:  # the shipments projection, in the same statement (one round trip under the lock)
+            sla_sql = f", new_sla_batches AS ({PG_INSERT_BATCHES}), new_sla AS ({PG_UPSERT_SLA_SHIPMENTS})"
+            sla_parameters = sla_rows.pg_parameters()
         try:
             with driver.cursor() as cursor:
                 cursor.execute(
@@ -916,7 +934,7 @@ class LedgerStore:
                     "SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::varchar[], %b::bytea[], %b::bytea[])), "
                     "new_statements AS (INSERT INTO logged_statements (signed_at_us, statement_hash, idx) "
                     "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bigint[])), "
-                    f"new_heads AS ({PG_UPSERT_HEADS}), new_shipments AS ({PG_UPSERT_SHIPMENTS}) "
+                    f"new_heads AS ({PG_UPSERT_HEADS}), new_shipments AS ({PG_UPSERT_SHIPMENTS}){sla_sql} "
                     "INSERT INTO merkle_nodes (level, idx, hash) SELECT * FROM unnest(%b::smallint[], %b::bigint[], "
                     "%b::bytea[])",
                     (
@@ -929,6 +947,7 @@ class LedgerStore:
                         ByteaArray.of([row[1] for row in statement_rows]),
                         Int8Array.of([row[2] for row in statement_rows]),
                         *head_rows.pg_parameters(),
+                        *sla_parameters,
                         Int2Array.of([r["level"] for r in node_rows]),
                         Int8Array.of([r["idx"] for r in node_rows]),
                         ByteaArray.of([r["hash"] for r in node_rows]),
@@ -1329,14 +1348,17 @@ class LedgerStore:
     # -- derived tables -----------------------------------------------------------------------------------------
 
     def rebuild_heads(self) -> int:
-        """Recompute `batch_heads` and `batch_shipments` from the log, under the append lock (appends wait);
-        returns the number of batches (actors' chains of registrations, which have heads too, not counted)."""
+        """Recompute the derived tables (`batch_heads`, `batch_shipments` and the SLA projection) from the log,
+        under the append lock (appends wait); returns the number of batches (actors' chains of registrations,
+        which have heads too, not counted)."""
         with self._write() as conn, conn.begin():
             self._lock_appends(conn)
-            leaves = conn.execute(select(entries.c.leaf).order_by(entries.c.idx)).all()
-            states = replay_batches(bytes(row.leaf) for row in leaves)
+            leaves = [bytes(row.leaf) for row in conn.execute(select(entries.c.leaf).order_by(entries.c.idx))]
+            states = replay_batches(leaves)
+            fold = ShipmentFold().add_leaves(leaves)
             del leaves
             write_all(conn, states, postgres=self._postgres)
+            sla_store.write_all(conn, fold.records(), fold.origins(), postgres=self._postgres)
         with self._batch_cache_lock:
             self._batch_cache.clear()
         return sum(1 for sku, _lot in states if sku != IDENTITY_SKU)
@@ -1349,6 +1371,37 @@ class LedgerStore:
             replay_batches((bytes(row.leaf) for row in newer), states)
             heads, shipments = stored_rows(conn)
         return compare(states, heads, shipments)
+
+    def sla_differences(self, fold: ShipmentFold, after: int) -> list[str]:
+        """How the SLA projection differs from `fold` (the shipments as the log's first `after` entries tell
+        them), once the entries from `after` on are folded in too; empty if they agree."""
+        with self.engine.connect() as conn:
+            newer = conn.execute(select(entries.c.leaf).where(entries.c.idx >= after).order_by(entries.c.idx))
+            fold.add_leaves(bytes(row.leaf) for row in newer)
+            stored = sla_store.stored_records(conn)
+        return sla_store.compare(fold.records(), stored)
+
+    def sla_records(
+        self,
+        *,
+        size: int,
+        as_of_us: int,
+        merchant: str | None = None,
+        placed_from: int | None = None,
+        placed_to: int | None = None,
+        shipment_id: str | None = None,
+    ) -> list[ShipmentRecord]:
+        """The shipments a report over `size` entries at `as_of` sees, from the SLA projection."""
+        with self.engine.connect() as conn:
+            return sla_store.read_records(
+                conn,
+                size=size,
+                as_of_us=as_of_us,
+                merchant=merchant,
+                placed_from=placed_from,
+                placed_to=placed_to,
+                shipment_id=shipment_id,
+            )
 
     # -- the log this database belongs to -----------------------------------------------------------------------
 
