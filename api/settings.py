@@ -14,6 +14,7 @@ from ledger.intake import DEFAULT_SIGNED_AT_WINDOW, SignedAtWindow
 
 if TYPE_CHECKING:  # imported where used: the CLI reads settings too, and starts faster without the web stack
     from api.ratelimit import RateLimitSettings
+    from ledger.sla import Parameters as SlaParameters
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class Settings:
     # How far from the moment it arrives a statement's signed_at may lie (ledger.intake, ADR 0005)
     signed_at_max_age: timedelta = DEFAULT_SIGNED_AT_WINDOW.before
     signed_at_max_ahead: timedelta = DEFAULT_SIGNED_AT_WINDOW.after
+    # The SLA tracker's thresholds (ledger.sla.Parameters; each report embeds the ones it used)
+    sla_window_share: float = 0.8
+    sla_lane_percentile: int = 75
+    sla_lane_min_history: int = 5
+    sla_within_hours: tuple[int, ...] = (24, 48)
+    sla_recorded_late_hours: int = 6
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -61,6 +68,24 @@ class Settings:
             values["redis_url"] = env["CHAINPROOF_REDIS_URL"]
         if "CHAINPROOF_WORKERS" in env:
             values["workers"] = _number(env["CHAINPROOF_WORKERS"], "CHAINPROOF_WORKERS")
+        if "CHAINPROOF_SLA_WINDOW_SHARE" in env:
+            values["sla_window_share"] = _share(env["CHAINPROOF_SLA_WINDOW_SHARE"], "CHAINPROOF_SLA_WINDOW_SHARE")
+        if "CHAINPROOF_SLA_LANE_PERCENTILE" in env:
+            name = "CHAINPROOF_SLA_LANE_PERCENTILE"
+            values["sla_lane_percentile"] = _number(env[name], name)
+        if "CHAINPROOF_SLA_LANE_MIN_HISTORY" in env:
+            values["sla_lane_min_history"] = _number(
+                env["CHAINPROOF_SLA_LANE_MIN_HISTORY"], "CHAINPROOF_SLA_LANE_MIN_HISTORY"
+            )
+        if "CHAINPROOF_SLA_WITHIN_HOURS" in env:
+            values["sla_within_hours"] = tuple(
+                _number(part.strip(), "CHAINPROOF_SLA_WITHIN_HOURS")
+                for part in env["CHAINPROOF_SLA_WITHIN_HOURS"].split(",")
+            )
+        if "CHAINPROOF_SLA_RECORDED_LATE_HOURS" in env:
+            values["sla_recorded_late_hours"] = _number(
+                env["CHAINPROOF_SLA_RECORDED_LATE_HOURS"], "CHAINPROOF_SLA_RECORDED_LATE_HOURS"
+            )
         if "CHAINPROOF_SIGNED_AT_MAX_AGE_HOURS" in env:
             values["signed_at_max_age"] = timedelta(
                 hours=_number(env["CHAINPROOF_SIGNED_AT_MAX_AGE_HOURS"], "CHAINPROOF_SIGNED_AT_MAX_AGE_HOURS")
@@ -87,6 +112,18 @@ class Settings:
         return self.public_url.rstrip("/")
 
     @property
+    def sla_parameters(self) -> SlaParameters:
+        from ledger.sla import Parameters
+
+        return Parameters(
+            window_share=self.sla_window_share,
+            lane_percentile=self.sla_lane_percentile,
+            lane_min_history=self.sla_lane_min_history,
+            within_hours=self.sla_within_hours,
+            recorded_late_after_s=self.sla_recorded_late_hours * 3600,
+        )
+
+    @property
     def signed_at_window(self) -> SignedAtWindow:
         return SignedAtWindow(self.signed_at_max_age, self.signed_at_max_ahead)
 
@@ -102,6 +139,16 @@ class Settings:
             self.workers,
             namespace="chainproof:" + (self.log_name or self.database_url),
         )
+
+
+def _share(value: str, name: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:
+        raise ValueError(f"{name} is {value!r}: a share between 0 (excluded) and 1, like 0.8, is expected")
+    return share
 
 
 def _switch(value: str, name: str) -> bool:

@@ -753,9 +753,7 @@ def record(
     inspected_at: Annotated[str | None, typer.Option(help="inspection: RFC 3339 time (default now)")] = None,
     report: Annotated[Path | None, typer.Option(help="inspection: report file, hashed locally, never uploaded")] = None,
     report_url: Annotated[str | None, typer.Option(help="inspection: where the report can be fetched")] = None,
-    shipment: Annotated[
-        str | None, typer.Option(help="shipment/handoff/delivery/shipment_cancel: shipment id")
-    ] = None,
+    shipment: Annotated[str | None, typer.Option(help="shipment/handoff/delivery/shipment_cancel: shipment id")] = None,
     destination: Annotated[
         str | None, typer.Option(help="shipment: destination region or facility code (never a person's address)")
     ] = None,

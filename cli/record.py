@@ -18,6 +18,7 @@ from ledger.canonical import canonical_json, parse_json
 from ledger.errors import EncodingError, LedgerError
 from ledger.events import EventType, content_identity, new_statement, parse_time, validate_statement
 from ledger.hashing import b64encode
+from ledger.privacy import statement_problem
 from ledger.signing import (
     Ed25519PrivateKey,
     generate_private_key,
@@ -215,6 +216,9 @@ def record_one(
 ) -> Any:
     actor_id = whoami(client)
     data = event_data(kind, {**options, "actor_id": actor_id})
+    personal = statement_problem({"type": kind.value, "data": data})
+    if personal is not None:  # told before anything is signed or sent
+        raise CliError(personal.replace("statement.data.", "--", 1))
     body = signed_event(key, actor_id, kind.value, sku, lot, data, now_rfc3339())
     # one key for this command: a retry after a lost answer returns the first result, never a duplicate
     headers = {"Idempotency-Key": f"chainproof-cli-{uuid.uuid4()}"}
@@ -340,6 +344,10 @@ def check_event_lines(
             validate_statement(statement)
         except LedgerError as exc:
             problems.append(f"{path}:{number}: {exc}")
+            continue
+        personal = statement_problem(statement)
+        if personal is not None:
+            problems.append(f"{path}:{number}: {personal}")
     if problems:
         more = f" (and {len(problems) - 1} more lines with errors; nothing was sent)" if len(problems) > 1 else ""
         raise CliError(problems[0] + (more or " (nothing was sent)"))

@@ -53,10 +53,12 @@ def test_verify_db_names_a_doctored_shipment_row_and_rebuild_mends_it(world: Wor
         conn.execute(text("UPDATE sla_shipments SET delivered_at = promised_by WHERE shipment_id = 'S2'"))
         conn.execute(text("DELETE FROM sla_shipments WHERE shipment_id = 'S4'"))
         conn.execute(text("UPDATE sla_batches SET origin = 'KE' WHERE lot = 'L2'"))
+        conn.execute(text("UPDATE sla_shipments SET last_idx = 0 WHERE shipment_id = 'S1'"))  # hides S1's changes
     out = _cli("verify", "--db", url, *key, code=1)
     assert "sla_shipments row for shipment S2 of COF/L1: delivered_at is" in out
     assert "sla_shipments has no row for shipment S4 of COF/L1" in out
     assert "sla_shipments row for shipment S10 of TEA/L2: its batch's origin (sla_batches) is 'KE'" in out
+    assert "sla_shipments row for shipment S1 of COF/L1: last_idx is 0, the log says" in out
     assert "chainproof db rebuild" in out
     _cli("db", "rebuild", "--db", url)
     assert json.loads(_cli("verify", "--db", url, *key, "--format", "json"))["ok"] is True

@@ -60,6 +60,7 @@ SHIPMENT_COLUMNS = (
     "cancelled_idx",
     "cancelled_logged_us",
     "cancelled_by",
+    "last_idx",
 )
 _CLOSING = {
     "delivered_idx": ("delivered_at", "delivered_logged_us", "delivered_by", "delivered_quantity"),
@@ -72,7 +73,7 @@ _FIRST_CLOSING_WINS = ", ".join(
 )
 _ON_CONFLICT = (
     f"ON CONFLICT (sku, lot, shipment_id) DO UPDATE SET steps = sla_shipments.steps || excluded.steps, "
-    f"{_FIRST_CLOSING_WINS}"
+    f"{_FIRST_CLOSING_WINS}, last_idx = excluded.last_idx"
 )
 SQLITE_UPSERT_SHIPMENTS = (
     f"INSERT INTO sla_shipments ({', '.join(SHIPMENT_COLUMNS)}) VALUES ({', '.join('?' for _ in SHIPMENT_COLUMNS)}) "
@@ -145,6 +146,7 @@ class SlaRows:
             if row is None:
                 row = changes[key] = dict.fromkeys(SHIPMENT_COLUMNS)
                 row.update(sku=sku, lot=lot, shipment_id=key[2], steps="")
+            row["last_idx"] = index  # events come in log order: the last one's index is the largest
             if isinstance(data, ShipmentData):
                 row.update(
                     merchant=owner or statement.actor,
@@ -213,6 +215,7 @@ def record_row(record: ShipmentRecord) -> dict[str, Any]:
         "cancelled_idx": cancel.index if cancel else None,
         "cancelled_logged_us": cancel.logged_us if cancel else None,
         "cancelled_by": cancel.actor if cancel else None,
+        "last_idx": max([record.index, *(s.index for s in record.steps), *(c.index for c in (delivery, cancel) if c)]),
     }
 
 
@@ -220,14 +223,14 @@ _SELECT = (
     "SELECT s.sku, s.lot, s.shipment_id, s.merchant, COALESCE(b.origin, ''), s.destination, s.placed_at, "
     "s.promised_by, s.idx, s.logged_us, s.quantity, s.unit, s.steps, s.delivered_at, s.delivered_idx, "
     "s.delivered_logged_us, s.delivered_by, s.delivered_quantity, s.cancelled_at, s.cancelled_idx, "
-    "s.cancelled_logged_us, s.cancelled_by FROM sla_shipments s LEFT JOIN sla_batches b "
+    "s.cancelled_logged_us, s.cancelled_by, s.last_idx FROM sla_shipments s LEFT JOIN sla_batches b "
     "ON b.sku = s.sku AND b.lot = s.lot"
 )
 
 
 def _record(row: Sequence[Any]) -> ShipmentRecord:
     (sku, lot, sid, merchant, origin, destination, placed_at, promised_by, index, logged_us, quantity, unit, steps,
-     d_at, d_idx, d_logged, d_by, d_quantity, c_at, c_idx, c_logged, c_by) = row  # fmt: skip
+     d_at, d_idx, d_logged, d_by, d_quantity, c_at, c_idx, c_logged, c_by, _last) = row  # fmt: skip
     if merchant is None or placed_at is None or promised_by is None or index is None or logged_us is None:
         raise LedgerError(f"sla_shipments row for shipment {sid} of {sku}/{lot} has no shipment event")
     return ShipmentRecord(
@@ -253,58 +256,27 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def read_records(
-    conn: Connection,
-    *,
-    size: int,
-    as_of_us: int,
-    merchant: str | None = None,
-    placed_from: int | None = None,
-    placed_to: int | None = None,
-    keys: Iterable[ShipmentKey] | None = None,
-    shipment_id: str | None = None,
-) -> list[ShipmentRecord]:
-    """The shipments as a report over `size` entries at `as_of` sees them (those whose shipment event it sees).
-    The filters narrow what is read; the report applies its own filters again."""
-    where = ["s.idx < :size", "s.logged_us <= :as_of"]
-    params: dict[str, Any] = {"size": size, "as_of": as_of_us}
-    if merchant is not None:
-        where.append("s.merchant = :merchant")
-        params["merchant"] = merchant
-    if placed_from is not None:
-        where.append("s.placed_at >= :placed_from")
-        params["placed_from"] = placed_from
-    if placed_to is not None:
-        where.append("s.placed_at < :placed_to")
-        params["placed_to"] = placed_to
-    if shipment_id is not None:
-        where.append("s.shipment_id = :shipment_id")
-        params["shipment_id"] = shipment_id
-    rows = conn.execute(text(f"{_SELECT} WHERE {' AND '.join(where)}"), params).all()
-    wanted = None if keys is None else set(keys)
-    found = []
-    for row in rows:
-        if wanted is not None and (row[0], row[1], row[2]) not in wanted:
-            continue
-        seen = _record(row).seen(size, as_of_us)
-        if seen is not None:
-            found.append(seen)
-    return found
+def changed_records(conn: Connection, since: int) -> list[ShipmentRecord]:
+    """The shipments with an event at index `since` or later (as stored: not cut to any view)."""
+    rows = conn.execute(text(f"{_SELECT} WHERE s.last_idx >= :since"), {"since": since}).all()
+    return [_record(row) for row in rows]
 
 
-def stored_records(conn: Connection) -> dict[ShipmentKey, ShipmentRecord | str]:
-    """Every stored shipment row, as a record (or why it cannot be read)."""
-    found: dict[ShipmentKey, ShipmentRecord | str] = {}
+def stored_records(conn: Connection) -> dict[ShipmentKey, tuple[ShipmentRecord, int | None] | str]:
+    """Every stored shipment row, as a record and its stored `last_idx` (or why it cannot be read)."""
+    found: dict[ShipmentKey, tuple[ShipmentRecord, int | None] | str] = {}
     for row in conn.execute(text(_SELECT)).all():
         key = (row[0], row[1], row[2])
         try:
-            found[key] = _record(row)
+            found[key] = (_record(row), None if row[-1] is None else int(row[-1]))
         except (LedgerError, ValueError, TypeError) as exc:
             found[key] = str(exc)
     return found
 
 
-def compare(expected: Iterable[ShipmentRecord], stored: Mapping[ShipmentKey, ShipmentRecord | str]) -> list[str]:
+def compare(
+    expected: Iterable[ShipmentRecord], stored: Mapping[ShipmentKey, tuple[ShipmentRecord, int | None] | str]
+) -> list[str]:
     """How the stored shipment rows differ from the records the log gives, one line per row, naming the columns
     that differ (empty: they agree)."""
     wanted = {record.key(): record for record in expected}
@@ -318,15 +290,15 @@ def compare(expected: Iterable[ShipmentRecord], stored: Mapping[ShipmentKey, Shi
             differences.append(f"sla_shipments has no row for {name}")
         elif isinstance(have, str):
             differences.append(f"sla_shipments row for {name} cannot be read: {have}")
-        elif have != want:
-            want_row, have_row = record_row(want), record_row(have)
+        elif have[0] != want or have[1] != record_row(want)["last_idx"]:
+            want_row, have_row = record_row(want), {**record_row(have[0]), "last_idx": have[1]}
             shown = [
                 f"{c} is {have_row[c]!r}, the log says {want_row[c]!r}"
                 for c in SHIPMENT_COLUMNS
                 if want_row[c] != have_row[c]
             ]
-            if have.origin != want.origin:
-                shown.append(f"its batch's origin (sla_batches) is {have.origin!r}, the log says {want.origin!r}")
+            if have[0].origin != want.origin:
+                shown.append(f"its batch's origin (sla_batches) is {have[0].origin!r}, the log says {want.origin!r}")
             differences.append(f"sla_shipments row for {name}: {'; '.join(shown)}")
     return differences
 

@@ -72,6 +72,7 @@ from ledger.merkle import (
     root_keys,
 )
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.privacy import statement_problem
 from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
 from ledger.signing import (
     PublicKey,
@@ -434,6 +435,9 @@ class LedgerStore:
         self._registry: Registry | None = None
         self._registry_size = 0
         self._registry_lock = threading.Lock()
+        self._sla_lock = threading.Lock()  # the SLA records kept in memory (sla_records)
+        self._sla_cache: dict[tuple[str, str, str], ShipmentRecord] = {}
+        self._sla_through = 0  # the records hold every projection row changed below this log size
 
     @property
     def signer(self) -> NoteSigner:
@@ -600,6 +604,9 @@ class LedgerStore:
             statement, data = validate_registration(submission.statement)
         else:
             statement, data = validate_statement(submission.statement)
+            personal = statement_problem(submission.statement)  # intake only: the log is public (ledger/privacy.py)
+            if personal is not None:
+                raise ValidationError(personal)
         statement_bytes = canonical_json(submission.statement)
         if len(statement_bytes) > MAX_LEAF_BYTES:
             raise ValidationError(_leaf_too_large(len(statement_bytes), "statement"))
@@ -1359,6 +1366,9 @@ class LedgerStore:
             del leaves
             write_all(conn, states, postgres=self._postgres)
             sla_store.write_all(conn, fold.records(), fold.origins(), postgres=self._postgres)
+        with self._sla_lock:
+            self._sla_cache.clear()
+            self._sla_through = 0
         with self._batch_cache_lock:
             self._batch_cache.clear()
         return sum(1 for sku, _lot in states if sku != IDENTITY_SKU)
@@ -1381,27 +1391,22 @@ class LedgerStore:
             stored = sla_store.stored_records(conn)
         return sla_store.compare(fold.records(), stored)
 
-    def sla_records(
-        self,
-        *,
-        size: int,
-        as_of_us: int,
-        merchant: str | None = None,
-        placed_from: int | None = None,
-        placed_to: int | None = None,
-        shipment_id: str | None = None,
-    ) -> list[ShipmentRecord]:
-        """The shipments a report over `size` entries at `as_of` sees, from the SLA projection."""
-        with self.engine.connect() as conn:
-            return sla_store.read_records(
-                conn,
-                size=size,
-                as_of_us=as_of_us,
-                merchant=merchant,
-                placed_from=placed_from,
-                placed_to=placed_to,
-                shipment_id=shipment_id,
-            )
+    def sla_records(self, *, size: int, as_of_us: int) -> list[ShipmentRecord]:
+        """The shipments a report over `size` entries at `as_of` sees, from the SLA projection. The records are
+        kept in memory and refreshed by the rows that changed since (each row knows the index of its latest
+        event), so a report reads only what is new."""
+        with self._sla_lock:
+            with self.engine.connect() as conn:
+                current = self._size(conn)
+                if current != self._sla_through:
+                    if current < self._sla_through:  # a rebuilt or replaced database: read it all again
+                        self._sla_cache.clear()
+                        self._sla_through = 0
+                    for record in sla_store.changed_records(conn, self._sla_through):
+                        self._sla_cache[record.key()] = record
+                    self._sla_through = current
+            records = list(self._sla_cache.values())
+        return [seen for record in records if (seen := record.seen(size, as_of_us)) is not None]
 
     # -- the log this database belongs to -----------------------------------------------------------------------
 

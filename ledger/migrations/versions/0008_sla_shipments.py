@@ -56,11 +56,13 @@ def upgrade() -> None:
         sa.Column("cancelled_idx", sa.BigInteger),
         sa.Column("cancelled_logged_us", sa.BigInteger),
         sa.Column("cancelled_by", sa.String(64)),
+        sa.Column("last_idx", sa.BigInteger),  # the index of its latest event: what changed since a size
     )
     # reports select by when shipments were placed and by merchant; at-risk lists the open ones
     op.create_index("sla_shipments_placed", "sla_shipments", ["placed_at"])
     op.create_index("sla_shipments_merchant", "sla_shipments", ["merchant", "placed_at"])
     op.create_index("sla_shipments_id", "sla_shipments", ["shipment_id"])
+    op.create_index("sla_shipments_last", "sla_shipments", ["last_idx"])
     bind = op.get_bind()
 
     def leaves() -> Iterator[bytes]:
