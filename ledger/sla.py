@@ -638,3 +638,108 @@ def shipment_view(record: ShipmentRecord, status: Status) -> dict[str, Any]:
         "carriers": list(record.carriers),
         "timeline": timeline,
     }
+
+
+def status_in_lane(
+    record: ShipmentRecord, lane: Iterable[ShipmentRecord], as_of: int, parameters: Parameters = DEFAULT_PARAMETERS
+) -> Status:
+    """One shipment's status, its lane judged from `lane` (the records of its lane, as seen at `as_of`): what
+    `statuses` gives it, without computing everyone's."""
+    if record.closed or as_of > record.promised_by:
+        return status_of(record, as_of, parameters)
+    point = len(record.steps) + 1
+    durations = sorted(
+        points[point - 1]
+        for other in lane
+        if other.lane == record.lane
+        and _order(other) < _order(record)
+        and len(points := custody_points(other)) >= point
+    )
+    return status_of(record, as_of, parameters, LaneReference(point, tuple(durations)))
+
+
+def parse_bound(value: str, what: str, *, end: bool = False) -> int:
+    """A report's `from`/`to`/`as_of`: an RFC 3339 time, or a date (YYYY-MM-DD, UTC) meaning the start of that day,
+    or with `end` the start of the next (so that `to=2026-11-30` includes the 30th). Seconds; ValueError naming
+    `what` if it is neither."""
+    from datetime import date, timedelta
+
+    from ledger.errors import ValidationError
+    from ledger.events import parse_time
+
+    if len(value) == 10:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{what} {value[:40]!r} is not a date (YYYY-MM-DD) or an RFC 3339 time") from None
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC) + (timedelta(days=1) if end else timedelta())
+        return epoch_seconds(start)
+    try:
+        return epoch_seconds(parse_time(value, what))
+    except ValidationError as exc:
+        raise ValueError(f"{exc} (or a date, YYYY-MM-DD)") from None
+
+
+def checkpointed(body: dict[str, Any], *, size: int, root: str) -> dict[str, Any]:
+    """A report with the signed checkpoint it was computed over named first (root in base64, as the checkpoint
+    writes it)."""
+    return {"checkpoint": {"size": size, "root": root}, **body}
+
+
+CSV_COLUMNS = (
+    "by",
+    "key",
+    "shipments",
+    "delivered",
+    "on_time",
+    "late",
+    "overdue",
+    "in_transit",
+    "at_risk",
+    "cancelled",
+    "due",
+    "on_time_rate",
+    "otif_rate",
+    "otif_unknown",
+    "lead_time_p50_s",
+    "lead_time_p90_s",
+    "lead_time_p95_s",
+    "recorded_late",
+)
+
+
+def report_csv(report_body: Mapping[str, Any]) -> str:
+    """The report as CSV: a row for the total (by "total") and one per group, rates as fractions (empty when
+    null), and the checkpoint and as_of on every row so that a sheet keeps what the figures are over."""
+    import csv
+    import io
+
+    within = [f"within_{hours}h_rate" for hours in report_body["parameters"]["within_hours"]]
+    columns = [*CSV_COLUMNS[:13], *within, *CSV_COLUMNS[13:], "checkpoint_size", "checkpoint_root", "as_of"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    checkpoint = report_body.get("checkpoint", {})
+    for group in [{"by": "total", "key": "", **report_body["total"]}, *report_body["groups"]]:
+        lead = group.get("lead_time_s") or {}
+        row = {
+            **group,
+            "lead_time_p50_s": lead.get("p50"),
+            "lead_time_p90_s": lead.get("p90"),
+            "lead_time_p95_s": lead.get("p95"),
+            "checkpoint_size": checkpoint.get("size"),
+            "checkpoint_root": checkpoint.get("root"),
+            "as_of": report_body["as_of"],
+        }
+        writer.writerow(["" if row.get(c) is None else _csv_value(row[c]) for c in columns])
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    text_value = repr(value) if isinstance(value, float) else str(value)
+    # a cell starting with = + - @ is a formula to a spreadsheet: keys are actor ids and lanes, written by others
+    return (
+        "'" + text_value
+        if text_value[:1] in ("=", "+", "-", "@") and not isinstance(value, (int, float))
+        else text_value
+    )

@@ -1,0 +1,333 @@
+"""The fulfilment-SLA tracker: shipments' statuses, reports and signed scorecards, computed from the ledger's
+signed events (ledger/sla.py) over a signed checkpoint, so that anyone holding the log can recompute them.
+
+Read access is a convenience, not confidentiality: merchants see their own shipments and figures, carriers the
+shipments they carried, admins and auditors everything; the log itself stays public (docs/sla.md)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from api.deps import CurrentActor, SettingsDep, StoreDep
+from api.problems import ProblemError
+from api.settings import Settings
+from ledger.errors import NotFoundError
+from ledger.events import IDENT_PATTERN, TEXT_PATTERN, Role
+from ledger.hashing import b64encode
+from ledger.note import open_checkpoint
+from ledger.rules import Actor
+from ledger.sla import (
+    GROUP_BY,
+    STATUSES,
+    Filters,
+    Parameters,
+    ShipmentRecord,
+    checkpointed,
+    format_seconds,
+    parse_bound,
+    report,
+    report_csv,
+    shipment_view,
+    status_in_lane,
+    statuses,
+)
+from ledger.storage import LedgerStore
+
+router = APIRouter(prefix="/v1/sla", tags=["sla"])
+_LARGEST_INDEX = 2**53 - 1
+SHIPMENTS_PER_PAGE = 100
+
+ActorQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+AsOfQuery = Annotated[
+    str | None,
+    Query(max_length=40, description="the moment the report is as of (RFC 3339 or YYYY-MM-DD); default now"),
+]
+TreeSizeQuery = Annotated[
+    int | None,
+    Query(ge=0, le=_LARGEST_INDEX, description="an issued checkpoint's tree size to compute over; default the latest"),
+]
+
+
+@dataclass(frozen=True)
+class View:
+    """What one request computes over: a signed checkpoint, a moment, the thresholds."""
+
+    size: int
+    root: str
+    note: str
+    as_of: int
+    parameters: Parameters
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "checkpoint": {"size": self.size, "root": self.root},
+            "as_of": format_seconds(self.as_of),
+            "parameters": self.parameters.to_json(),
+        }
+
+
+def scope(actor: Actor, merchant: str | None, carrier: str | None) -> tuple[str | None, str | None]:
+    """The merchant and carrier filters this actor may use: merchants see their own shipments, carriers the ones
+    they carried, admins and auditors everything."""
+    if actor.role in (Role.ADMIN, Role.AUDITOR):
+        return merchant, carrier
+    if actor.role is Role.MERCHANT:
+        if merchant not in (None, actor.id):
+            raise ProblemError(403, f"merchants see their own shipments: leave merchant out or give {actor.id}")
+        return actor.id, carrier
+    if actor.role is Role.CARRIER:
+        if carrier not in (None, actor.id):
+            raise ProblemError(403, f"carriers see the shipments they carried: leave carrier out or give {actor.id}")
+        return merchant, actor.id
+    raise ProblemError(403, f"the SLA figures are for merchants, carriers, admins and auditors; you are {actor.role}")
+
+
+def may_see(actor: Actor, record: ShipmentRecord) -> bool:
+    if actor.role in (Role.ADMIN, Role.AUDITOR):
+        return True
+    if actor.role is Role.MERCHANT:
+        return record.merchant == actor.id
+    return actor.role is Role.CARRIER and actor.id in record.carriers
+
+
+def parameters_from(
+    settings: Settings,
+    window_share: float | None,
+    within_hours: str | None,
+    lane_percentile: int | None,
+    lane_min_history: int | None,
+    recorded_late_hours: int | None,
+) -> Parameters:
+    """The server's thresholds (settings), each replaceable by the request's own."""
+    base = settings.sla_parameters
+    try:
+        hours = base.within_hours
+        if within_hours is not None:
+            hours = tuple(int(part) for part in within_hours.split(",") if part.strip())
+        return Parameters(
+            window_share=base.window_share if window_share is None else window_share,
+            lane_percentile=base.lane_percentile if lane_percentile is None else lane_percentile,
+            lane_min_history=base.lane_min_history if lane_min_history is None else lane_min_history,
+            within_hours=hours,
+            recorded_late_after_s=base.recorded_late_after_s
+            if recorded_late_hours is None
+            else recorded_late_hours * 3600,
+        )
+    except ValueError as exc:
+        raise ProblemError(422, f"SLA thresholds: {exc}", "invalid") from exc
+
+
+def view_of(store: LedgerStore, tree_size: int | None, as_of: str | None, parameters: Parameters) -> View:
+    """The checkpoint (the latest, or the one issued at `tree_size`) and the moment a request computes over."""
+    try:
+        note = store.checkpoint() if tree_size is None else store.checkpoint_at(tree_size)
+    except NotFoundError as exc:
+        raise ProblemError(404, f"{exc}: give the tree size of an issued checkpoint", "not-found") from exc
+    checkpoint = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint
+    moment = int(time.time()) if as_of is None else _bound(as_of, "as_of")
+    return View(checkpoint.size, b64encode(checkpoint.root_hash), note, moment, parameters)
+
+
+def _bound(value: str, what: str, *, end: bool = False) -> int:
+    try:
+        return parse_bound(value, what, end=end)
+    except ValueError as exc:
+        raise ProblemError(422, str(exc), "invalid") from exc
+
+
+def _group_by(value: str | None) -> list[str]:
+    if not value:
+        return []
+    found = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [part for part in found if part not in GROUP_BY]
+    if unknown:
+        raise ProblemError(422, f"cannot group by {unknown[0][:40]!r}: choose from {', '.join(GROUP_BY)}", "invalid")
+    return list(dict.fromkeys(found))
+
+
+def seen_records(store: LedgerStore, view: View) -> list[ShipmentRecord]:
+    return store.sla_records(size=view.size, as_of_us=view.as_of * 1_000_000 + 999_999)
+
+
+def build_report(
+    store: LedgerStore,
+    view: View,
+    *,
+    merchant: str | None = None,
+    carrier: str | None = None,
+    lane: str | None = None,
+    placed_from: str | None = None,
+    placed_to: str | None = None,
+    group_by: list[str] | None = None,
+) -> dict[str, Any]:
+    """The report over the view's checkpoint at its as_of (what `sla report --bundle` computes offline)."""
+    filters = Filters(
+        merchant=merchant,
+        carrier=carrier,
+        lane=lane,
+        placed_from=None if placed_from is None else _bound(placed_from, "from"),
+        placed_to=None if placed_to is None else _bound(placed_to, "to", end=True),
+    )
+    body = report(
+        seen_records(store, view),
+        as_of=view.as_of,
+        filters=filters,
+        group_by=group_by or [],
+        parameters=view.parameters,
+    )
+    return checkpointed(body, size=view.size, root=view.root)
+
+
+@router.get("/report", summary="On-time, OTIF, within-24 h/48 h rates, lead times and custody times, grouped")
+def sla_report(
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    merchant: ActorQuery = None,
+    carrier: ActorQuery = None,
+    lane: Annotated[
+        str | None, Query(max_length=600, pattern=TEXT_PATTERN, description="CC[-region]>destination")
+    ] = None,
+    placed_from: Annotated[
+        str | None, Query(alias="from", max_length=40, description="placed at or after (RFC 3339 or YYYY-MM-DD)")
+    ] = None,
+    placed_to: Annotated[
+        str | None, Query(alias="to", max_length=40, description="placed before (a date: up to the end of that day)")
+    ] = None,
+    as_of: AsOfQuery = None,
+    group_by: Annotated[
+        str | None, Query(max_length=100, description="merchant, carrier, lane or week (several: comma-separated)")
+    ] = None,
+    output_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    tree_size: TreeSizeQuery = None,
+    window_share: Annotated[float | None, Query(gt=0, le=1)] = None,
+    within_hours: Annotated[str | None, Query(max_length=40, pattern=r"^\d{1,4}(,\d{1,4}){0,5}$")] = None,
+    lane_percentile: Annotated[int | None, Query(ge=1, le=100)] = None,
+    lane_min_history: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    recorded_late_hours: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+) -> Response:
+    """The figures of the shipments you may see, over the latest signed checkpoint (or `tree_size`'s) at `as_of`,
+    with every definition and threshold used embedded. Rates are fractions 0..1, or null with `<rate>_reason`."""
+    merchant, carrier = scope(actor, merchant, carrier)
+    parameters = parameters_from(
+        settings, window_share, within_hours, lane_percentile, lane_min_history, recorded_late_hours
+    )
+    view = view_of(store, tree_size, as_of, parameters)
+    body = build_report(
+        store,
+        view,
+        merchant=merchant,
+        carrier=carrier,
+        lane=lane,
+        placed_from=placed_from,
+        placed_to=placed_to,
+        group_by=_group_by(group_by),
+    )
+    if output_format == "csv":
+        return PlainTextResponse(report_csv(body), media_type="text/csv; charset=utf-8")
+    return _json(body)
+
+
+def _json(body: dict[str, Any]) -> Response:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(body)
+
+
+@router.get("/shipments", summary="Shipments with their SLA status (at_risk, overdue, ...), paged")
+def sla_shipments(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    status: Annotated[
+        str | None,
+        Query(max_length=100, description=f"one or more of {', '.join(STATUSES)} (comma-separated)"),
+    ] = None,
+    merchant: ActorQuery = None,
+    carrier: ActorQuery = None,
+    lane: Annotated[str | None, Query(max_length=600, pattern=TEXT_PATTERN)] = None,
+    as_of: AsOfQuery = None,
+    tree_size: TreeSizeQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = SHIPMENTS_PER_PAGE,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """The shipments you may see, oldest order first, each with its status and why (at_risk, overdue). `next`
+    pins the checkpoint and as_of, so that paging through a list never shifts under you."""
+    merchant, carrier = scope(actor, merchant, carrier)
+    wanted = _statuses(status)
+    view = view_of(store, tree_size, as_of, settings.sla_parameters)
+    records = seen_records(store, view)
+    found = statuses(records, view.as_of, view.parameters)
+    filters = Filters(merchant=merchant, carrier=carrier, lane=lane)
+    listed = sorted(
+        (r for r in records if filters.admits(r) and (wanted is None or found[r.key()].name in wanted)),
+        key=lambda r: (r.placed_at, r.sku, r.lot, r.shipment_id),
+    )
+    page = listed[offset : offset + limit]
+    next_url = None
+    if offset + limit < len(listed):
+        query = {k: v for k, v in request.query_params.items() if k not in ("offset", "tree_size", "as_of")}
+        query |= {"offset": str(offset + limit), "tree_size": str(view.size), "as_of": format_seconds(view.as_of)}
+        next_url = f"{request.url.path}?{urlencode(query)}"
+    return _json(
+        {
+            **view.header(),
+            "total": len(listed),
+            "shipments": [shipment_view(r, found[r.key()]) for r in page],
+            "next": next_url,
+        }
+    )
+
+
+def _statuses(value: str | None) -> set[str] | None:
+    if not value:
+        return None
+    found = {part.strip() for part in value.split(",") if part.strip()}
+    unknown = sorted(found - set(STATUSES))
+    if unknown:
+        raise ProblemError(422, f"unknown status {unknown[0][:40]!r}: choose from {', '.join(STATUSES)}", "invalid")
+    return found
+
+
+@router.get("/shipments/{shipment_id}", summary="One shipment: status, promise, timeline and why")
+def sla_shipment(
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    shipment_id: Annotated[str, Path(pattern=IDENT_PATTERN)],
+    sku: Annotated[str | None, Query(pattern=IDENT_PATTERN, description="the batch, if the id is in several")] = None,
+    lot: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    as_of: AsOfQuery = None,
+    tree_size: TreeSizeQuery = None,
+) -> Response:
+    """A shipment id is unique within its batch: when several batches you may see hold it, name the batch with
+    `sku` and `lot` (the 409 lists them)."""
+    if actor.role not in (Role.ADMIN, Role.AUDITOR, Role.MERCHANT, Role.CARRIER):
+        scope(actor, None, None)  # refuses, saying who may
+    view = view_of(store, tree_size, as_of, settings.sla_parameters)
+    records = seen_records(store, view)
+    matches = [
+        r
+        for r in records
+        if r.shipment_id == shipment_id
+        and (sku is None or r.sku == sku)
+        and (lot is None or r.lot == lot)
+        and may_see(actor, r)
+    ]
+    if not matches:
+        raise ProblemError(404, f"no shipment {shipment_id} that you may see (as of the checkpoint)", "not-found")
+    if len(matches) > 1:
+        batches = ", ".join(sorted(f"{r.sku}/{r.lot}" for r in matches))
+        raise ProblemError(
+            409, f"shipment id {shipment_id} is in several batches ({batches}): give sku and lot", "ambiguous"
+        )
+    [record] = matches
+    status = status_in_lane(record, records, view.as_of, view.parameters)
+    return _json({**view.header(), **shipment_view(record, status)})
