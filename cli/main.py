@@ -1358,3 +1358,9 @@ def main() -> None:
             err=True,
         )
         sys.exit(2)
+
+
+# last: the sla commands use this module's options and helpers
+from cli.sla import sla_app  # noqa: E402
+
+app.add_typer(sla_app, name="sla")

@@ -22,6 +22,7 @@ from ledger.events import IDENT_PATTERN, TEXT_PATTERN, Role
 from ledger.hashing import b64encode
 from ledger.note import open_checkpoint
 from ledger.rules import Actor
+from ledger.scorecard import issue_scorecard, scorecard_claims
 from ledger.sla import (
     GROUP_BY,
     STATUSES,
@@ -331,3 +332,32 @@ def sla_shipment(
     [record] = matches
     status = status_in_lane(record, records, view.as_of, view.parameters)
     return _json({**view.header(), **shipment_view(record, status)})
+
+
+@router.get("/scorecard", summary="A merchant's delivery figures as a note signed by the log key")
+def sla_scorecard(
+    store: StoreDep,
+    settings: SettingsDep,
+    actor: CurrentActor,
+    merchant: ActorQuery = None,
+    placed_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    placed_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    as_of: AsOfQuery = None,
+    tree_size: TreeSizeQuery = None,
+) -> Response:
+    """The merchant's figures (total and per ISO week) over a signed checkpoint, signed by the log key, with the
+    checkpoint beside them: `chainproof sla verify` recomputes every figure from the log. A merchant may ask for
+    its own; admins and auditors for any merchant's."""
+    if actor.role is Role.MERCHANT:
+        merchant, _ = scope(actor, merchant, None)
+    elif actor.role not in (Role.ADMIN, Role.AUDITOR):
+        raise ProblemError(403, f"scorecards are for merchants (their own), admins and auditors; you are {actor.role}")
+    if merchant is None:
+        raise ProblemError(422, "say whose scorecard: merchant=<actor id>", "invalid")
+    registered = store.registry(covering=store.size()).rule_actors.get(merchant)
+    if registered is None or registered.role is not Role.MERCHANT:
+        raise ProblemError(404, f"{merchant!r} is not a registered merchant", "not-found")
+    view = view_of(store, tree_size, as_of, settings.sla_parameters)
+    body = build_report(store, view, merchant=merchant, placed_from=placed_from, placed_to=placed_to, group_by=["week"])
+    card = issue_scorecard(scorecard_claims(body, merchant), view.note, store.signer)
+    return _json(card.to_json())
