@@ -6,14 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.events import parse_time
 from ledger.history import ShipmentFold, shipment_records
 from ledger.logkey import load_or_create_log_signer
 from ledger.sla import (
+    Closing,
     Filters,
     Parameters,
     ShipmentRecord,
+    Step,
     epoch_seconds,
     epoch_us,
     iso_week,
@@ -25,6 +29,7 @@ from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, mi
 from tests import sla_scenario
 from tests.conftest import LOG_NAME
 from tests.factory import World, make_world
+from tests.sla_oracle import oracle_figures
 
 HOUR = 3600
 
@@ -239,3 +244,71 @@ def test_the_projection_on_each_database(world: World) -> None:
     assert sorted(store.sla_records(size=size, as_of_us=2**62), key=ShipmentRecord.key) == everything
     seen = store.sla_records(size=size, as_of_us=AS_OF * 1_000_000)
     assert report(seen, as_of=AS_OF)["total"]["on_time_rate"] == 3 / 5
+
+
+# -- the array-based report against a plain tally, for random shipments --------------------------------------------
+
+_T0 = 1_793_000_000
+
+
+@st.composite
+def _random_records(draw: st.DrawFn) -> list[ShipmentRecord]:
+    records = []
+    index = 0
+    for number in range(draw(st.integers(0, 30))):
+        placed = _T0 + draw(st.integers(0, 20 * 86400))
+        window = draw(st.integers(0, 4 * 86400))
+        steps = []
+        moment = placed
+        holders = ["c1", "c2", "c3"]
+        sender = "m1" if number % 3 else "m2"
+        for _ in range(draw(st.integers(0, 3))):
+            moment += draw(st.integers(0, 40 * 3600))
+            holder = draw(st.sampled_from(holders))
+            index += 1
+            steps.append(Step(sender, holder, moment, index, (moment + draw(st.integers(0, 12 * 3600))) * 1_000_000))
+            sender = holder
+        end = draw(st.sampled_from(["open", "delivered", "cancelled"]))
+        moment += draw(st.integers(0, 60 * 3600))
+        index += 1
+        closing = Closing(moment, index, moment * 1_000_000, "x", draw(st.none() | st.integers(0, 12).map(float)))
+        records.append(
+            ShipmentRecord(
+                sku="S",
+                lot=f"L{number % 4}",
+                shipment_id=f"X{number}",
+                merchant="m1" if number % 3 else "m2",
+                origin=draw(st.sampled_from(["ET", "CN-Yunnan"])),
+                destination=draw(st.sampled_from(["DE-HH", "FR-75"])),
+                placed_at=placed,
+                promised_by=placed + window,
+                index=index - len(steps) - 1,
+                logged_us=(placed + draw(st.integers(0, 10 * 3600))) * 1_000_000,
+                quantity=draw(st.none() | st.integers(1, 12).map(float)),
+                unit="pcs",
+                steps=tuple(steps),
+                delivery=closing if end == "delivered" and steps else None,
+                cancel=closing if end == "cancelled" else None,
+            )
+        )
+    return records
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=_random_records(),
+    as_of_days=st.integers(0, 25),
+    share=st.sampled_from([0.5, 0.8, 1.0]),
+    hours=st.sampled_from([(24, 48), (6,), (12, 24, 72)]),
+)
+def test_the_report_agrees_with_a_plain_tally(
+    records: list[ShipmentRecord], as_of_days: int, share: float, hours: tuple[int, ...]
+) -> None:
+    as_of = _T0 + as_of_days * 86400
+    parameters = Parameters(window_share=share, within_hours=hours, lane_min_history=2)
+    group_by = ["merchant", "carrier", "lane", "week"]
+    for filters in (Filters(), Filters(merchant="m1"), Filters(carrier="c2")):
+        found = report(records, as_of=as_of, filters=filters, group_by=group_by, parameters=parameters)
+        total, groups = oracle_figures(records, as_of, filters, group_by, parameters)
+        assert found["total"] == total
+        assert found["groups"] == groups

@@ -438,6 +438,7 @@ class LedgerStore:
         self._sla_lock = threading.Lock()  # the SLA records kept in memory (sla_records)
         self._sla_cache: dict[tuple[str, str, str], ShipmentRecord] = {}
         self._sla_through = 0  # the records hold every projection row changed below this log size
+        self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
 
     @property
     def signer(self) -> NoteSigner:
@@ -870,7 +871,8 @@ class LedgerStore:
             else:
                 owner = state.owner
                 state.apply(statement, item.data, entry_hash, index, logged_at)
-                work.sla.add(index, logged_at, statement, item.data, owner)
+                if self.sla_projection:
+                    work.sla.add(index, logged_at, statement, item.data, owner)
                 shipment_id = getattr(item.data, "shipment_id", None)
                 if shipment_id is not None:
                     work.shipments_touched.add((statement.sku, statement.lot, shipment_id))
