@@ -19,6 +19,7 @@ from api import problems, security
 from api.asgi import HttpMiddleware
 from api.deps import TokenCache, current_actor
 from api.pages import routes as pages
+from api.pages import sla as sla_pages
 from api.problems import problem_response
 from api.ratelimit import RateLimits
 from api.routes import actors, batches, certificates, events, log, sla
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in _API_MODULES:
         app.include_router(module.router)
     app.include_router(pages.router)
+    app.include_router(sla_pages.router)
     security.install_docs(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
 

@@ -82,3 +82,17 @@ def store(engine: Engine, tmp_path: Path) -> LedgerStore:
 @pytest.fixture
 def world(store: LedgerStore) -> World:
     return make_world(store)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for every test that needs a browser (started once: it takes seconds)."""
+    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (Debian chromium; make test-deps installs it)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

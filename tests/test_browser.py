@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,21 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from cli.demo import seed_demo
+from tests.chromium import CHROMIUM
+from tests.chromium import watch_csp as _watch_csp
 from tests.factory import make_world
 from tests.servers import Server, start_server
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a closed network: no background fetches, no sandbox as root (CI runs as root).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Chromium is not installed (Debian chromium; make test-deps installs it)"
@@ -49,15 +37,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store.append(world.journey("LONG", "1", shipments=75))
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.mark.parametrize("width", [360, 1280])
@@ -96,20 +75,6 @@ def test_page_in_a_real_browser(
     assert all(url.startswith(site.url) for url in requests), requests
     assert violations == [], violations  # the verifier works under the page's strict policy
     page.close()
-
-
-def _watch_csp(page) -> list[str]:
-    """Collects every Content-Security-Policy violation the page reports (blocked scripts, styles, fetches)."""
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
-    )
-    page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e => console.error("
-        "'Content Security Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
-    )
-    return violations
 
 
 @pytest.mark.parametrize(("path", "ready"), [("/docs", ".opblock"), ("/redoc", "[data-section-id]")])
