@@ -95,7 +95,7 @@ PG_INSERT_BATCHES = (
 
 def _step_line(step: Step) -> str:
     # actor ids hold no control characters (ledger.events refuses them), so tab and newline cannot occur in them
-    return f"{step.index}\t{step.logged_us}\t{step.at}\t{step.sender}\t{step.holder}\n"
+    return f"{step.log_index}\t{step.logged_us}\t{step.at}\t{step.sender}\t{step.holder}\n"
 
 
 def _steps_of(text_value: str) -> tuple[Step, ...]:
@@ -207,15 +207,15 @@ def record_row(record: ShipmentRecord) -> dict[str, Any]:
         "logged_us": record.logged_us,
         "steps": "".join(_step_line(step) for step in record.steps),
         "delivered_at": delivery.at if delivery else None,
-        "delivered_idx": delivery.index if delivery else None,
+        "delivered_idx": delivery.log_index if delivery else None,
         "delivered_logged_us": delivery.logged_us if delivery else None,
         "delivered_by": delivery.actor if delivery else None,
         "delivered_quantity": delivery.quantity if delivery else None,
         "cancelled_at": cancel.at if cancel else None,
-        "cancelled_idx": cancel.index if cancel else None,
+        "cancelled_idx": cancel.log_index if cancel else None,
         "cancelled_logged_us": cancel.logged_us if cancel else None,
         "cancelled_by": cancel.actor if cancel else None,
-        "last_idx": max([record.index, *(s.index for s in record.steps), *(c.index for c in (delivery, cancel) if c)]),
+        "last_idx": max([record.index, *(s.log_index for s in record.steps), *(c.log_index for c in (delivery, cancel) if c)]),
     }
 
 
