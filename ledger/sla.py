@@ -18,7 +18,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from ledger.sla_columns import Evaluation
 
 STATUSES = ("in_transit", "at_risk", "overdue", "on_time", "late", "cancelled")
 """A shipment's status: the first five are the names the product page always used; `cancelled` is apart."""
@@ -414,212 +417,36 @@ def _rate(figures: dict[str, Any], name: str, numerator: int, denominator: int, 
         figures[f"{name}_reason"] = empty
 
 
-_CODE = {name: code for code, name in enumerate(STATUSES)}  # in_transit, at_risk, overdue, on_time, late, cancelled
-_NOT_DUE, _OTIF_UNKNOWN, _OTIF_MET, _OTIF_MISSED = range(4)
-
-
-class _Facts:
-    """What each admitted shipment adds to the figures of any group it is in, worked out once per shipment and kept
-    as arrays (a row per shipment; custody as rows of shipment, holder, duration), so that a report over 100k
-    shipments grouped four ways adds arrays instead of visiting each shipment once per group."""
-
-    def __init__(
-        self, records: Sequence[ShipmentRecord], found: Mapping[tuple[str, str, str], Status], as_of: int, p: Parameters
-    ) -> None:
-        import numpy as np
-
-        count = len(records)
-        limits = [hours * 3600 for hours in p.within_hours]
-        late_after = p.recorded_late_after_s
-        status: list[int] = []
-        lead: list[int] = []
-        otif: list[int] = []
-        events: list[int] = []
-        recorded_late: list[int] = []
-        within_met: list[list[bool]] = [[] for _ in limits]
-        within_counted: list[list[bool]] = [[] for _ in limits]
-        custody_ship: list[int] = []
-        custody_holder: list[str] = []
-        custody_time: list[int] = []
-        for row, record in enumerate(records):
-            code = _CODE[found[record.key()].name]
-            status.append(code)
-            delivery, cancel, steps, placed = record.delivery, record.cancel, record.steps, record.placed_at
-            late = int(record.logged_us // 1_000_000 - placed > late_after)
-            for step in steps:
-                late += step.logged_us // 1_000_000 - step.at > late_after
-            for closing in (delivery, cancel):
-                if closing is not None:
-                    late += closing.logged_us // 1_000_000 - closing.at > late_after
-            recorded_late.append(late)
-            events.append(1 + len(steps) + (delivery is not None) + (cancel is not None))
-            if code == 5:  # cancelled: counted apart, in no rate
-                lead.append(-1)
-                otif.append(_NOT_DUE)
-                for met, counted in zip(within_met, within_counted, strict=True):
-                    met.append(False)
-                    counted.append(False)
-                continue
-            took = -1 if delivery is None else delivery.at - placed
-            lead.append(took)
-            for limit, met, counted in zip(limits, within_met, within_counted, strict=True):
-                met.append(0 <= took <= limit)
-                counted.append(took >= 0 or as_of - placed >= limit)
-            if delivery is None and code != 2:
-                otif.append(_NOT_DUE)
-            elif record.quantity is None or (delivery is not None and delivery.quantity is None):
-                otif.append(_OTIF_UNKNOWN)
-            elif delivery is not None and code == 3 and (delivery.quantity or 0) >= record.quantity:
-                otif.append(_OTIF_MET)
-            else:
-                otif.append(_OTIF_MISSED)
-            holder, since = record.merchant, placed
-            for step in steps:
-                custody_ship.append(row)
-                custody_holder.append(holder)
-                custody_time.append(step.at - since)
-                holder, since = step.holder, step.at
-            if delivery is not None:
-                custody_ship.append(row)
-                custody_holder.append(holder)
-                custody_time.append(delivery.at - since)
-        self.count = count
-        self.status = np.array(status, dtype=np.int8)
-        self.lead = np.array(lead, dtype=np.int64)
-        self.otif = np.array(otif, dtype=np.int8)
-        self.events = np.array(events, dtype=np.int64)
-        self.recorded_late = np.array(recorded_late, dtype=np.int64)
-        self.within_met = [np.array(m, dtype=bool) for m in within_met]
-        self.within_counted = [np.array(c, dtype=bool) for c in within_counted]
-        self.hours = p.within_hours
-        holders = sorted(set(custody_holder))
-        self.holders = holders
-        code_of = {holder: code for code, holder in enumerate(holders)}
-        self.custody_ship = np.array(custody_ship, dtype=np.int64)
-        self.custody_holder = np.array([code_of[h] for h in custody_holder], dtype=np.int64)
-        self.custody_time = np.array(custody_time, dtype=np.int64)
-
-    def figures(self, rows: Any) -> dict[str, Any]:
-        """The figures of the shipments at `rows` (an index array)."""
-        import numpy as np
-
-        counts = np.bincount(self.status[rows], minlength=6)
-        in_transit, at_risk, overdue, on_time, late, cancelled = (int(c) for c in counts)
-        delivered = on_time + late
-        due = delivered + overdue
-        figures: dict[str, Any] = {
-            "shipments": len(rows) - cancelled,
-            "delivered": delivered,
-            "on_time": on_time,
-            "late": late,
-            "overdue": overdue,
-            "in_transit": in_transit,
-            "at_risk": at_risk,
-            "cancelled": cancelled,
-            "due": due,
-        }
-        not_due = "no shipment is due yet (none delivered or overdue)"
-        _rate(figures, "on_time_rate", on_time, due, not_due)
-        otif = np.bincount(self.otif[rows], minlength=4)
-        known = int(otif[_OTIF_MET] + otif[_OTIF_MISSED])
-        unknown_reason = "no due shipment has known quantities (ordered, and delivered if delivered)"
-        _rate(figures, "otif_rate", int(otif[_OTIF_MET]), known, unknown_reason if due else not_due)
-        figures["otif_due_known"] = known
-        figures["otif_unknown"] = int(otif[_OTIF_UNKNOWN])
-        for hours, met, counted in zip(self.hours, self.within_met, self.within_counted, strict=True):
-            reason = f"no shipment delivered yet or placed at least {hours} h before as_of"
-            _rate(figures, f"within_{hours}h_rate", int(met[rows].sum()), int(counted[rows].sum()), reason)
-        leads = np.sort(self.lead[rows][self.lead[rows] >= 0])
-        if len(leads):
-            figures["lead_time_s"] = {f"p{q}": int(leads[_rank(q, len(leads))]) for q in (50, 90, 95)}
-        else:
-            figures["lead_time_s"] = None
-            figures["lead_time_s_reason"] = "no shipment delivered"
-        figures["custody"] = self._custody(rows)
-        figures["events"] = int(self.events[rows].sum())
-        figures["recorded_late"] = int(self.recorded_late[rows].sum())
-        return figures
-
-    def _custody(self, rows: Any) -> list[dict[str, Any]]:
-        import numpy as np
-
-        if not len(self.custody_ship):
-            return []
-        member = np.zeros(self.count, dtype=bool)
-        member[rows] = True
-        chosen = member[self.custody_ship]
-        holders, times = self.custody_holder[chosen], self.custody_time[chosen]
-        order = np.lexsort((times, holders))
-        holders, times = holders[order], times[order]
-        codes, starts, sizes = np.unique(holders, return_index=True, return_counts=True)
-        held = []
-        for code, start, size in zip(codes.tolist(), starts.tolist(), sizes.tolist(), strict=True):
-            p50 = int(times[start + _rank(50, size)])
-            p90 = int(times[start + _rank(90, size)])
-            held.append({"holder": self.holders[code], "steps": size, "p50_s": p50, "p90_s": p90})
-        held.sort(key=lambda c: (-c["p50_s"], c["holder"]))  # the slowest custodian first
-        return held
-
-
-def _rank(p: int, count: int) -> int:
-    """The 0-based position of the nearest-rank p-th percentile among `count` sorted values."""
-    return max(1, -(-p * count // 100)) - 1
-
-
-def _group_rows(records: Sequence[ShipmentRecord], by: str) -> dict[str, list[int]]:
-    rows: dict[str, list[int]] = defaultdict(list)
-    if by == "carrier":
-        for row, record in enumerate(records):
-            for carrier in record.carriers:
-                rows[carrier].append(row)
-    elif by == "merchant":
-        for row, record in enumerate(records):
-            rows[record.merchant].append(row)
-    elif by == "lane":
-        for row, record in enumerate(records):
-            rows[record.lane].append(row)
-    else:
-        weeks: dict[int, str] = {}
-        for row, record in enumerate(records):
-            day = record.placed_at // 86400
-            week = weeks.get(day)
-            if week is None:
-                week = weeks[day] = iso_week(record.placed_at)
-            rows[week].append(row)
-    return rows
-
-
 def report(
-    records: Iterable[ShipmentRecord],
+    records: Iterable[ShipmentRecord] | Evaluation,
     *,
     as_of: int,
     filters: Filters | None = None,
     group_by: Sequence[str] = (),
     parameters: Parameters = DEFAULT_PARAMETERS,
 ) -> dict[str, Any]:
-    """The figures of the shipments `filters` admits (records as seen at `as_of`): a `total` and one group per
-    value of each `group_by` dimension. The caller adds the checkpoint it was computed over."""
-    import numpy as np
+    """The figures of the shipments `filters` admits (records as seen at `as_of`, or a store's evaluated view): a
+    `total` and one group per value of each `group_by` dimension. The caller adds the checkpoint it was computed
+    over. The work is done on columns (ledger/sla_columns.py)."""
+    from ledger.sla_columns import Evaluation, ShipmentColumns, report_of
 
     for by in group_by:
         if by not in GROUP_BY:
             raise ValueError(f"cannot group by {by!r}: choose from {', '.join(GROUP_BY)}")
     filters = filters or Filters()
-    seen = list(records)
-    found = statuses(seen, as_of, parameters)  # lane references use every shipment of the lane, admitted or not
-    admitted = [record for record in seen if filters.admits(record)]
-    facts = _Facts(admitted, found, as_of, parameters)
-    groups = []
-    for by in sorted(dict.fromkeys(group_by), key=GROUP_BY.index):
-        for key, rows in sorted(_group_rows(admitted, by).items()):
-            groups.append({"by": by, "key": key, **facts.figures(np.array(rows, dtype=np.int64))})
+    if isinstance(records, Evaluation):
+        view = records
+        parameters = view.parameters
+    else:  # records already cut to their view: every entry they hold is seen
+        view = ShipmentColumns.of(records).evaluate(2**62, 2**62, as_of, parameters)
+    total, groups = report_of(view, filters, group_by)
     return {
         "as_of": format_seconds(as_of),
         "filters": filters.to_json(),
         "group_by": list(group_by),
         "parameters": parameters.to_json(),
         "definitions": DEFINITIONS,
-        "total": facts.figures(np.arange(len(admitted), dtype=np.int64)),
+        "total": total,
         "groups": groups,
     }
 

@@ -25,6 +25,7 @@ from ledger.sla import (
     report,
     statuses,
 )
+from ledger.sla_columns import ShipmentColumns, status_names
 from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
 from tests import sla_scenario
 from tests.conftest import LOG_NAME
@@ -312,3 +313,67 @@ def test_the_report_agrees_with_a_plain_tally(
         total, groups = oracle_figures(records, as_of, filters, group_by, parameters)
         assert found["total"] == total
         assert found["groups"] == groups
+
+
+@st.composite
+def _lane_records(draw: st.DrawFn) -> list[ShipmentRecord]:
+    """Many shipments on one or two lanes, on a grid of whole hours: ties in placed_at, durations equal to the
+    lane's percentile, shipments waiting at every custody point."""
+    records = []
+    index = 0
+    for number in range(draw(st.integers(1, 40))):
+        placed = _T0 + 3600 * draw(st.integers(0, 8))
+        index += 1
+        first = index
+        steps = []
+        moment = placed
+        for _ in range(draw(st.integers(0, 3))):
+            moment += 3600 * draw(st.integers(0, 6))
+            index += 1
+            steps.append(Step("m", draw(st.sampled_from(["c1", "c2"])), moment, index, moment * 1_000_000))
+        delivered = steps and draw(st.booleans())
+        moment += 3600 * draw(st.integers(0, 6))
+        index += 1
+        records.append(
+            ShipmentRecord(
+                sku="S",
+                lot="L",
+                shipment_id=f"X{number}",
+                merchant="m",
+                origin="ET",
+                destination=draw(st.sampled_from(["DE-HH", "DE-HH", "FR-75"])),
+                placed_at=placed,
+                promised_by=placed + 3600 * draw(st.integers(0, 60)),
+                index=first,
+                logged_us=placed * 1_000_000,
+                steps=tuple(steps),
+                delivery=Closing(moment, index, moment * 1_000_000, "c") if delivered else None,
+            )
+        )
+    return records
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    records=st.one_of(_random_records(), _lane_records()),
+    as_of_days=st.integers(0, 25) | st.integers(0, 60).map(lambda hours: hours / 24),
+    size=st.integers(0, 200),
+    share=st.sampled_from([0.5, 0.8, 1.0]),
+    history=st.integers(1, 4),
+)
+def test_column_statuses_and_reasons_are_the_reference_ones(
+    records: list[ShipmentRecord], as_of_days: float, size: int, share: float, history: int
+) -> None:
+    """Statuses worked out on columns, for a view cut at a tree size and an as_of, are those `statuses` gives the
+    records cut the same way, reasons and all."""
+    as_of = _T0 + int(as_of_days * 86400)
+    as_of_us = as_of * 1_000_000
+    parameters = Parameters(window_share=share, lane_min_history=history)
+    view = ShipmentColumns.of(records).evaluate(size, as_of_us, as_of, parameters)
+    seen = [r for r in (r.seen(size, as_of_us) for r in records) if r is not None]
+    expected = statuses(seen, as_of, parameters)
+    rows = {view.columns.records[row].key(): row for row in range(len(records))}
+    assert status_names(view) == {key: status.name for key, status in expected.items()}
+    for key, status in expected.items():
+        assert view.status_of(rows[key]) == status
+        assert view.seen_record(rows[key]) == next(r for r in seen if r.key() == key)

@@ -215,7 +215,9 @@ def record_row(record: ShipmentRecord) -> dict[str, Any]:
         "cancelled_idx": cancel.log_index if cancel else None,
         "cancelled_logged_us": cancel.logged_us if cancel else None,
         "cancelled_by": cancel.actor if cancel else None,
-        "last_idx": max([record.index, *(s.log_index for s in record.steps), *(c.log_index for c in (delivery, cancel) if c)]),
+        "last_idx": max(
+            [record.index, *(s.log_index for s in record.steps), *(c.log_index for c in (delivery, cancel) if c)]
+        ),
     }
 
 
