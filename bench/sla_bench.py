@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ledger_bench import raw_verify_rates
 from ledger.events import Role, format_time
 from ledger.logkey import load_or_create_log_signer
-from ledger.sla import DEFAULT_PARAMETERS, Filters, format_seconds, report, statuses
+from ledger.sla import DEFAULT_PARAMETERS, Filters, format_seconds, report, shipment_view
+from ledger.sla_columns import Evaluation
 from ledger.storage import LedgerStore, Submission, create_db_engine, default_sqlite_url, migrate
 from tests.factory import Party, add_party, inspection_data, origin_data
 
@@ -184,15 +185,16 @@ def main() -> None:
 
     group_by = ["merchant", "carrier", "lane", "week"]
 
+    def evaluated(target: LedgerStore) -> Evaluation:
+        return target.sla_evaluation(size=size, as_of_us=as_of * 1_000_000, as_of=as_of, parameters=DEFAULT_PARAMETERS)
+
     def full_report(target: LedgerStore) -> dict[str, object]:
-        records = target.sla_records(size=size, as_of_us=as_of * 1_000_000)
-        return report(records, as_of=as_of, group_by=group_by)
+        return report(evaluated(target), as_of=as_of, group_by=group_by)
 
     def at_risk(target: LedgerStore) -> list[object]:
-        records = target.sla_records(size=size, as_of_us=as_of * 1_000_000)
-        found = statuses(records, as_of, DEFAULT_PARAMETERS)
-        everyone = Filters()
-        return [r for r in records if everyone.admits(r) and found[r.key()].name in ("at_risk", "overdue")]
+        view = evaluated(target)
+        rows = view.listed(Filters(), {"at_risk", "overdue"})
+        return [shipment_view(view.seen_record(row), view.status_of(row)) for row in rows]
 
     def fresh() -> LedgerStore:
         return LedgerStore(create_db_engine(url), load_or_create_log_signer(keep / "log.key", LOG))

@@ -28,7 +28,9 @@ from cli.main import (
 if TYPE_CHECKING:
     from cli.client import ServerClient
     from ledger.note import NoteVerifier
-    from ledger.sla import Parameters, ShipmentRecord
+    from ledger.sla import Parameters
+    from ledger.sla_columns import Evaluation, ShipmentColumns
+    from ledger.storage import LedgerStore
 
 sla_app = typer.Typer(
     help="Fulfilment SLA: who keeps their delivery promises, from signed events.", no_args_is_help=True
@@ -49,14 +51,20 @@ TreeSizeOption = Annotated[
 
 
 class Source:
-    """Shipments as a report sees them over one signed checkpoint: from a database's projection, or folded from a
-    bundle's entries (checked against the checkpoint's root)."""
+    """Shipments over one signed checkpoint: a database's projection (its store keeps them as columns), or folded
+    from a bundle's entries (checked against the checkpoint's root)."""
 
-    def __init__(self, size: int, root: str, note: str, records: list[ShipmentRecord]) -> None:
-        self.size, self.root, self.note, self.records = size, root, note, records
+    def __init__(self, size: int, root: str, note: str, columns: ShipmentColumns | LedgerStore) -> None:
+        # a bundle's shipments folded into columns, or the store whose projection holds them
+        self.size, self.root, self.note, self.columns = size, root, note, columns
 
-    def seen(self, as_of: int) -> list[ShipmentRecord]:
-        return [r for r in (r.seen(self.size, as_of * 1_000_000 + 999_999) for r in self.records) if r is not None]
+    def evaluate(self, as_of: int, parameters: Parameters) -> Evaluation:
+        from ledger.sla_columns import ShipmentColumns
+
+        as_of_us = as_of * 1_000_000 + 999_999
+        if isinstance(self.columns, ShipmentColumns):
+            return self.columns.evaluate(self.size, as_of_us, as_of, parameters)
+        return self.columns.sla_evaluation(size=self.size, as_of_us=as_of_us, as_of=as_of, parameters=parameters)
 
 
 def _bundle_source(path: Path, log_key: str | None) -> Source:
@@ -90,7 +98,10 @@ def _bundle_source(path: Path, log_key: str | None) -> Source:
             f"the bundle's entries do not give its checkpoint's root at tree size {checkpoint.size}: it is damaged "
             "or doctored (chainproof verify --bundle says where)"
         )
-    return Source(checkpoint.size, b64encode(checkpoint.root_hash), header.checkpoint, list(fold.records()))
+    from ledger.sla_columns import ShipmentColumns
+
+    columns = ShipmentColumns.of(fold.records())
+    return Source(checkpoint.size, b64encode(checkpoint.root_hash), header.checkpoint, columns)
 
 
 def _database_source(db: str | None, log_key: str | None, tree_size: int | None) -> Source:
@@ -114,8 +125,7 @@ def _database_source(db: str | None, log_key: str | None, tree_size: int | None)
     if note is None:
         raise CliError("the database holds no checkpoint yet (the log has not issued one)")
     checkpoint = open_checkpoint(note, key).checkpoint
-    records = store.sla_records(size=checkpoint.size, as_of_us=2**62)
-    return Source(checkpoint.size, b64encode(checkpoint.root_hash), note, records)
+    return Source(checkpoint.size, b64encode(checkpoint.root_hash), note, store)
 
 
 def _one_source(server: str | None, db: str | None, bundle: Path | None) -> str:
@@ -226,13 +236,8 @@ def sla_report(
         moment = _as_of(as_of)
         filters = Filters(merchant, carrier, lane, _bound(since, "--since"), _bound(until, "--until", end=True))
         try:
-            body = report(
-                loaded.seen(moment),
-                as_of=moment,
-                filters=filters,
-                group_by=groups,
-                parameters=_parameters(window_share, within_hours),
-            )
+            evaluated = loaded.evaluate(moment, _parameters(window_share, within_hours))
+            body = report(evaluated, as_of=moment, filters=filters, group_by=groups)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         body = checkpointed(body, size=loaded.size, root=loaded.root)
@@ -315,7 +320,7 @@ def sla_at_risk(
 
     Example: chainproof sla at-risk --server https://ledger.example --token-file ~/.chainproof-token
     """
-    from ledger.sla import DEFAULT_PARAMETERS, Filters, shipment_view, statuses
+    from ledger.sla import DEFAULT_PARAMETERS, Filters, shipment_view
 
     source = _one_source(server, db, bundle)
     if source == "--server":
@@ -323,15 +328,9 @@ def sla_at_risk(
             listed = list(_server_shipments(client, merchant, carrier, as_of))
     else:
         loaded = _bundle_source(bundle, log_key) if bundle else _database_source(db, log_key, None)
-        moment = _as_of(as_of)
-        records = loaded.seen(moment)
-        found = statuses(records, moment, DEFAULT_PARAMETERS)
-        filters = Filters(merchant=merchant, carrier=carrier)
-        listed = [
-            shipment_view(r, found[r.key()])
-            for r in sorted(records, key=lambda r: (r.placed_at, r.sku, r.lot, r.shipment_id))
-            if filters.admits(r) and found[r.key()].name in ("at_risk", "overdue")
-        ]
+        evaluated = loaded.evaluate(_as_of(as_of), DEFAULT_PARAMETERS)
+        rows = evaluated.listed(Filters(merchant=merchant, carrier=carrier), {"at_risk", "overdue"})
+        listed = [shipment_view(evaluated.seen_record(row), evaluated.status_of(row)) for row in rows]
     if output_format == "json":
         typer.echo(json.dumps({"shipments": listed}, indent=2, ensure_ascii=False))
     elif not listed:

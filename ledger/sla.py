@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -183,7 +184,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_seconds(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, to the second (time.gmtime: a third of strftime's cost, and lists format thousands)."""
+    if not 0 <= seconds <= _LAST_SECOND:  # outside what gmtime reads everywhere: the slow, general path
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    year, month, day, hour, minute, second = time.gmtime(seconds)[:6]
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+
+
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def iso_week(seconds: int) -> str:

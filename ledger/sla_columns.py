@@ -249,32 +249,52 @@ class Evaluation:
 
     def _lane_rule(self, waiting: Ints, elapsed: Ints) -> dict[int, _Lane]:
         """For each open shipment within its window: the earlier-placed shipments of its lane that reached its
-        next custody point, and how long they took to."""
+        next custody point, and how long they took to. Per lane and point, a matrix of (open shipment, earlier
+        shipment) with the earlier ones in order of their time: a running count along each row gives how many of
+        a shipment's references took at most each time, so every percentile and share is read off at once."""
         a, p = self.a, self.parameters
         found: dict[int, _Lane] = {}
         if not len(waiting):
             return found
         points = self.step_count[waiting] + 1
+        # every shipment's place in the order of placing (placed_at, then log index): one key to compare
+        order_key = np.empty(a.n, dtype=np.int32 if a.n < 2**31 else np.int64)
+        order_key[np.lexsort((a.idx, a.placed))] = np.arange(a.n, dtype=order_key.dtype)
         for point in np.unique(points).tolist():
             ships, times = self._point_times(point)
+            lanes = a.lane[ships]
+            # once per point: each lane's references, in order of time (one sort key: lane, then time)
+            low = int(times.min()) if len(times) else 0
+            by_lane = np.argsort(lanes * (1 << 40) + (times - low))
+            ships, times, lanes = ships[by_lane], times[by_lane], lanes[by_lane]
             mine = waiting[points == point]
             for lane in np.unique(a.lane[mine]).tolist():
-                in_lane = a.lane[ships] == lane
-                ref_ships, ref_times = ships[in_lane], times[in_lane]
-                order = np.lexsort((a.idx[ref_ships], a.placed[ref_ships]))
-                ref_placed, ref_idx, ref_times = a.placed[ref_ships][order], a.idx[ref_ships][order], ref_times[order]
-                for row in mine[a.lane[mine] == lane].tolist():
-                    placed, index = a.placed[row], a.idx[row]
-                    before = int(np.searchsorted(ref_placed, placed, side="left"))
-                    tied = int(np.searchsorted(ref_placed, placed, side="right"))
-                    before += int(np.count_nonzero(ref_idx[before:tied] < index))
-                    prefix = ref_times[:before]
-                    typical, reached = 0, 0
-                    if before >= p.lane_min_history:
-                        rank = max(1, -(-p.lane_percentile * before // 100)) - 1
-                        typical = int(np.partition(prefix, rank)[rank])
-                        reached = int(np.count_nonzero(prefix <= elapsed[row]))
-                    found[row] = _Lane(point, before, typical, reached)
+                opens = mine[a.lane[mine] == lane]
+                start, end = np.searchsorted(lanes, lane, side="left"), np.searchsorted(lanes, lane, side="right")
+                ref_ships, ref_times = ships[start:end], times[start:end]
+                if not len(ref_ships):  # nobody on this lane reached the point yet
+                    for row in opens.tolist():
+                        found[row] = _Lane(point, 0, 0, 0)
+                    continue
+                # The open shipments are mostly the latest placed: each one's references are all of the lane's but
+                # the few placed after it. So work on those few ("late" references, placed after the earliest
+                # open one): excluded[i, k] says late reference k is not among open shipment i's references.
+                total = len(ref_ships)
+                ref_keys, open_keys = order_key[ref_ships], order_key[opens]
+                late = np.flatnonzero(ref_keys >= open_keys.min())  # positions in time order, ascending
+                excluded = ref_keys[late][None, :] >= open_keys[:, None]
+                counts = total - excluded.sum(axis=1)
+                ranks = np.maximum(1, -(-p.lane_percentile * counts // 100))  # 1-based nearest rank
+                # the rank-th smallest time among the kept: skip each excluded one that comes before it
+                before = np.cumsum(excluded, axis=1) - excluded
+                skipped = (excluded & (late[None, :] - before <= (ranks - 1)[:, None])).sum(axis=1)
+                typical = np.where(counts > 0, ref_times[np.minimum(ranks - 1 + skipped, total - 1)], 0)
+                upto = np.searchsorted(ref_times, elapsed[opens], side="right")
+                reached = upto - (excluded & (late[None, :] < upto[:, None])).sum(axis=1)
+                for row, count, value, done in zip(
+                    opens.tolist(), counts.tolist(), typical.tolist(), reached.tolist(), strict=True
+                ):
+                    found[row] = _Lane(point, count, value, done)
         return found
 
     def status_of(self, row: int) -> Status:
@@ -327,9 +347,10 @@ class Evaluation:
     def carriers(self) -> tuple[Ints, Ints]:
         """(shipment, carrier) pairs: each carrier that held a seen shipment in a seen step, once."""
         a = self.a
-        ships, holders = a.s_ship[self.steps], a.s_holder[self.steps]
-        pairs = np.unique(ships * max(1, len(self.columns.actor_names)) + holders)
         width = max(1, len(self.columns.actor_names))
+        pairs = np.sort(a.s_ship[self.steps] * width + a.s_holder[self.steps])
+        if len(pairs):
+            pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
         return pairs // width, pairs % width
 
     def admitted(self, filters: Filters) -> Ints:
@@ -353,6 +374,14 @@ class Evaluation:
             carried[ships[holders == (_NONE if code is None else code)]] = True
             mask &= carried
         return np.flatnonzero(mask)
+
+    def listed(self, filters: Filters, wanted: set[str] | None = None) -> list[int]:
+        """The rows `filters` admits whose status is wanted, oldest order first (placed_at, then batch and id)."""
+        rows = self.admitted(filters)
+        if wanted is not None:
+            rows = rows[np.isin(self.status[rows], [STATUSES.index(name) for name in wanted])]
+        records = self.columns.records
+        return sorted(rows.tolist(), key=lambda row: (records[row].placed_at, records[row].key()))
 
 
 def _rate(figures: dict[str, Any], name: str, numerator: int, denominator: int, empty: str) -> None:
@@ -439,9 +468,12 @@ class Facts:
             end_holder = np.where(count > 0, a.s_holder[last_step], a.merchant[ends])
         else:
             end_since, end_holder = a.placed[ends], a.merchant[ends]
-        self.custody_row = np.concatenate([position[ships], position[ends]])
-        self.custody_holder = np.concatenate([holder, end_holder])
-        self.custody_time = np.concatenate([a.s_at[steps] - since, a.d_at[ends] - end_since])
+        custody_row = np.concatenate([position[ships], position[ends]])
+        custody_holder = np.concatenate([holder, end_holder])
+        custody_time = np.concatenate([a.s_at[steps] - since, a.d_at[ends] - end_since])
+        order = np.lexsort((custody_time, custody_holder))  # once: any group's subset stays in this order
+        self.custody_row, self.custody_holder = custody_row[order], custody_holder[order]
+        self.custody_time = custody_time[order]
 
     def figures(self, members: Ints) -> dict[str, Any]:
         """The figures of the admitted shipments at positions `members`."""
@@ -485,13 +517,18 @@ class Facts:
     def _held(self, members: Ints) -> list[dict[str, Any]]:
         if not len(self.custody_row):
             return []
-        member = np.zeros(len(self.rows), dtype=bool)
-        member[members] = True
-        chosen = member[self.custody_row]
-        holders, times = self.custody_holder[chosen], self.custody_time[chosen]
-        order = np.lexsort((times, holders))
-        holders, times = holders[order], times[order]
-        codes, starts, sizes = np.unique(holders, return_index=True, return_counts=True)
+        if len(members) == len(self.rows):  # the total: every row
+            holders, times = self.custody_holder, self.custody_time
+        else:
+            member = np.zeros(len(self.rows), dtype=bool)
+            member[members] = True
+            chosen = member[self.custody_row]
+            holders, times = self.custody_holder[chosen], self.custody_time[chosen]
+        if not len(holders):
+            return []
+        starts = np.flatnonzero(np.concatenate([[True], holders[1:] != holders[:-1]]))
+        sizes = np.diff(np.concatenate([starts, [len(holders)]]))
+        codes = holders[starts]
         names = self.view.columns.actor_names
         held = []
         for code, start, size in zip(codes.tolist(), starts.tolist(), sizes.tolist(), strict=True):

@@ -22,10 +22,10 @@ from api.pages import charts
 from api.pages.i18n import SLA_TEXT
 from api.pages.routes import _TEMPLATES, _base_context, _language
 from api.problems import ProblemError
-from api.routes.sla import View, build_report, scope, seen_records, view_of
+from api.routes.sla import View, build_report, evaluation, scope, view_of
 from api.settings import Settings
 from ledger.rules import Actor
-from ledger.sla import GROUP_BY, Filters, format_seconds, shipment_view, span, statuses
+from ledger.sla import GROUP_BY, Filters, format_seconds, shipment_view, span
 from ledger.storage import LedgerStore
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -122,6 +122,7 @@ def _computed(store: LedgerStore, settings: Settings, actor: Actor, query: _Quer
     key = (actor.id, merchant, carrier, query.placed_from, query.placed_to, query.group_by, view.size, view.as_of)
 
     def compute() -> tuple[View, dict[str, Any]]:
+        evaluated = evaluation(store, view)
         body = build_report(
             store,
             view,
@@ -130,26 +131,23 @@ def _computed(store: LedgerStore, settings: Settings, actor: Actor, query: _Quer
             placed_from=query.placed_from,
             placed_to=query.placed_to,
             group_by=sorted({query.group_by, "week"}, key=GROUP_BY.index),
+            evaluated=evaluated,
         )
-        records = seen_records(store, view)
-        found = statuses(records, view.as_of, view.parameters)
-        filters = Filters(merchant=merchant, carrier=carrier)
-        risky = sorted(
-            (r for r in records if filters.admits(r) and found[r.key()].name in ("at_risk", "overdue")),
-            key=lambda r: r.promised_by,
-        )
-        shown_filters = Filters(
+        risky = evaluated.listed(Filters(merchant=merchant, carrier=carrier), {"at_risk", "overdue"})
+        risky.sort(key=lambda row: int(evaluated.a.promised[row]))
+        shown = Filters(
             merchant=merchant,
             carrier=carrier,
             placed_from=body["filters"]["from"] and _seconds(body["filters"]["from"]),
             placed_to=body["filters"]["to"] and _seconds(body["filters"]["to"]),
         )
-        leads = [
-            (r.delivery.at - r.placed_at) / 3600
-            for r in records
-            if r.delivery is not None and r.cancel is None and shown_filters.admits(r)
+        rows = evaluated.admitted(shown)
+        delivered = rows[evaluated.delivered[rows] & ~evaluated.cancelled[rows]]
+        leads = ((evaluated.a.d_at[delivered] - evaluated.a.placed[delivered]) / 3600).tolist()
+        body["_at_risk"] = [
+            shipment_view(evaluated.seen_record(row), evaluated.status_of(row)) for row in risky[:_SHOWN_AT_RISK]
         ]
-        body["_at_risk"] = [shipment_view(r, found[r.key()]) for r in risky]
+        body["_at_risk_total"] = len(risky)
         body["_lead_hours"] = leads
         return view, body
 
@@ -213,8 +211,8 @@ def sla_dashboard(request: Request, store: StoreDep, settings: SettingsDep) -> H
         group_choices=GROUP_BY,
         hours=hours,
         rows=rows,
-        at_risk=[{**item, "merchant_name": name(item["merchant"])} for item in body["_at_risk"][:_SHOWN_AT_RISK]],
-        at_risk_total=len(body["_at_risk"]),
+        at_risk=[{**item, "merchant_name": name(item["merchant"])} for item in body["_at_risk"]],
+        at_risk_total=body["_at_risk_total"],
         charts_query=charts_query,
         is_admin=actor.role.value in ("admin", "auditor"),
     )

@@ -35,9 +35,8 @@ from ledger.sla import (
     report,
     report_csv,
     shipment_view,
-    status_in_lane,
-    statuses,
 )
+from ledger.sla_columns import Evaluation
 from ledger.storage import LedgerStore
 
 router = APIRouter(prefix="/v1/sla", tags=["sla"])
@@ -152,8 +151,11 @@ def _group_by(value: str | None) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def seen_records(store: LedgerStore, view: View) -> list[ShipmentRecord]:
-    return store.sla_records(size=view.size, as_of_us=view.as_of * 1_000_000 + 999_999)
+def evaluation(store: LedgerStore, view: View) -> Evaluation:
+    """Every shipment as the view sees it, with its status (the store keeps them as columns)."""
+    return store.sla_evaluation(
+        size=view.size, as_of_us=view.as_of * 1_000_000 + 999_999, as_of=view.as_of, parameters=view.parameters
+    )
 
 
 def build_report(
@@ -166,6 +168,7 @@ def build_report(
     placed_from: str | None = None,
     placed_to: str | None = None,
     group_by: list[str] | None = None,
+    evaluated: Evaluation | None = None,
 ) -> dict[str, Any]:
     """The report over the view's checkpoint at its as_of (what `sla report --bundle` computes offline)."""
     filters = Filters(
@@ -175,13 +178,8 @@ def build_report(
         placed_from=None if placed_from is None else _bound(placed_from, "from"),
         placed_to=None if placed_to is None else _bound(placed_to, "to", end=True),
     )
-    body = report(
-        seen_records(store, view),
-        as_of=view.as_of,
-        filters=filters,
-        group_by=group_by or [],
-        parameters=view.parameters,
-    )
+    evaluated = evaluated or evaluation(store, view)
+    body = report(evaluated, as_of=view.as_of, filters=filters, group_by=group_by or [])
     return checkpointed(body, size=view.size, root=view.root)
 
 
@@ -264,13 +262,8 @@ def sla_shipments(
     merchant, carrier = scope(actor, merchant, carrier)
     wanted = _statuses(status)
     view = view_of(store, tree_size, as_of, settings.sla_parameters)
-    records = seen_records(store, view)
-    found = statuses(records, view.as_of, view.parameters)
-    filters = Filters(merchant=merchant, carrier=carrier, lane=lane)
-    listed = sorted(
-        (r for r in records if filters.admits(r) and (wanted is None or found[r.key()].name in wanted)),
-        key=lambda r: (r.placed_at, r.sku, r.lot, r.shipment_id),
-    )
+    evaluated = evaluation(store, view)
+    listed = evaluated.listed(Filters(merchant=merchant, carrier=carrier, lane=lane), wanted)
     page = listed[offset : offset + limit]
     next_url = None
     if offset + limit < len(listed):
@@ -281,7 +274,7 @@ def sla_shipments(
         {
             **view.header(),
             "total": len(listed),
-            "shipments": [shipment_view(r, found[r.key()]) for r in page],
+            "shipments": [shipment_view(evaluated.seen_record(row), evaluated.status_of(row)) for row in page],
             "next": next_url,
         }
     )
@@ -313,15 +306,18 @@ def sla_shipment(
     if actor.role not in (Role.ADMIN, Role.AUDITOR, Role.MERCHANT, Role.CARRIER):
         scope(actor, None, None)  # refuses, saying who may
     view = view_of(store, tree_size, as_of, settings.sla_parameters)
-    records = seen_records(store, view)
-    matches = [
-        r
-        for r in records
+    evaluated = evaluation(store, view)
+    records = evaluated.columns.records
+    rows = [
+        row
+        for row, r in enumerate(records)
         if r.shipment_id == shipment_id
         and (sku is None or r.sku == sku)
         and (lot is None or r.lot == lot)
-        and may_see(actor, r)
+        and evaluated.seen[row]
+        and may_see(actor, evaluated.seen_record(row))
     ]
+    matches = [evaluated.seen_record(row) for row in rows]
     if not matches:
         raise ProblemError(404, f"no shipment {shipment_id} that you may see (as of the checkpoint)", "not-found")
     if len(matches) > 1:
@@ -329,9 +325,7 @@ def sla_shipment(
         raise ProblemError(
             409, f"shipment id {shipment_id} is in several batches ({batches}): give sku and lot", "ambiguous"
         )
-    [record] = matches
-    status = status_in_lane(record, records, view.as_of, view.parameters)
-    return _json({**view.header(), **shipment_view(record, status)})
+    return _json({**view.header(), **shipment_view(matches[0], evaluated.status_of(rows[0]))})
 
 
 @router.get("/scorecard", summary="A merchant's delivery figures as a note signed by the log key")

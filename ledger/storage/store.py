@@ -82,7 +82,8 @@ from ledger.signing import (
     start_statement_checks,
     verify_statement,
 )
-from ledger.sla import ShipmentRecord
+from ledger.sla import Parameters, ShipmentRecord
+from ledger.sla_columns import Evaluation, ShipmentColumns
 from ledger.storage import sla as sla_store
 from ledger.storage.db import WRITE_OPTION
 from ledger.storage.heads import (
@@ -438,6 +439,7 @@ class LedgerStore:
         self._sla_lock = threading.Lock()  # the SLA records kept in memory (sla_records)
         self._sla_cache: dict[tuple[str, str, str], ShipmentRecord] = {}
         self._sla_through = 0  # the records hold every projection row changed below this log size
+        self._sla_columns = ShipmentColumns()  # the same records as columns
         self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
 
     @property
@@ -1369,8 +1371,7 @@ class LedgerStore:
             write_all(conn, states, postgres=self._postgres)
             sla_store.write_all(conn, fold.records(), fold.origins(), postgres=self._postgres)
         with self._sla_lock:
-            self._sla_cache.clear()
-            self._sla_through = 0
+            self._sla_forget()
         with self._batch_cache_lock:
             self._batch_cache.clear()
         return sum(1 for sku, _lot in states if sku != IDENTITY_SKU)
@@ -1393,22 +1394,40 @@ class LedgerStore:
             stored = sla_store.stored_records(conn)
         return sla_store.compare(fold.records(), stored)
 
+    def _sla_refresh(self) -> None:
+        """Bring the in-memory SLA records and columns up to the projection (under `_sla_lock`): only the rows
+        that changed since, each row knowing the index of its latest event."""
+        with self.engine.connect() as conn:
+            current = self._size(conn)
+            if current == self._sla_through:
+                return
+            if current < self._sla_through:  # a rebuilt or replaced database: read it all again
+                self._sla_forget()
+            changed = sla_store.changed_records(conn, self._sla_through)
+        for record in changed:
+            self._sla_cache[record.key()] = record
+        self._sla_columns.update(changed)
+        self._sla_through = current
+
+    def _sla_forget(self) -> None:
+        self._sla_cache.clear()
+        self._sla_columns = ShipmentColumns()
+        self._sla_through = 0
+
     def sla_records(self, *, size: int, as_of_us: int) -> list[ShipmentRecord]:
-        """The shipments a report over `size` entries at `as_of` sees, from the SLA projection. The records are
-        kept in memory and refreshed by the rows that changed since (each row knows the index of its latest
-        event), so a report reads only what is new."""
+        """The shipments a report over `size` entries at `as_of` sees, from the SLA projection (kept in memory
+        and refreshed by the rows changed since, so a report reads only what is new)."""
         with self._sla_lock:
-            with self.engine.connect() as conn:
-                current = self._size(conn)
-                if current != self._sla_through:
-                    if current < self._sla_through:  # a rebuilt or replaced database: read it all again
-                        self._sla_cache.clear()
-                        self._sla_through = 0
-                    for record in sla_store.changed_records(conn, self._sla_through):
-                        self._sla_cache[record.key()] = record
-                    self._sla_through = current
+            self._sla_refresh()
             records = list(self._sla_cache.values())
         return [seen for record in records if (seen := record.seen(size, as_of_us)) is not None]
+
+    def sla_evaluation(self, *, size: int, as_of_us: int, as_of: int, parameters: Parameters) -> Evaluation:
+        """Every shipment as a view over `size` entries at `as_of` sees it, with its status (ledger/sla_columns.py):
+        what reports, at-risk lists and the dashboard read."""
+        with self._sla_lock:
+            self._sla_refresh()
+            return self._sla_columns.evaluate(size, as_of_us, as_of, parameters)
 
     # -- the log this database belongs to -----------------------------------------------------------------------
 
