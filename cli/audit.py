@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import platformdirs
 
@@ -462,7 +462,7 @@ def certificate_status(
     return problems, {"checked_against_tree_size": new_size, "revoked": revoked}
 
 
-def label_url(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> str:
+def label_url(client: ServerClient, key: NoteVerifier, sku: str, lot: str, shipment: str | None = None) -> str:
     """The URL a batch's printed label carries, checked before it is printed: the server's checkpoint verifies
     with the trusted log key, the batch's first entry is its origin and is proven included in that checkpoint;
     the fragment then pins that key and that entry (ledger/label.py)."""
@@ -492,4 +492,24 @@ def label_url(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> st
         )
     except LedgerError as exc:
         raise CliError(f"the batch's origin entry is not proven in the signed log: {exc}") from exc
-    return str(batch["product_url"]) + label_fragment(str(key), parsed.hash)
+    url = str(batch["product_url"])
+    if shipment is not None:
+        if not _has_shipment(client, sku, lot, shipment):
+            raise CliError(f"batch {sku}/{lot} has no shipment {shipment!r} in the signed log: check the id")
+        url += "?" + urlencode({"shipment": shipment})
+    return url + label_fragment(str(key), parsed.hash)
+
+
+def _has_shipment(client: ServerClient, sku: str, lot: str, shipment: str) -> bool:
+    """Whether the batch's events (as served, page by page) hold the shipment event of this id."""
+    path = f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}"
+    params: dict[str, str] = {}
+    while True:
+        batch = client.get_json(path, **params)
+        for event in batch["events"]:
+            statement = event.get("statement") or {}
+            if statement.get("type") == "shipment" and (statement.get("data") or {}).get("shipment_id") == shipment:
+                return True
+        if not batch.get("next") or not batch["events"]:
+            return False
+        params = {"after": str(batch["events"][-1]["index"])}

@@ -1026,6 +1026,9 @@ def qr(
     server: ServerOption = "http://127.0.0.1:8000",
     log_key: LogKeyOption = None,
     state: StateOption = None,
+    shipment: Annotated[
+        str | None, typer.Option("--shipment", help="one order's label: the page opens on its delivery status")
+    ] = None,
     output_format: FormatOption = "text",
 ) -> None:
     """Write the QR code of a batch's product page, for print (error correction M, standard quiet zone).
@@ -1034,7 +1037,9 @@ def qr(
     shopper's browser can hold the server to what the package says. Both are checked first: the key is the one
     given (--log-key) or pinned before, and the origin entry is proven into a checkpoint signed by it.
 
-    Example: chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example --log-key '...'
+    Examples:
+      chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example --log-key '...'
+      chainproof qr --sku COF-1 --lot L7 --shipment SO-9 --out order-SO-9.png --server https://trace.example
     """
     from certificates.qr import qr_png, qr_svg
     from cli.audit import label_url
@@ -1049,7 +1054,7 @@ def qr(
         key = server_key(client, log_key, state, problems)
         if problems:
             fail("; ".join(str(p.message) for p in problems))
-        url = label_url(client, key, sku, lot)
+        url = label_url(client, key, sku, lot, shipment)
     write_output(out, qr_png(url) if suffix == ".png" else qr_svg(url))
     if output_format == "json":
         typer.echo(json.dumps({"file": str(out), "url": url}))

@@ -638,3 +638,45 @@ def test_an_admin_onboards_a_partner_remotely(tmp_path: Path) -> None:
         assert "only an admin (or the log key) may record key_add" in refused
     finally:
         server.stop()
+
+
+def test_a_label_for_one_order(ledger: Ledger) -> None:
+    """`qr --shipment`: the label opens the product page on that order's delivery status; an id the batch does
+    not hold is refused before anything is printed."""
+    import shutil
+    import subprocess
+
+    record_journey(ledger)
+    label = ledger.tmp / "order.png"
+    out = json.loads(
+        cli("qr", "--sku", "COF-1", "--lot", "L1", "--shipment", "SO-1", "--out", label, "--server", ledger.server.url,
+            "--format", "json")
+    )  # fmt: skip
+    store = ledger.server.store
+    from ledger.hashing import leaf_hash
+    from ledger.label import label_fragment
+
+    origin = store.batch_range("COF-1", "L1", first=1)[0]
+    fragment = label_fragment(str(store.signer.verifier), leaf_hash(origin.leaf))
+    assert out["url"] == f"{ledger.server.url}/01/04006381333931/10/L1?shipment=SO-1{fragment}"
+    missing = ledger.tmp / "missing.png"
+    refused = cli(
+        "qr", "--sku", "COF-1", "--lot", "L1", "--shipment", "SO-404", "--out", missing, "--server", ledger.server.url,
+        code=2,
+    )  # fmt: skip
+    assert "has no shipment 'SO-404'" in refused
+    assert not missing.exists()
+    served = httpx.get(f"{ledger.server.url}/v1/batches/COF-1/L1/qr.png", params={"shipment": "SO-1"})
+    assert served.headers["content-type"] == "image/png"
+    assert (
+        httpx.get(f"{ledger.server.url}/v1/batches/COF-1/L1/qr.png", params={"shipment": "SO-404"}).status_code == 404
+    )
+    page = httpx.get(out["url"].split("#")[0])
+    assert 'id="sla"' in page.text  # the page opened on the order's status
+    if shutil.which("zbarimg") is None:
+        pytest.skip("zbarimg (Debian zbar-tools) is not installed")
+    for path in (label, ledger.tmp / "served.png"):
+        if path.name == "served.png":
+            path.write_bytes(served.content)
+        decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(path)], capture_output=True, text=True, check=True)
+        assert decoded.stdout.strip() == out["url"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -297,16 +297,27 @@ def digital_link_page(
     return _render_product(request, store, settings, *batch)
 
 
-def _batch_url(store: Any, settings: Any, sku: str, lot: str) -> str:
-    """The URL the batch's QR code carries: its product page, and the label fragment pinning the log key and the
-    origin entry (404 problem for an unknown batch)."""
+def _batch_url(store: Any, settings: Any, sku: str, lot: str, shipment: str | None = None) -> str:
+    """The URL the batch's QR code carries: its product page (with `?shipment=` for one order's label, which opens
+    the page on that shipment's status), and the label fragment pinning the log key and the origin entry (404
+    problem for an unknown batch or shipment)."""
     found = store.batch_range(sku, lot, first=1)
     if not found:
         raise NotFoundError(f"batch {sku}/{lot} does not exist")
     first = parse_leaf(found[0].leaf).statement
     gtin = first.get("data", {}).get("gtin") if first.get("type") == EventType.ORIGIN else None
     fragment = label_fragment(str(store.signer.verifier), leaf_hash(found[0].leaf))
-    return product_url(settings.base_url, sku, lot, gtin) + fragment
+    url = product_url(settings.base_url, sku, lot, gtin)
+    if shipment is not None:
+        if summaries(store).page(sku, lot, shipment_id=shipment).shipment is None:
+            raise NotFoundError(f"batch {sku}/{lot} has no shipment {shipment} (in the latest checkpoint)")
+        url += "?" + urlencode({"shipment": shipment})
+    return url + fragment
+
+
+ShipmentQuery = Annotated[
+    str | None, Query(pattern=IDENT_PATTERN, description="a shipment of the batch: the label opens its status")
+]
 
 
 @router.get(
@@ -316,8 +327,10 @@ def _batch_url(store: Any, settings: Any, sku: str, lot: str) -> str:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def batch_qr_png(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> Response:
-    return Response(qr_png(_batch_url(store, settings, sku, lot)), media_type="image/png")
+def batch_qr_png(
+    sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep, shipment: ShipmentQuery = None
+) -> Response:
+    return Response(qr_png(_batch_url(store, settings, sku, lot, shipment)), media_type="image/png")
 
 
 @router.get(
@@ -327,5 +340,7 @@ def batch_qr_png(sku: SkuPath, lot: LotPath, store: StoreDep, settings: Settings
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-def batch_qr_svg(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> Response:
-    return Response(qr_svg(_batch_url(store, settings, sku, lot)), media_type="image/svg+xml")
+def batch_qr_svg(
+    sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep, shipment: ShipmentQuery = None
+) -> Response:
+    return Response(qr_svg(_batch_url(store, settings, sku, lot, shipment)), media_type="image/svg+xml")
