@@ -245,6 +245,13 @@ def test_the_projection_on_each_database(world: World) -> None:
     assert sorted(store.sla_records(size=size, as_of_us=2**62), key=ShipmentRecord.key) == everything
     seen = store.sla_records(size=size, as_of_us=AS_OF * 1_000_000)
     assert report(seen, as_of=AS_OF)["total"]["on_time_rate"] == 3 / 5
+    # one shipment at a time, its lane read alone (what a product page asks): the statuses of the whole report
+    expected = statuses(seen, AS_OF, Parameters())
+    for (sku, lot, sid), status in expected.items():
+        found = store.sla_shipment_status(sku, lot, sid, size=size, as_of=AS_OF, parameters=Parameters())
+        assert found is not None
+        assert found[1] == status
+    assert store.sla_shipment_status("COF", "L1", "NOPE", size=size, as_of=AS_OF, parameters=Parameters()) is None
 
 
 # -- the array-based report against a plain tally, for random shipments --------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -27,6 +27,7 @@ from ledger.events import IDENT_PATTERN, EventType, parse_time, validate_gtin
 from ledger.hashing import leaf_hash
 from ledger.label import label_fragment
 from ledger.rules import Actor
+from ledger.sla import ShipmentRecord, Status, format_seconds
 
 router = APIRouter(tags=["pages"])
 _TEMPLATES = Environment(
@@ -38,7 +39,6 @@ _TEMPLATES = Environment(
 _TEMPLATES.filters["bdi"] = lambda value: Markup("<bdi>%s</bdi>") % ("" if value is None else value)
 """Text from the ledger goes in <bdi>: isolated from its surroundings, so a name written right to left (or one
 meant to spoof) cannot reorder the words around it."""
-AT_RISK_WINDOW = timedelta(hours=24)
 _IDENT = re.compile(IDENT_PATTERN)
 
 
@@ -83,7 +83,9 @@ def _day(value: str) -> str:
     return parse_time(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str, Any]:
+def _page_context(
+    page: BatchPage, now: datetime, lang: str = "en", status: tuple[ShipmentRecord, Status] | None = None
+) -> dict[str, Any]:
     """What the page shows, read from the checked entries: the origin, the latest inspections, the recall, and the
     journey and events of the page's window (the newest, or an older page)."""
     directory = page.registry.rule_actors
@@ -140,14 +142,17 @@ def _page_context(page: BatchPage, now: datetime, lang: str = "en") -> dict[str,
         if step is not None:
             journey.append(step)
     shipment = None
-    if page.shipment is not None:
-        found = page.shipment
+    if page.shipment is not None and status is not None:
+        found, judged = status
+        text = TEXT[lang]
         shipment = {
-            "id": found.id,
-            "status": sla_status(found.promised_by, found.delivered_at, now),
-            "placed_at": _day(found.placed_at),
-            "promised_by": _day(found.promised_by),
-            "delivered_at": _day(found.delivered_at) if found.delivered_at else None,
+            "id": found.shipment_id,
+            "status": judged.name,
+            # the full reason in English; in Chinese, what each rule means (the figures are in the English text)
+            "reason": judged.reason if lang == "en" else "；".join(text[f"sla_reason_{c}"] for c in judged.codes),
+            "placed_at": _day(format_seconds(found.placed_at)),
+            "promised_by": _day(format_seconds(found.promised_by)),
+            "delivered_at": _day(format_seconds(found.delivery.at)) if found.delivery else None,
         }
     if not page.ok:
         verdict = "failed"
@@ -210,15 +215,6 @@ def _web_link(url: object) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
-def sla_status(promised_by: str, delivered_at: str | None, now: datetime) -> str:
-    promise = parse_time(promised_by)
-    if delivered_at is not None:
-        return "on_time" if parse_time(delivered_at) <= promise else "late"
-    if now > promise:
-        return "overdue"
-    return "at_risk" if promise - now <= AT_RISK_WINDOW else "in_transit"
-
-
 def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: str) -> HTMLResponse:
     lang = _language(request)
     before_text = request.query_params.get("before")
@@ -229,7 +225,18 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         page = summaries(store).page(sku, lot, before=before, shipment_id=request.query_params.get("shipment"))
     except NotFoundError:
         return _not_found(request, bad_link=False)
-    context = _page_context(page, datetime.now(UTC), lang)
+    now = datetime.now(UTC)
+    status = None
+    if page.shipment is not None:  # the order's status by the SLA rules, over the page's checkpoint, now
+        status = store.sla_shipment_status(
+            sku,
+            lot,
+            page.shipment.id,
+            size=page.checkpoint_size,
+            as_of=int(now.timestamp()),
+            parameters=settings.sla_parameters,
+        )
+    context = _page_context(page, now, lang, status)
     asked = request.query_params.get("shipment")
     context["shipment_unknown"] = asked if asked and page.shipment is None else None
     log_key = str(store.signer.verifier)

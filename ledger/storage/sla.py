@@ -258,6 +258,28 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def shipment_and_lane(
+    conn: Connection, sku: str, lot: str, shipment_id: str
+) -> tuple[ShipmentRecord | None, list[ShipmentRecord]]:
+    """One shipment, and the shipments of its lane placed no later than it (what its lane rule compares it with),
+    as stored: a product page's status reads these, not the whole projection."""
+    rows = conn.execute(
+        text(f"{_SELECT} WHERE s.sku = :sku AND s.lot = :lot AND s.shipment_id = :id"),
+        {"sku": sku, "lot": lot, "id": shipment_id},
+    ).all()
+    if not rows or rows[0][6] is None:
+        return None, []
+    record = _record(rows[0])
+    lane = conn.execute(
+        text(
+            f"{_SELECT} WHERE s.destination = :destination AND s.placed_at <= :placed "
+            "AND COALESCE(b.origin, '') = :origin"
+        ),
+        {"destination": record.destination, "placed": record.placed_at, "origin": record.origin},
+    ).all()
+    return record, [_record(row) for row in lane if row[6] is not None]
+
+
 def changed_records(conn: Connection, since: int) -> list[ShipmentRecord]:
     """The shipments with an event at index `since` or later (as stored: not cut to any view)."""
     rows = conn.execute(text(f"{_SELECT} WHERE s.last_idx >= :since"), {"since": since}).all()

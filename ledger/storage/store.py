@@ -82,7 +82,7 @@ from ledger.signing import (
     start_statement_checks,
     verify_statement,
 )
-from ledger.sla import Parameters, ShipmentRecord
+from ledger.sla import Parameters, ShipmentRecord, Status, status_in_lane
 from ledger.sla_columns import Evaluation, ShipmentColumns
 from ledger.storage import sla as sla_store
 from ledger.storage.db import WRITE_OPTION
@@ -1421,6 +1421,20 @@ class LedgerStore:
             self._sla_refresh()
             records = list(self._sla_cache.values())
         return [seen for record in records if (seen := record.seen(size, as_of_us)) is not None]
+
+    def sla_shipment_status(
+        self, sku: str, lot: str, shipment_id: str, *, size: int, as_of: int, parameters: Parameters
+    ) -> tuple[ShipmentRecord, Status] | None:
+        """One shipment as a view over `size` entries at `as_of` sees it, and its status (the lane rule read from
+        its lane's rows alone): what a product page shows. None if the view does not hold it."""
+        with self.engine.connect() as conn:
+            record, lane = sla_store.shipment_and_lane(conn, sku, lot, shipment_id)
+        as_of_us = as_of * 1_000_000 + 999_999
+        seen = None if record is None else record.seen(size, as_of_us)
+        if seen is None:
+            return None
+        lane_seen = [r for r in (r.seen(size, as_of_us) for r in lane) if r is not None]
+        return seen, status_in_lane(seen, lane_seen, as_of, parameters)
 
     def sla_evaluation(self, *, size: int, as_of_us: int, as_of: int, parameters: Parameters) -> Evaluation:
         """Every shipment as a view over `size` entries at `as_of` sees it, with its status (ledger/sla_columns.py):

@@ -63,6 +63,7 @@ def upgrade() -> None:
     op.create_index("sla_shipments_merchant", "sla_shipments", ["merchant", "placed_at"])
     op.create_index("sla_shipments_id", "sla_shipments", ["shipment_id"])
     op.create_index("sla_shipments_last", "sla_shipments", ["last_idx"])
+    op.create_index("sla_shipments_lane", "sla_shipments", ["destination", "placed_at"])  # a page's lane rule
     bind = op.get_bind()
 
     def leaves() -> Iterator[bytes]:
