@@ -27,8 +27,9 @@ from typing import Any
 from ledger.bundle import directory_from_json
 from ledger.canonical import canonical_json, parse_json
 from ledger.errors import EncodingError, LedgerError, RuleError
-from ledger.events import EventType, format_time
+from ledger.events import format_time
 from ledger.hashing import b64decode, b64encode, sha256_hex
+from ledger.history import BatchHistory, batch_events
 from ledger.identities import Registry
 from ledger.note import NoteSigner, NoteVerifier, open_checkpoint, open_note, parse_note, sign_note
 from ledger.rules import Actor, Directory
@@ -48,42 +49,44 @@ class CertificateRefusedError(RuleError):
 
 
 def certified_facts(report: BatchReport, actors: Mapping[str, Actor]) -> dict[str, Any]:
-    """The claims a certificate makes about a batch, read from its verified entries (issuer and checker alike)."""
+    """The claims a certificate makes about a batch, read from its verified entries through the batch's typed
+    history (issuer and checker alike)."""
 
     def who(actor_id: str) -> dict[str, str]:
         actor = actors.get(actor_id)
         return {"id": actor_id, "name": actor.name if actor else actor_id}
 
-    origin: dict[str, Any] | None = None
-    inspections: list[dict[str, Any]] = []
-    entries: list[dict[str, Any]] = []
-    for parsed in report.entries:
-        statement = parsed.statement
-        data = statement.get("data", {})
-        kind = statement.get("type")
-        entries.append({"index": parsed.index, "type": kind, "hash": b64encode(parsed.hash)})
-        if kind == EventType.ORIGIN and origin is None:
-            origin = {
-                "product": data.get("product"),
-                "producer": who(statement.get("actor", "")),
-                "country": data.get("country"),
-                "region": data.get("region"),
-                "facility": data.get("facility"),
-                "produced_at": data.get("produced_at"),
-                "quantity": data.get("quantity"),
-                "unit": data.get("unit"),
-            }
-        elif kind == EventType.INSPECTION:
-            inspections.append(
-                {
-                    "inspector": who(statement.get("actor", "")),
-                    "standard": data.get("standard"),
-                    "result": data.get("result"),
-                    "inspected_at": data.get("inspected_at"),
-                    "report_sha256": (data.get("report") or {}).get("sha256"),
-                }
-            )
     state = report.state
+    history = BatchHistory(state.sku if state else "", state.lot if state else "")
+    for parsed, statement, data in batch_events(report.entries):
+        history.add(parsed.index, parsed.logged_at, statement, data)
+    origin: dict[str, Any] | None = None
+    if history.origin is not None:
+        made = history.origin.data
+        origin = {
+            "product": made.product,
+            "producer": who(history.origin.actor),
+            "country": made.country,
+            "region": made.region,
+            "facility": made.facility,
+            "produced_at": made.produced_at,
+            "quantity": made.quantity,
+            "unit": made.unit,
+        }
+    inspections = [
+        {
+            "inspector": who(recorded.actor),
+            "standard": recorded.data.standard,
+            "result": recorded.data.result,
+            "inspected_at": recorded.data.inspected_at,
+            "report_sha256": recorded.data.report.sha256,
+        }
+        for recorded in history.inspections
+    ]
+    entries = [
+        {"index": parsed.index, "type": parsed.statement.get("type"), "hash": b64encode(parsed.hash)}
+        for parsed in report.entries
+    ]
     return {
         "batch": {
             "sku": state.sku if state else None,

@@ -10,7 +10,8 @@ verifier reports them where a log holds them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator, MutableSequence
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
@@ -51,20 +52,26 @@ class BatchHistory:
     """A batch's history so far, advanced event by event (`add`), in log order.
 
     With `keep_events=False` only what shipments need is kept (the owner, the origin's place, the shipments): the
-    form a fold over a whole log uses."""
+    form a fold over a whole log uses. `max_inspections` keeps only the latest ones (all are counted)."""
 
     sku: str
     lot: str
     keep_events: bool = True
+    max_inspections: int | None = None
     owner: str | None = None
     origin: Recorded[OriginData] | None = None
     origin_place: str = ""  # the lane's origin: country, and region if any
     origin_index: int | None = None
-    inspections: list[Recorded[InspectionData]] = field(default_factory=list)
+    inspections: MutableSequence[Recorded[InspectionData]] = field(default_factory=list)
+    inspection_count: int = 0
     custody: list[Recorded[HandoffData]] = field(default_factory=list)  # handoffs of the batch, not of a shipment
     shipments: dict[str, ShipmentRecord] = field(default_factory=dict)
     recall: Recorded[RecallData] | None = None
     events: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_inspections is not None:
+            self.inspections = deque(self.inspections, maxlen=self.max_inspections)
 
     def add(self, index: int, logged_at: str, statement: Statement, data: BaseModel) -> None:
         """Advance past one checked event of this batch."""
@@ -116,8 +123,10 @@ class BatchHistory:
         elif isinstance(data, RecallData):
             if self.recall is None and self.keep_events:
                 self.recall = Recorded(index, logged_at, actor, data)
-        elif isinstance(data, InspectionData) and self.keep_events:
-            self.inspections.append(Recorded(index, logged_at, actor, data))
+        elif isinstance(data, InspectionData):
+            self.inspection_count += 1
+            if self.keep_events:
+                self.inspections.append(Recorded(index, logged_at, actor, data))
 
     def _open(self, shipment_id: str) -> ShipmentRecord | None:
         record = self.shipments.get(shipment_id)

@@ -22,7 +22,7 @@ from ledger.entry import MAX_LEAF_BYTES, ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, ProofError, RuleError
 from ledger.events import Statement, parse_time, validate_statement
 from ledger.hashing import b64encode, leaf_hash
-from ledger.history import ShipmentFold
+from ledger.history import BatchHistory, ShipmentFold
 from ledger.identities import Registry, is_registration, validate_registration
 from ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from ledger.note import NoteVerifier, SignedCheckpoint, open_checkpoint
@@ -590,9 +590,10 @@ class BatchChecker:
     batch rules (inclusion is the caller's: see `check_anchored`). A page server keeps one per batch, so that a
     view checks only what was logged since the last one."""
 
-    def __init__(self, sku: str, lot: str) -> None:
+    def __init__(self, sku: str, lot: str, history: BatchHistory | None = None) -> None:
         self.state = BatchState(sku, lot)
         self.problems: list[Problem] = []
+        self.history = history  # fed every readable event, typed: what the batch says, for readers
 
     def add(self, entries: Sequence[tuple[int, bytes]], signers: Directory | Registry) -> list[ParsedEntry]:
         """Check these entries (the batch's next ones, in log order); returns those that could be read. Signers
@@ -623,6 +624,8 @@ class BatchChecker:
             task = _judge(index, parsed, statement, data, logged_at, state, signer, actors, problems)
             if task is not None:
                 checks.append(task)
+            if self.history is not None:
+                self.history.add(index, parsed.logged_at, statement, data)
         for index in start_statement_checks(checks)():
             problems.append(
                 Problem(index, "bad-signature", "statement signature does not verify with the signer's key")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 _FONTS = ["Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Noto Sans", "DejaVu Sans"]
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "chainproof",  # ids inside the SVG do not change from one drawing to the next
     "font.family": "sans-serif",
@@ -27,7 +27,7 @@ def _svg(draw: Any, size: tuple[float, float]) -> bytes:
     import matplotlib
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(cast(Any, _STYLE)):
         figure = Figure(figsize=size, layout="constrained")
         draw(figure.subplots())
         out = io.BytesIO()

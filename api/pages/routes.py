@@ -22,8 +22,19 @@ from api.pages.view import BatchPage, Shown, summaries
 from api.urls import product_url
 from certificates.qr import qr_png, qr_svg
 from ledger.entry import parse_leaf
-from ledger.errors import NotFoundError
-from ledger.events import IDENT_PATTERN, EventType, parse_time, validate_gtin
+from ledger.errors import LedgerError, NotFoundError
+from ledger.events import (
+    IDENT_PATTERN,
+    DeliveryData,
+    EventType,
+    HandoffData,
+    RecallData,
+    ShipmentCancelData,
+    ShipmentData,
+    parse_time,
+    validate_gtin,
+    validate_statement,
+)
 from ledger.hashing import leaf_hash
 from ledger.label import label_fragment
 from ledger.rules import Actor
@@ -90,45 +101,37 @@ def _page_context(
     journey and events of the page's window (the newest, or an older page)."""
     directory = page.registry.rule_actors
     origin: dict[str, Any] | None = None
-    if page.origin is not None:
-        statement = page.origin.statement
-        data = statement.get("data", {})
-        code = str(data.get("country", ""))
+    if page.origin_event is not None:
+        made = page.origin_event.data
         origin = {
-            **data,
-            "producer": _name(directory, statement["actor"]),
-            "producer_attested": _attested(page, statement["actor"]),
-            "country_name": country_name(code, lang) or code,
-            "produced_at": _day(data["produced_at"]),
-            "documents": data.get("documents", []),
+            **made.model_dump(),
+            "quantity": _number(made.quantity),
+            "producer": _name(directory, page.origin_event.actor),
+            "producer_attested": _attested(page, page.origin_event.actor),
+            "country_name": country_name(made.country, lang) or made.country,
+            "produced_at": _day(made.produced_at),
         }
     inspections = []
-    for shown in reversed(page.inspections):  # newest first
-        statement = shown.statement
-        data = statement.get("data", {})
-        report = data.get("report", {})
+    for recorded in reversed(page.inspection_events):  # newest first
+        inspected = recorded.data
         inspections.append(
             {
-                "inspector": _name(directory, statement["actor"]),
-                "inspector_attested": _attested(page, statement["actor"]),
-                "standard": data.get("standard"),
-                "result": data.get("result"),
-                "inspected_at": _day(data["inspected_at"]),
-                "report_sha256": report.get("sha256"),
-                "report_url": report.get("url"),
+                "inspector": _name(directory, recorded.actor),
+                "inspector_attested": _attested(page, recorded.actor),
+                "standard": inspected.standard,
+                "result": inspected.result,
+                "inspected_at": _day(inspected.inspected_at),
+                "report_sha256": inspected.report.sha256,
+                "report_url": inspected.report.url,
             }
         )
     recall: dict[str, str] | None = None
-    if page.recall is not None:
-        recall = {
-            "reason": page.recall.statement.get("data", {}).get("reason", ""),
-            "date": _day(page.recall.parsed.logged_at),
-        }
+    if page.recall_event is not None:
+        recall = {"reason": page.recall_event.data.reason, "date": _day(page.recall_event.logged_at)}
     journey: list[dict[str, Any]] = []
     events = []
     for shown in page.events:
         statement = shown.statement
-        data = statement.get("data", {})
         kind = statement.get("type")
         events.append(
             {
@@ -138,12 +141,12 @@ def _page_context(
                 "hash": shown.parsed.hash.hex(),
             }
         )
-        step = _journey_step(directory, kind, data, shown)
+        step = _journey_step(directory, shown)
         if step is not None:
             journey.append(step)
     shipment = None
     if page.shipment is not None and status is not None:
-        found, judged = status
+        found, judged = status  # the order as the projection holds it at the page's checkpoint, and its status
         text = TEXT[lang]
         shipment = {
             "id": found.shipment_id,
@@ -177,36 +180,40 @@ def _page_context(
     }
 
 
-def _journey_step(
-    directory: Mapping[str, Actor], kind: Any, data: dict[str, Any], shown: Shown
-) -> dict[str, Any] | None:
-    if kind == EventType.SHIPMENT:
-        return {
-            "kind": "shipment",
-            "at": _day(data["placed_at"]),
-            "shipment": data["shipment_id"],
-            "place": data.get("destination"),
-        }
-    if kind == EventType.HANDOFF:
+def _number(value: float) -> int | float:
+    """1200.0 as 1200: a quantity reads as it was written."""
+    return int(value) if value.is_integer() else value
+
+
+def _journey_step(directory: Mapping[str, Actor], shown: Shown) -> dict[str, Any] | None:
+    """An event of the page's window as a step of the journey, read as its typed model (an entry that does not
+    validate is in the page's problems, not in the journey)."""
+    try:
+        statement, data = validate_statement(shown.statement)
+    except LedgerError:
+        return None
+    if isinstance(data, ShipmentData):
+        return {"kind": "shipment", "at": _day(data.placed_at), "shipment": data.shipment_id, "place": data.destination}
+    if isinstance(data, HandoffData):
         return {
             "kind": "handoff",
-            "at": _day(data["at"]),
-            "sender": _name(directory, data["from"]),
-            "recipient": _name(directory, data["to"]),
-            "place": data.get("place"),
-            "temperature": (data.get("condition") or {}).get("temperature_c"),
+            "at": _day(data.at),
+            "sender": _name(directory, data.from_actor),
+            "recipient": _name(directory, data.to),
+            "place": data.place,
+            "temperature": None if data.condition is None else data.condition.temperature_c,
         }
-    if kind == EventType.DELIVERY:
+    if isinstance(data, DeliveryData):
         return {
             "kind": "delivery",
-            "at": _day(data["delivered_at"]),
-            "place": data.get("place"),
-            "sender": _name(directory, shown.statement["actor"]),
+            "at": _day(data.delivered_at),
+            "place": data.place,
+            "sender": _name(directory, statement.actor),
         }
-    if kind == EventType.SHIPMENT_CANCEL:
-        return {"kind": "shipment_cancel", "at": _day(data["cancelled_at"]), "shipment": data["shipment_id"]}
-    if kind == EventType.RECALL:
-        return {"kind": "recall", "at": _day(shown.parsed.logged_at), "place": data.get("reason")}
+    if isinstance(data, ShipmentCancelData):
+        return {"kind": "shipment_cancel", "at": _day(data.cancelled_at), "shipment": data.shipment_id}
+    if isinstance(data, RecallData):
+        return {"kind": "recall", "at": _day(shown.parsed.logged_at), "place": data.reason}
     return None
 
 
@@ -231,7 +238,7 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         status = store.sla_shipment_status(
             sku,
             lot,
-            page.shipment.id,
+            page.shipment.shipment_id,
             size=page.checkpoint_size,
             as_of=int(now.timestamp()),
             parameters=settings.sla_parameters,

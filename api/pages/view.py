@@ -22,11 +22,13 @@ from typing import Any
 from certificates.core import Certificate, issue_certificate
 from ledger.entry import ParsedEntry, parse_leaf
 from ledger.errors import LedgerError, NotFoundError
-from ledger.events import EventType
+from ledger.events import InspectionData, OriginData, RecallData
 from ledger.hashing import b64encode
+from ledger.history import BatchHistory, Recorded
 from ledger.identities import LOG_ACTOR, Registry
 from ledger.note import NoteSigner, SignedCheckpoint, open_checkpoint
 from ledger.rules import BatchState
+from ledger.sla import ShipmentRecord
 from ledger.storage import LedgerStore
 from ledger.verify import BatchChecker, BatchReport, LogEntry, Problem, check_anchored, verify_batch
 
@@ -104,29 +106,21 @@ class Shown:
         return self.parsed.statement
 
 
-@dataclass(frozen=True, slots=True)
-class ShipmentView:
-    id: str
-    placed_at: str
-    promised_by: str
-    destination: str | None
-    delivered_at: str | None = None
-
-
 class BatchSummary:
-    """A batch as its checked entries tell it, advanced entry by entry; guarded by its own lock."""
+    """A batch as its checked entries tell it, advanced entry by entry; guarded by its own lock. What the batch
+    says is its typed history (ledger/history.py); beside it, the entries the browser is handed (the newest, and
+    the origin, latest inspections and recall the history names), with their leaves."""
 
     def __init__(self, sku: str, lot: str) -> None:
         self.lock = threading.Lock()
-        self.checker = BatchChecker(sku, lot)
+        self.history = BatchHistory(sku, lot, max_inspections=SHOWN_INSPECTIONS)
+        self.checker = BatchChecker(sku, lot, self.history)
         self.through = 0  # every entry of the batch below this log size has been added
         self.last_index: int | None = None
         self.length = 0
         self.origin: Shown | None = None
         self.inspections: deque[Shown] = deque(maxlen=SHOWN_INSPECTIONS)
-        self.inspection_count = 0
         self.recall: Shown | None = None
-        self.shipments: dict[str, ShipmentView] = {}
         self.recent: deque[Shown] = deque(maxlen=RECENT_EVENTS)
         self.proofs: tuple[int, dict[int, list[bytes]]] = (-1, {})  # (tree size, index -> proof) of the last view
 
@@ -136,41 +130,23 @@ class BatchSummary:
 
     def add(self, found: list[LogEntry], registry: Registry) -> None:
         leaves = {e.stored_index: e.leaf for e in found}
-        for parsed in self.checker.add([(e.stored_index or 0, e.leaf) for e in found], registry):
-            shown = Shown(parsed.index, leaves.get(parsed.index, parsed.leaf), parsed)
-            self._note(shown)
+        history = self.history
+        added = [
+            Shown(parsed.index, leaves.get(parsed.index, parsed.leaf), parsed)
+            for parsed in self.checker.add([(e.stored_index or 0, e.leaf) for e in found], registry)
+        ]
+        inspections = {recorded.index for recorded in history.inspections}
+        for shown in added:
+            self.recent.append(shown)
+            if history.origin is not None and shown.index == history.origin.index:
+                self.origin = shown
+            elif shown.index in inspections:
+                self.inspections.append(shown)
+            elif history.recall is not None and shown.index == history.recall.index:
+                self.recall = shown
         if found:
             self.last_index = found[-1].stored_index
             self.length += len(found)
-
-    def _note(self, shown: Shown) -> None:
-        statement = shown.statement
-        data = statement.get("data")
-        data = data if isinstance(data, dict) else {}
-        kind = statement.get("type")
-        self.recent.append(shown)
-        if kind == EventType.ORIGIN and self.origin is None:
-            self.origin = shown
-        elif kind == EventType.INSPECTION:
-            self.inspections.append(shown)
-            self.inspection_count += 1
-        elif kind == EventType.RECALL and self.recall is None:
-            self.recall = shown
-        elif kind == EventType.SHIPMENT and isinstance(data.get("shipment_id"), str):
-            if data["shipment_id"] not in self.shipments:
-                self.shipments[data["shipment_id"]] = ShipmentView(
-                    data["shipment_id"], data.get("placed_at", ""), data.get("promised_by", ""), data.get("destination")
-                )
-        elif kind == EventType.DELIVERY and data.get("shipment_id") in self.shipments:
-            shipment = self.shipments[data["shipment_id"]]
-            if shipment.delivered_at is None:
-                self.shipments[shipment.id] = ShipmentView(
-                    shipment.id,
-                    shipment.placed_at,
-                    shipment.promised_by,
-                    shipment.destination,
-                    data.get("delivered_at"),
-                )
 
 
 @dataclass(frozen=True)
@@ -193,7 +169,11 @@ class BatchPage:
     older: int | None  # the `before` of the next older page, if there is one
     newer: int | None  # the `before` of the next newer page (0: the newest), if this is an older page
     proofs: dict[int, list[bytes]]
-    shipment: ShipmentView | None = None
+    # what the batch says, typed (ledger/history.py): the origin, the latest inspections (oldest first), the recall
+    origin_event: Recorded[OriginData] | None = None
+    inspection_events: list[Recorded[InspectionData]] = field(default_factory=list)
+    recall_event: Recorded[RecallData] | None = None
+    shipment: ShipmentRecord | None = None  # the one asked for, as its events tell it
     checked: list[Shown] = field(default_factory=list)  # what the browser is handed, in log order
     # the registrations of everyone who signed what is shown, and of who registered them, up to the log key: each
     # actor's whole chain, with a proof of its last entry (the browser derives the signers' keys from them)
@@ -327,13 +307,16 @@ class BatchSummaries:
             problems=sorted([*summary.checker.problems, *inclusion], key=lambda p: -1 if p.index is None else p.index),
             origin=summary.origin,
             inspections=list(summary.inspections),
-            inspection_count=summary.inspection_count,
+            inspection_count=summary.history.inspection_count,
             recall=summary.recall,
             events=events,
             older=older,
             newer=newer,
             proofs=proofs,
-            shipment=summary.shipments.get(shipment_id) if shipment_id else None,
+            origin_event=summary.history.origin,
+            inspection_events=list(summary.history.inspections),
+            recall_event=summary.history.recall,
+            shipment=summary.history.shipments.get(shipment_id) if shipment_id else None,
             checked=checked,
             registrations=registrations,
         )
