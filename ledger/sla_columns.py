@@ -12,7 +12,7 @@ compare this module's statuses and reports with them, and with a plain tally, fo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,11 @@ class ShipmentColumns:
     """Every shipment (as stored: not cut to a view), as columns, updated in place as shipments change."""
 
     def __init__(self) -> None:
-        self.records: list[ShipmentRecord] = []
+        self._records: list[ShipmentRecord | None] = []  # None: built from `_raw` when first asked for
+        self._raw: list[Any] = []
+        self._make_record: Callable[[Any], ShipmentRecord] | None = None
+        self.keys: list[tuple[str, str, str]] = []  # (sku, lot, shipment id) of each row
+        self._by_id: dict[str, list[int]] = {}
         self._rows: dict[tuple[str, str, str], int] = {}
         self._actors: dict[str, int] = {}
         self._lanes: dict[str, int] = {}
@@ -70,7 +74,25 @@ class ShipmentColumns:
         return columns
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.keys)
+
+    def record(self, row: int) -> ShipmentRecord:
+        """The shipment at `row`, as stored (not cut to a view)."""
+        found = self._records[row]
+        if found is None:
+            assert self._make_record is not None
+            found = self._records[row] = self._make_record(self._raw[row])
+        return found
+
+    def rows_with_id(self, shipment_id: str) -> list[int]:
+        """The rows of shipments with this id (one per batch that has it)."""
+        return list(self._by_id.get(shipment_id, ()))
+
+    def _add_key(self, key: tuple[str, str, str]) -> int:
+        row = self._rows[key] = len(self.keys)
+        self.keys.append(key)
+        self._by_id.setdefault(key[2], []).append(row)
+        return row
 
     def _code(self, table: dict[str, int], names: list[str], name: str) -> int:
         code = table.get(name)
@@ -106,13 +128,14 @@ class ShipmentColumns:
                 *_closing(record.cancel),
             )
             if row is None:
-                row = self._rows[record.key()] = len(self.records)
-                self.records.append(record)
+                row = self._add_key(record.key())
+                self._records.append(record)
+                self._raw.append(None)
                 for name, value in zip(_SHIP_COLUMNS, values, strict=True):
                     ship[name].append(value)
                 self._step_counts.append(0)
             else:
-                self.records[row] = record
+                self._records[row] = record
                 for name, value in zip(_SHIP_COLUMNS, values, strict=True):
                     ship[name][row] = value
             for step in record.steps[self._step_counts[row] :]:
@@ -122,6 +145,59 @@ class ShipmentColumns:
                 steps["idx"].append(step.log_index)
                 steps["logged"].append(step.logged_us)
             self._step_counts[row] = len(record.steps)
+        self._arrays = None
+
+    def load_rows(self, rows: Sequence[Sequence[Any]], make_record: Callable[[Any], ShipmentRecord]) -> None:
+        """Fill empty columns from the projection's rows in bulk (the first read after a start): columns straight
+        from the rows, steps parsed from all rows' text at once, and each record built only when asked for
+        (`make_record`). Rows are (sku, lot, shipment id, merchant, origin, destination, placed_at, promised_by,
+        idx, logged_us, quantity, unit, steps, delivered at/idx/logged/by/quantity, cancelled at/idx/logged/by,
+        ...), as ledger/storage/sla.py reads them; a row without its shipment event fails `make_record`."""
+        if self.keys:
+            raise ValueError("load_rows fills empty columns; update() changes filled ones")
+        for raw in rows:
+            if raw[6] is None or raw[3] is None or raw[8] is None:
+                make_record(raw)  # raises, naming the row
+        self._make_record = make_record
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        sku, lot, sid, merchant, origin, destination, placed, promised, idx, logged, quantity = columns[:11]
+        steps, d_at, d_idx, d_logged, _d_by, d_quantity, c_at, c_idx, c_logged = columns[12:21]
+        actors, lanes = self._actors, self._lanes
+        for key in zip(sku, lot, sid, strict=True):
+            self._add_key(key)
+        self._raw.extend(rows)
+        self._records.extend([None] * len(rows))
+        ship = self._ship
+        ship["placed"] = list(placed)
+        ship["promised"] = list(promised)
+        ship["idx"] = list(idx)
+        ship["logged"] = list(logged)
+        ship["merchant"] = [self._code(actors, self.actor_names, m) for m in merchant]
+        ship["lane"] = [
+            self._code(lanes, self.lane_names, f"{o}>{d}") for o, d in zip(origin, destination, strict=True)
+        ]
+        ship["week"] = [self._week(p) for p in placed]
+        ship["quantity"] = [math.nan if q is None else q for q in quantity]
+        ship["d_at"] = [0 if v is None else v for v in d_at]
+        ship["d_idx"] = [_NONE if v is None else v for v in d_idx]
+        ship["d_logged"] = [0 if v is None else v for v in d_logged]
+        ship["d_quantity"] = [math.nan if v is None else v for v in d_quantity]
+        ship["c_at"] = [0 if v is None else v for v in c_at]
+        ship["c_idx"] = [_NONE if v is None else v for v in c_idx]
+        ship["c_logged"] = [0 if v is None else v for v in c_logged]
+        texts = [text or "" for text in steps]
+        counts = [text.count("\n") for text in texts]
+        self._step_counts = counts
+        fields = "".join(texts).replace("\n", "\t").split("\t")[:-1]  # index, logged_us, at, sender, holder
+        self._steps = {
+            "ship": np.repeat(np.arange(len(rows), dtype=np.int64), counts).tolist(),
+            "holder": [self._code(actors, self.actor_names, h) for h in fields[4::5]],
+            "at": list(map(int, fields[2::5])),
+            "idx": list(map(int, fields[0::5])),
+            "logged": list(map(int, fields[1::5])),
+        }
         self._arrays = None
 
     def arrays(self) -> _Arrays:
@@ -338,7 +414,7 @@ class Evaluation:
 
     def seen_record(self, row: int) -> ShipmentRecord:
         """The shipment's record as this view sees it."""
-        seen = self.columns.records[row].seen(self.size, self.as_of_us)
+        seen = self.columns.record(row).seen(self.size, self.as_of_us)
         assert seen is not None, "only rows the view sees have a record in it"
         return seen
 
@@ -380,8 +456,8 @@ class Evaluation:
         rows = self.admitted(filters)
         if wanted is not None:
             rows = rows[np.isin(self.status[rows], [STATUSES.index(name) for name in wanted])]
-        records = self.columns.records
-        return sorted(rows.tolist(), key=lambda row: (records[row].placed_at, records[row].key()))
+        keys, placed = self.columns.keys, self.a.placed
+        return sorted(rows.tolist(), key=lambda row: (int(placed[row]), keys[row]))
 
 
 def _rate(figures: dict[str, Any], name: str, numerator: int, denominator: int, empty: str) -> None:
@@ -576,6 +652,4 @@ def report_of(
 
 def status_names(view: Evaluation) -> dict[tuple[str, str, str], str]:
     """Every seen shipment's status name (for tests against `ledger.sla.statuses`)."""
-    return {
-        view.columns.records[row].key(): STATUSES[int(view.status[row])] for row in np.flatnonzero(view.seen).tolist()
-    }
+    return {view.columns.keys[row]: STATUSES[int(view.status[row])] for row in np.flatnonzero(view.seen).tolist()}

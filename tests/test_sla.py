@@ -379,7 +379,7 @@ def test_column_statuses_and_reasons_are_the_reference_ones(
     view = ShipmentColumns.of(records).evaluate(size, as_of_us, as_of, parameters)
     seen = [r for r in (r.seen(size, as_of_us) for r in records) if r is not None]
     expected = statuses(seen, as_of, parameters)
-    rows = {view.columns.records[row].key(): row for row in range(len(records))}
+    rows = {view.columns.keys[row]: row for row in range(len(records))}
     assert status_names(view) == {key: status.name for key, status in expected.items()}
     for key, status in expected.items():
         assert view.status_of(rows[key]) == status

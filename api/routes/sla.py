@@ -43,7 +43,24 @@ router = APIRouter(prefix="/v1/sla", tags=["sla"])
 _LARGEST_INDEX = 2**53 - 1
 SHIPMENTS_PER_PAGE = 100
 
-ActorQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+MerchantQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=TEXT_PATTERN, description="only this merchant's shipments (actor id)"),
+]
+CarrierQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=TEXT_PATTERN, description="only shipments this carrier held (actor id)"),
+]
+LaneQuery = Annotated[
+    str | None,
+    Query(max_length=600, pattern=TEXT_PATTERN, description="only this lane, written CC[-region]>destination"),
+]
+FromQuery = Annotated[
+    str | None, Query(alias="from", max_length=40, description="placed at or after (RFC 3339 or YYYY-MM-DD)")
+]
+ToQuery = Annotated[
+    str | None, Query(alias="to", max_length=40, description="placed before (a date: up to the end of that day)")
+]
 AsOfQuery = Annotated[
     str | None,
     Query(max_length=40, description="the moment the report is as of (RFC 3339 or YYYY-MM-DD); default now"),
@@ -188,28 +205,39 @@ def sla_report(
     store: StoreDep,
     settings: SettingsDep,
     actor: CurrentActor,
-    merchant: ActorQuery = None,
-    carrier: ActorQuery = None,
-    lane: Annotated[
-        str | None, Query(max_length=600, pattern=TEXT_PATTERN, description="CC[-region]>destination")
-    ] = None,
-    placed_from: Annotated[
-        str | None, Query(alias="from", max_length=40, description="placed at or after (RFC 3339 or YYYY-MM-DD)")
-    ] = None,
-    placed_to: Annotated[
-        str | None, Query(alias="to", max_length=40, description="placed before (a date: up to the end of that day)")
-    ] = None,
+    merchant: MerchantQuery = None,
+    carrier: CarrierQuery = None,
+    lane: LaneQuery = None,
+    placed_from: FromQuery = None,
+    placed_to: ToQuery = None,
     as_of: AsOfQuery = None,
     group_by: Annotated[
         str | None, Query(max_length=100, description="merchant, carrier, lane or week (several: comma-separated)")
     ] = None,
-    output_format: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    output_format: Annotated[
+        Literal["json", "csv"], Query(alias="format", description="json, or csv (a row for the total and each group)")
+    ] = "json",
     tree_size: TreeSizeQuery = None,
-    window_share: Annotated[float | None, Query(gt=0, le=1)] = None,
-    within_hours: Annotated[str | None, Query(max_length=40, pattern=r"^\d{1,4}(,\d{1,4}){0,5}$")] = None,
-    lane_percentile: Annotated[int | None, Query(ge=1, le=100)] = None,
-    lane_min_history: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    recorded_late_hours: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+    window_share: Annotated[
+        float | None, Query(gt=0, le=1, description="at risk past this share of the window (server default 0.8)")
+    ] = None,
+    within_hours: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            pattern=r"^\d{1,4}(,\d{1,4}){0,5}$",
+            description="the within-N-hours thresholds, comma-separated (default 24,48)",
+        ),
+    ] = None,
+    lane_percentile: Annotated[
+        int | None, Query(ge=1, le=100, description="the lane's typical progress: this percentile (default 75)")
+    ] = None,
+    lane_min_history: Annotated[
+        int | None, Query(ge=1, le=100_000, description="earlier shipments a lane needs for that (default 5)")
+    ] = None,
+    recorded_late_hours: Annotated[
+        int | None, Query(ge=0, le=10_000, description="logged this many hours late counts as recorded late (6)")
+    ] = None,
 ) -> Response:
     """The figures of the shipments you may see, over the latest signed checkpoint (or `tree_size`'s) at `as_of`,
     with every definition and threshold used embedded. Rates are fractions 0..1, or null with `<rate>_reason`."""
@@ -249,13 +277,13 @@ def sla_shipments(
         str | None,
         Query(max_length=100, description=f"one or more of {', '.join(STATUSES)} (comma-separated)"),
     ] = None,
-    merchant: ActorQuery = None,
-    carrier: ActorQuery = None,
-    lane: Annotated[str | None, Query(max_length=600, pattern=TEXT_PATTERN)] = None,
+    merchant: MerchantQuery = None,
+    carrier: CarrierQuery = None,
+    lane: LaneQuery = None,
     as_of: AsOfQuery = None,
     tree_size: TreeSizeQuery = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = SHIPMENTS_PER_PAGE,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="shipments per page")] = SHIPMENTS_PER_PAGE,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="skip this many (the `next` link sets it)")] = 0,
 ) -> Response:
     """The shipments you may see, oldest order first, each with its status and why (at_risk, overdue). `next`
     pins the checkpoint and as_of, so that paging through a list never shifts under you."""
@@ -295,9 +323,9 @@ def sla_shipment(
     store: StoreDep,
     settings: SettingsDep,
     actor: CurrentActor,
-    shipment_id: Annotated[str, Path(pattern=IDENT_PATTERN)],
+    shipment_id: Annotated[str, Path(pattern=IDENT_PATTERN, description="the shipment id")],
     sku: Annotated[str | None, Query(pattern=IDENT_PATTERN, description="the batch, if the id is in several")] = None,
-    lot: Annotated[str | None, Query(pattern=IDENT_PATTERN)] = None,
+    lot: Annotated[str | None, Query(pattern=IDENT_PATTERN, description="the batch's lot, with sku")] = None,
     as_of: AsOfQuery = None,
     tree_size: TreeSizeQuery = None,
 ) -> Response:
@@ -307,13 +335,12 @@ def sla_shipment(
         scope(actor, None, None)  # refuses, saying who may
     view = view_of(store, tree_size, as_of, settings.sla_parameters)
     evaluated = evaluation(store, view)
-    records = evaluated.columns.records
+    columns = evaluated.columns
     rows = [
         row
-        for row, r in enumerate(records)
-        if r.shipment_id == shipment_id
-        and (sku is None or r.sku == sku)
-        and (lot is None or r.lot == lot)
+        for row in columns.rows_with_id(shipment_id)
+        if (sku is None or columns.keys[row][0] == sku)
+        and (lot is None or columns.keys[row][1] == lot)
         and evaluated.seen[row]
         and may_see(actor, evaluated.seen_record(row))
     ]
@@ -333,9 +360,9 @@ def sla_scorecard(
     store: StoreDep,
     settings: SettingsDep,
     actor: CurrentActor,
-    merchant: ActorQuery = None,
-    placed_from: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    placed_to: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    merchant: MerchantQuery = None,
+    placed_from: FromQuery = None,
+    placed_to: ToQuery = None,
     as_of: AsOfQuery = None,
     tree_size: TreeSizeQuery = None,
 ) -> Response:

@@ -230,6 +230,16 @@ _SELECT = (
 )
 
 
+def all_rows(conn: Connection) -> list[Any]:
+    """Every shipment row, as `record_of_row` and `ShipmentColumns.load_rows` read them."""
+    return list(conn.execute(text(_SELECT)).all())
+
+
+def record_of_row(row: Sequence[Any]) -> ShipmentRecord:
+    """A shipment row as its record (LedgerError for a row without its shipment event)."""
+    return _record(row)
+
+
 def _record(row: Sequence[Any]) -> ShipmentRecord:
     (sku, lot, sid, merchant, origin, destination, placed_at, promised_by, index, logged_us, quantity, unit, steps,
      d_at, d_idx, d_logged, d_by, d_quantity, c_at, c_idx, c_logged, c_by, _last) = row  # fmt: skip

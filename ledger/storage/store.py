@@ -437,9 +437,8 @@ class LedgerStore:
         self._registry_size = 0
         self._registry_lock = threading.Lock()
         self._sla_lock = threading.Lock()  # the SLA records kept in memory (sla_records)
-        self._sla_cache: dict[tuple[str, str, str], ShipmentRecord] = {}
-        self._sla_through = 0  # the records hold every projection row changed below this log size
-        self._sla_columns = ShipmentColumns()  # the same records as columns
+        self._sla_through = 0  # the columns hold every projection row changed below this log size
+        self._sla_columns = ShipmentColumns()  # the shipments, as columns (ledger/sla_columns.py)
         self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
 
     @property
@@ -1403,14 +1402,13 @@ class LedgerStore:
                 return
             if current < self._sla_through:  # a rebuilt or replaced database: read it all again
                 self._sla_forget()
-            changed = sla_store.changed_records(conn, self._sla_through)
-        for record in changed:
-            self._sla_cache[record.key()] = record
-        self._sla_columns.update(changed)
+            if not len(self._sla_columns):  # the first read: every row, in bulk, records built when asked for
+                self._sla_columns.load_rows(sla_store.all_rows(conn), sla_store.record_of_row)
+            else:
+                self._sla_columns.update(sla_store.changed_records(conn, self._sla_through))
         self._sla_through = current
 
     def _sla_forget(self) -> None:
-        self._sla_cache.clear()
         self._sla_columns = ShipmentColumns()
         self._sla_through = 0
 
@@ -1419,7 +1417,8 @@ class LedgerStore:
         and refreshed by the rows changed since, so a report reads only what is new)."""
         with self._sla_lock:
             self._sla_refresh()
-            records = list(self._sla_cache.values())
+            columns = self._sla_columns
+            records = [columns.record(row) for row in range(len(columns))]
         return [seen for record in records if (seen := record.seen(size, as_of_us)) is not None]
 
     def sla_shipment_status(
