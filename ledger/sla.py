@@ -417,14 +417,6 @@ class Filters:
         }
 
 
-def _rate(figures: dict[str, Any], name: str, numerator: int, denominator: int, empty: str) -> None:
-    if denominator:
-        figures[name] = numerator / denominator
-    else:
-        figures[name] = None
-        figures[f"{name}_reason"] = empty
-
-
 def report(
     records: Iterable[ShipmentRecord] | Evaluation,
     *,
