@@ -19,7 +19,7 @@ from ledger.label import label_fragment, log_key_digest, parse_label_fragment
 from ledger.note import NoteSigner
 from ledger.signing import generate_private_key
 from ledger.storage import LedgerStore
-from tests.factory import World
+from tests.factory import World, handoff_data, origin_data, shipment_data
 
 HERE = Path(__file__).parent
 NODE = shutil.which("node")
@@ -91,6 +91,23 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
     big_unanchored = copy.deepcopy(big)  # entries outside the window need a proof (or a link to one)
     del big_unanchored["entries"][1]["proof"]
 
+    # the SLA's events: a shipment with a quantity, its cancellation, a delivery with a quantity
+    m, c = world.merchant, world.carrier
+    order = {**shipment_data("Q1"), "quantity": 12, "unit": "pcs"}
+    store.append(
+        [
+            m.submit("origin", "JSSLA", "1", origin_data()),
+            m.submit("shipment", "JSSLA", "1", order),
+            m.submit("shipment_cancel", "JSSLA", "1", {"shipment_id": "Q1", "cancelled_at": "2026-11-03T10:00:00Z"}),
+            m.submit("shipment", "JSSLA", "1", {**order, "shipment_id": "Q2"}),
+            m.submit("handoff", "JSSLA", "1", handoff_data(m.id, c.id, "Q2")),
+            c.submit(
+                "delivery", "JSSLA", "1", {"shipment_id": "Q2", "delivered_at": "2026-11-05T10:00:00Z", "quantity": 11}
+            ),
+        ]
+    )
+    sla_events = summaries(store).page("JSSLA", "1").browser_data(str(store.signer.verifier))
+
     # the label a merchant printed: the log key and the origin entry, by hash (ledger/label.py)
     log_key = str(store.signer.verifier)
     origin_hash = leaf_hash(base64.b64decode(genuine["entries"][0]["leaf"]))
@@ -119,6 +136,7 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
             "big_unanchored": big_unanchored,
             "withheld_lab": withheld_lab,
             "swapped_lab": swapped_lab,
+            "sla_events": sla_events,
         },
         "expect": {
             "labelled": [],
@@ -139,6 +157,7 @@ def test_js_verifier(world: World, tmp_path: Path) -> None:
             # the edited registration is not in the log (so neither is the actor entry it vouched for) and its
             # signature fails; the inspection's key is bound by nothing that holds
             "swapped_lab": [lab[0]["index"], lab[1]["index"], lab[1]["index"], indices[1]],
+            "sla_events": [],
         },
     }
     path = tmp_path / "batches.json"
