@@ -176,7 +176,7 @@ def main() -> None:
         return f"{seconds * 1000:.0f} ms ({seconds * reference:,.0f} verifies)"
 
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-    tag = hashlib.sha256(f"{args.shipments}-{now.isoformat()}-v1".encode()).hexdigest()[:10]
+    tag = hashlib.sha256(f"{args.shipments}-{now.isoformat()}-v2".encode()).hexdigest()[:10]
     keep = Path(tempfile.gettempdir()) / f"chainproof-sla-bench-{tag}"
     keep.mkdir(exist_ok=True)
     url = args.db or default_sqlite_url(keep)

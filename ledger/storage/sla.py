@@ -134,9 +134,12 @@ class SlaRows:
         """(batch rows, shipment rows), one shipment row per shipment the events touch."""
         batches: list[dict[str, Any]] = []
         changes: dict[ShipmentKey, dict[str, Any]] = {}
+        logged: dict[str, int] = {}  # a commit logs its events at one moment: read it once
         for index, logged_at, statement, data, owner in self.events:
             sku, lot = statement.sku, statement.lot
-            logged_us = epoch_us(parse_time(logged_at))
+            logged_us = logged.get(logged_at)
+            if logged_us is None:
+                logged_us = logged[logged_at] = epoch_us(parse_time(logged_at))
             if isinstance(data, OriginData):
                 origin = origin_name(data.country, data.region)
                 batches.append({"sku": sku, "lot": lot, "merchant": statement.actor, "origin": origin, "idx": index})
@@ -187,7 +190,10 @@ class SlaRows:
 
     def pg_parameters(self) -> tuple[str, str]:
         batches, shipments = self.rows()
-        return json.dumps(batches), json.dumps(shipments)
+        # only the columns a row sets (json_populate_recordset reads a missing key as NULL): most rows are a
+        # handoff's, which sets its steps and last_idx
+        compact = [{k: v for k, v in row.items() if v is not None} for row in shipments]
+        return json.dumps(batches, separators=(",", ":")), json.dumps(compact, separators=(",", ":"))
 
 
 def record_row(record: ShipmentRecord) -> dict[str, Any]:
