@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.client import CliError
+from cli.errors import CliError
 from cli.main import (
     DbOption,
     LogKeyOption,
