@@ -182,3 +182,29 @@ def test_events_the_sla_rules_refuse_are_problems_and_nothing_is_written(api: Ap
     address = sla_scenario.shipment("ADDR", placed, promised, destination="alice@example.com")
     problem = _problem(api.record(w.merchant, "shipment", "BAD", "1", address), 422)
     assert "statement.data.destination looks like an e-mail address" in problem["detail"]
+
+
+def test_a_server_reads_the_shipments_at_start_not_at_its_first_report(tmp_path: Any) -> None:
+    """The projection is read into memory in the background when the server starts, before any report asks."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from ledger.logkey import load_or_create_log_signer
+    from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
+    from tests.factory import make_world
+
+    engine = create_db_engine(default_sqlite_url(tmp_path))
+    migrate(engine)
+    world = make_world(LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", "trace.example/log")))
+    sla_scenario.build(world)
+    engine.dispose()
+    app = create_app(Settings(data_dir=tmp_path, log_name="trace.example/log", public_url="http://testserver"))
+    with TestClient(app):
+        store = app.state.store
+        deadline = time.monotonic() + 10
+        while not len(store._sla_columns) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(store._sla_columns) == 10

@@ -1412,6 +1412,15 @@ class LedgerStore:
         self._sla_columns = ShipmentColumns()
         self._sla_through = 0
 
+    def sla_warm_up(self) -> None:
+        """Read the SLA projection into memory now (a server calls this at start, in the background). Never
+        fails: a report reads it again if this could not."""
+        try:
+            with self._sla_lock:
+                self._sla_refresh()
+        except Exception as exc:  # a warm-up is an optimisation: the first report reads the projection itself
+            logger.warning("could not read the SLA projection ahead of the first report: %s", exc)
+
     def sla_records(self, *, size: int, as_of_us: int) -> list[ShipmentRecord]:
         """The shipments a report over `size` entries at `as_of` sees, from the SLA projection (kept in memory
         and refreshed by the rows changed since, so a report reads only what is new)."""
