@@ -332,52 +332,63 @@ class Evaluation:
 
     def _lane_rule(self, waiting: Ints, elapsed: Ints) -> dict[int, _Lane]:
         """For each open shipment within its window: the earlier-placed shipments of its lane that reached its
-        next custody point, and how long they took to. Per lane and point, a matrix of (open shipment, earlier
-        shipment) with the earlier ones in order of their time: a running count along each row gives how many of
-        a shipment's references took at most each time, so every percentile and share is read off at once."""
+        next custody point (its references), how many, their percentile, and how many had by now.
+
+        Per custody point, every lane at once: the references sorted by lane, then time. An open shipment is
+        mostly among the latest placed, so its references are its lane's all but the few placed after it: those
+        ("late" references, placed after the lane's earliest open shipment) are paired with the open shipments of
+        their lane, and each pair says whether the reference is excluded. The percentile is then the reference at
+        rank r among the lane's, moved on past each excluded one that comes before it."""
         a, p = self.a, self.parameters
         found: dict[int, _Lane] = {}
         if not len(waiting):
             return found
+        lanes_total = max(1, len(self.columns.lane_names))
         points = self.step_count[waiting] + 1
         # every shipment's place in the order of placing (placed_at, then log index): one key to compare
-        order_key = np.empty(a.n, dtype=np.int32 if a.n < 2**31 else np.int64)
-        order_key[np.lexsort((a.idx, a.placed))] = np.arange(a.n, dtype=order_key.dtype)
+        order_key = np.empty(a.n, dtype=np.int64)
+        order_key[np.lexsort((a.idx, a.placed))] = np.arange(a.n, dtype=np.int64)
+        all_lanes = np.arange(lanes_total, dtype=np.int64)
         for point in np.unique(points).tolist():
             ships, times = self._point_times(point)
-            lanes = a.lane[ships]
-            # once per point: each lane's references, in order of time (one sort key: lane, then time)
             low = int(times.min()) if len(times) else 0
-            by_lane = np.argsort(lanes * (1 << 40) + (times - low))
-            ships, times, lanes = ships[by_lane], times[by_lane], lanes[by_lane]
-            mine = waiting[points == point]
-            for lane in np.unique(a.lane[mine]).tolist():
-                opens = mine[a.lane[mine] == lane]
-                start, end = np.searchsorted(lanes, lane, side="left"), np.searchsorted(lanes, lane, side="right")
-                ref_ships, ref_times = ships[start:end], times[start:end]
-                if not len(ref_ships):  # nobody on this lane reached the point yet
-                    for row in opens.tolist():
-                        found[row] = _Lane(point, 0, 0, 0)
-                    continue
-                # The open shipments are mostly the latest placed: each one's references are all of the lane's but
-                # the few placed after it. So work on those few ("late" references, placed after the earliest
-                # open one): excluded[i, k] says late reference k is not among open shipment i's references.
-                total = len(ref_ships)
-                ref_keys, open_keys = order_key[ref_ships], order_key[opens]
-                late = np.flatnonzero(ref_keys >= open_keys.min())  # positions in time order, ascending
-                excluded = ref_keys[late][None, :] >= open_keys[:, None]
-                counts = total - excluded.sum(axis=1)
-                ranks = np.maximum(1, -(-p.lane_percentile * counts // 100))  # 1-based nearest rank
-                # the rank-th smallest time among the kept: skip each excluded one that comes before it
-                before = np.cumsum(excluded, axis=1) - excluded
-                skipped = (excluded & (late[None, :] - before <= (ranks - 1)[:, None])).sum(axis=1)
-                typical = np.where(counts > 0, ref_times[np.minimum(ranks - 1 + skipped, total - 1)], 0)
-                upto = np.searchsorted(ref_times, elapsed[opens], side="right")
-                reached = upto - (excluded & (late[None, :] < upto[:, None])).sum(axis=1)
-                for row, count, value, done in zip(
-                    opens.tolist(), counts.tolist(), typical.tolist(), reached.tolist(), strict=True
-                ):
-                    found[row] = _Lane(point, count, value, done)
+            combined = a.lane[ships] * (1 << 40) + (times - low)
+            order = np.argsort(combined)
+            r_ship, r_time, r_comb = ships[order], times[order], combined[order]
+            r_lane, r_key = a.lane[r_ship], order_key[r_ship]
+            lane_start = np.searchsorted(r_lane, all_lanes, side="left")
+            lane_size = np.searchsorted(r_lane, all_lanes, side="right") - lane_start
+            opens = waiting[points == point]
+            o_lane, o_key, o_elapsed = a.lane[opens], order_key[opens], elapsed[opens]
+            first_open = np.full(lanes_total, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(first_open, o_lane, o_key)
+            late = np.flatnonzero(r_key >= first_open[r_lane])  # ascending: by lane, then time
+            late_start = np.searchsorted(r_lane[late], all_lanes, side="left")
+            late_count = np.searchsorted(r_lane[late], all_lanes, side="right") - late_start
+            # the pairs (open shipment, late reference of its lane), each open shipment's in order of time
+            per_open = late_count[o_lane]
+            pair_open = np.repeat(np.arange(len(opens), dtype=np.int64), per_open)
+            segment = np.concatenate([[0], np.cumsum(per_open)])
+            within = np.arange(len(pair_open), dtype=np.int64) - segment[pair_open]
+            pair_ref = late[late_start[o_lane][pair_open] + within]
+            position = pair_ref - lane_start[o_lane][pair_open]  # the reference's place in its lane, by time
+            excluded = (r_key[pair_ref] >= o_key[pair_open]).astype(np.int64)
+            counts = lane_size[o_lane] - np.bincount(pair_open, weights=excluded, minlength=len(opens)).astype(np.int64)
+            ranks = np.maximum(1, -(-p.lane_percentile * counts // 100))
+            running = np.concatenate([[0], np.cumsum(excluded)])
+            before = running[:-1] - running[segment[:-1]][pair_open]  # excluded ones earlier in time, same open
+            skips = excluded & (position - before <= ranks[pair_open] - 1)
+            skipped = np.bincount(pair_open, weights=skips, minlength=len(opens)).astype(np.int64)
+            at = np.minimum(lane_start[o_lane] + ranks - 1 + skipped, max(len(r_time) - 1, 0))
+            typical = np.where(counts > 0, r_time[at] if len(r_time) else 0, 0)
+            upto = np.searchsorted(r_comb, o_lane * (1 << 40) + (o_elapsed - low), side="right")
+            upto = np.clip(upto - lane_start[o_lane], 0, lane_size[o_lane])
+            passed = excluded & (position < upto[pair_open])
+            reached = upto - np.bincount(pair_open, weights=passed, minlength=len(opens)).astype(np.int64)
+            for row, count, value, done in zip(
+                opens.tolist(), counts.tolist(), typical.tolist(), reached.tolist(), strict=True
+            ):
+                found[row] = _Lane(point, count, value if count else 0, done if count else 0)
         return found
 
     def status_of(self, row: int) -> Status:

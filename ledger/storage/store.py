@@ -439,6 +439,7 @@ class LedgerStore:
         self._sla_lock = threading.Lock()  # the SLA records kept in memory (sla_records)
         self._sla_through = 0  # the columns hold every projection row changed below this log size
         self._sla_columns = ShipmentColumns()  # the shipments, as columns (ledger/sla_columns.py)
+        self._sla_last: tuple[tuple[Any, ...], Evaluation] | None = None  # the latest evaluation, and of what
         self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
 
     @property
@@ -1449,7 +1450,15 @@ class LedgerStore:
         what reports, at-risk lists and the dashboard read."""
         with self._sla_lock:
             self._sla_refresh()
-            return self._sla_columns.evaluate(size, as_of_us, as_of, parameters)
+            columns = self._sla_columns
+            # the pages of one list pin the same checkpoint and as_of: the second page needs no new evaluation
+            key = (id(columns), columns.arrays(), size, as_of_us, as_of, parameters)
+            cached = self._sla_last
+            if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1] and cached[0][2:] == key[2:]:
+                return cached[1]
+            evaluated = columns.evaluate(size, as_of_us, as_of, parameters)
+            self._sla_last = (key, evaluated)
+            return evaluated
 
     # -- the log this database belongs to -----------------------------------------------------------------------
 
