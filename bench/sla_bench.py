@@ -188,11 +188,18 @@ def main() -> None:
 
     group_by = ["merchant", "carrier", "lane", "week"]
 
+    moments = iter(range(as_of, as_of + 10_000))
+
     def evaluated(target: LedgerStore) -> Evaluation:
-        return target.sla_evaluation(size=size, as_of_us=as_of * 1_000_000, as_of=as_of, parameters=DEFAULT_PARAMETERS)
+        # a second later each time: a new moment is a new evaluation (the store keeps only its latest, for paging)
+        moment = next(moments)
+        return target.sla_evaluation(
+            size=size, as_of_us=moment * 1_000_000, as_of=moment, parameters=DEFAULT_PARAMETERS
+        )
 
     def full_report(target: LedgerStore) -> dict[str, object]:
-        return report(evaluated(target), as_of=as_of, group_by=group_by)
+        view = evaluated(target)
+        return report(view, as_of=view.as_of, group_by=group_by)
 
     def at_risk(target: LedgerStore) -> list[object]:
         view = evaluated(target)
