@@ -169,6 +169,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    from api.app import tune_garbage_collector
+
+    tune_garbage_collector()  # as a serving process is tuned (api/app.py)
     reference, _sodium = raw_verify_rates()
     print(f"reference: {reference:,.0f} Ed25519 verifies/s (single core); times below also as x reference-verify")
 
@@ -212,6 +215,9 @@ def main() -> None:
     cold_report = timed(lambda: full_report(fresh()), 3)
     cold_risk = timed(lambda: at_risk(fresh()), 3)
     full_report(store)
+    import gc
+
+    gc.freeze()  # what a server does once it has read the projection at start (api.app._warm_up)
     warm_report = timed(lambda: full_report(store))
     warm_risk = timed(lambda: at_risk(store))
     listed = at_risk(store)
