@@ -384,3 +384,13 @@ def test_column_statuses_and_reasons_are_the_reference_ones(
     for key, status in expected.items():
         assert view.status_of(rows[key]) == status
         assert view.seen_record(rows[key]) == next(r for r in seen if r.key() == key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seconds=st.integers(-(10**9), 253402300799))
+def test_times_are_formatted_as_datetime_formats_them(seconds: int) -> None:
+    from datetime import UTC, datetime
+
+    from ledger.sla import format_seconds
+
+    assert format_seconds(seconds) == datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
