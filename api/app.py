@@ -190,7 +190,7 @@ def _document_bearer_tokens(spec: dict[str, Any]) -> None:
     for module in _API_MODULES:
         for route in module.router.routes:
             if isinstance(route, APIRoute) and any(d.call is current_actor for d in route.dependant.dependencies):
-                for method in route.methods:
+                for method in route.methods or ():
                     operation = spec["paths"].get(route.path_format, {}).get(method.lower())
                     if operation is not None:  # None: a route kept out of the schema
                         operation["security"] = [{"bearerToken": []}]

@@ -110,7 +110,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
         status, kind = ledger_error_status(exc)
-        extra = {"index": exc.index} if isinstance(exc, DuplicateStatementError) else {}
+        extra: dict[str, Any] = {"index": exc.index} if isinstance(exc, DuplicateStatementError) else {}
         return problem_response(status, str(exc), kind, request, **extra)
 
     outage = ThrottledWarning(logger, "database unreachable, answering 503")
@@ -124,7 +124,7 @@ def install(app: FastAPI) -> None:
     try:  # psycopg's own errors, from the store's direct driver calls (not wrapped by SQLAlchemy)
         import psycopg
 
-        app.add_exception_handler(psycopg.OperationalError, _database_down)  # type: ignore[arg-type]
+        app.add_exception_handler(psycopg.OperationalError, _database_down)
     except ImportError:  # pragma: no cover (psycopg is a dependency)
         pass
 

@@ -849,9 +849,9 @@ def _record_file(
         check_event_lines(path, numbered, actor_id, key_id, now_rfc3339())
         new = len(not_yet_logged(client, actor_id, numbered, set()))
         already = len(numbered) - new
-        summary = {"events": len(numbered), "would_record": new, "already_in_log": already, "dry_run": True}
+        dry: dict[str, Any] = {"events": len(numbered), "would_record": new, "already_in_log": already, "dry_run": True}
         typer.echo(
-            json.dumps(summary)
+            json.dumps(dry)
             if output_format == "json"
             else f"dry run: {new} events would be recorded, {already} are already in the log or repeated; "
             "nothing was sent"
@@ -906,7 +906,7 @@ def _record_file(
             journal.mark_done(number, response.json())
             recorded += len(chunk)
             bar.advance(task, len(chunk))
-    summary = {
+    summary: dict[str, Any] = {
         "events": len(numbered),
         "recorded": recorded,
         "already_recorded": replayed,
@@ -1177,10 +1177,13 @@ def actors(
     else:
         from cli.client import ServerClient
 
+        assert server is not None  # one of the two, checked above
         with ServerClient(server) as client:
             key = server_key(client, log_key, state, problems)
             registry, found = server_registry(client, key, client.get_text("/v1/log/checkpoint"))
             problems += found
+    if registry is None:
+        fail("the bundle holds no registrations to list")
     listed = [_registered_json(actor, registry) for actor in sorted(registry.actors.values(), key=lambda a: a.id)]
     if output_format == "json":
         typer.echo(json.dumps({"ok": not problems, "actors": listed, "problems": [_problem_json(p) for p in problems]}))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ledger.sla_columns import Evaluation, ShipmentColumns
     from ledger.storage import LedgerStore
 
-sla_app = typer.Typer(
+sla_app: typer.Typer = typer.Typer(
     help="Fulfilment SLA: who keeps their delivery promises, from signed events.", no_args_is_help=True
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -16,7 +17,7 @@ from ledger.storage import LedgerStore
 
 router = APIRouter(prefix="/v1/batches", tags=["certificates"])
 
-_REFUSED = {
+_REFUSED: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such batch"},
     409: {"description": "The batch is recalled (its certificates are revoked) or does not verify"},
 }
