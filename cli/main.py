@@ -25,7 +25,10 @@ if TYPE_CHECKING:  # the storage stack is imported by the commands that use it: 
     from ledger.storage import LedgerStore
 
 app = typer.Typer(
-    help="Chainproof: a signed, hash-chained supply-chain ledger.", no_args_is_help=True, pretty_exceptions_enable=False
+    rich_markup_mode=None,
+    help="Chainproof: a signed, hash-chained supply-chain ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -49,11 +52,11 @@ def _options(
     """Chainproof: a signed, hash-chained supply-chain ledger."""
 
 
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-actor_app = typer.Typer(help="Actors (organisations) and their keys.", no_args_is_help=True)
+db_app = typer.Typer(rich_markup_mode=None, help="Database maintenance.", no_args_is_help=True)
+actor_app = typer.Typer(rich_markup_mode=None, help="Actors (organisations) and their keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 certificate_app = typer.Typer(
-    help="Certificates of authenticity: fetch them, check them offline.", no_args_is_help=True
+    rich_markup_mode=None, help="Certificates of authenticity: fetch them, check them offline.", no_args_is_help=True
 )
 app.add_typer(actor_app, name="actor")
 app.add_typer(certificate_app, name="certificate")
@@ -133,6 +136,7 @@ def open_store(settings: Settings, *, signing: bool = True, migrating: bool = Fa
 def db_upgrade(db: DbOption = None) -> None:
     """Create or migrate the schema (append-only triggers included).
 
+    \b
     Example: chainproof db upgrade --db postgresql://postgres@127.0.0.1/chainproof
     """
     from sqlalchemy.exc import SQLAlchemyError
@@ -164,6 +168,7 @@ def db_rebuild(db: DbOption = None, output_format: FormatOption = "text") -> Non
     Safe at any time: appends wait for it, and nothing of the log itself changes. `chainproof verify --db` says
     when the derived tables disagree with the log.
 
+    \b
     Example: chainproof db rebuild --db postgresql://postgres@127.0.0.1/chainproof
     """
     from sqlalchemy.exc import SQLAlchemyError
@@ -204,6 +209,7 @@ def actor_add(
     appended on the server's machine, signed by the log key (operator-attested in the log): the bootstrap path,
     how the first admin is made.
 
+    \b
     Examples:
       chainproof actor add --name "Acme Coffee" --role merchant --public-key acme.pem.pub --key ops.pem \\
         --server https://trace.example
@@ -302,6 +308,7 @@ def actor_list(
 ) -> None:
     """Every actor the server lists, with its role and keys (revoked ones marked).
 
+    \b
     Example: chainproof actor list --server https://trace.example
     """
     from cli.client import ServerClient
@@ -318,9 +325,9 @@ def actor_list(
         typer.echo(f"{actor['role']:<9} {actor['id']}  {actor['name']}  keys: {keys or 'none'}")
 
 
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+token_app = typer.Typer(rich_markup_mode=None, help="API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
-key_app = typer.Typer(help="Actors' signing keys.", no_args_is_help=True)
+key_app = typer.Typer(rich_markup_mode=None, help="Actors' signing keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 
 
@@ -336,6 +343,7 @@ def token_create(
 ) -> None:
     """Issue another API token for an actor (an admin, or the actor itself); it is shown once.
 
+    \b
     Example: chainproof token create --actor act_1234 --server https://trace.example --token-file admin.token
     """
     with _admin_client(ctx, server, token, token_file) as client:
@@ -358,6 +366,7 @@ def token_list(
 ) -> None:
     """An actor's tokens by id (the first 16 hex digits of the stored hash; the tokens themselves are never kept).
 
+    \b
     Example: chainproof token list --actor act_1234 --server https://trace.example
     """
     with _admin_client(ctx, server, token, token_file) as client:
@@ -383,6 +392,7 @@ def token_revoke(
     """Revoke a token by its id (an admin, or the token's own actor); a server's other workers may accept it for
     up to 5 seconds more.
 
+    \b
     Example: chainproof token revoke 0f3a9c1e77b2d4a8 --server https://trace.example
     """
     with _admin_client(ctx, server, token, token_file) as client:
@@ -409,6 +419,7 @@ def key_add(
     """Bind another signing key to an actor (by an admin, or the actor itself): it signs from the next entry on.
     Recorded in the log, signed with your --key; with --new-key, the new key proves possession.
 
+    \b
     Example: chainproof key add --actor act_1234 --new-key new.pem --key current.pem --server https://trace.example
     """
     _change_keys(ctx, server, key, token, token_file, output_format, actor, (public_key, new_key), (None, ""))
@@ -433,6 +444,7 @@ def key_rotate(
 ) -> None:
     """Bind a new key and revoke an old one in one request: both are logged, or neither.
 
+    \b
     Example: chainproof key rotate --actor act_1234 --new-key new.pem --revoke 1a2b3c4d5e6f7a8b --key old.pem \
       --server https://trace.example
     """
@@ -454,6 +466,7 @@ def key_revoke(
     """Revoke a key (an admin, or the key's own actor): nothing it signs is accepted from the next entry on.
     Recorded in the log, signed with your --key.
 
+    \b
     Example: chainproof key revoke 1a2b3c4d5e6f7a8b --reason "laptop stolen" --key ops.pem --server https://trace.example
     """
     _change_keys(ctx, server, key, token, token_file, output_format, None, None, (key_id, reason))
@@ -520,6 +533,7 @@ def demo(
 ) -> None:
     """Fill an empty ledger with a realistic demo (demo actors' keys go to DATA_DIR/demo-keys/).
 
+    \b
     Example: chainproof demo --db sqlite:///var/chainproof.db
     """
     from cli.demo import seed_demo
@@ -576,6 +590,7 @@ def serve(
     Rate limits are on (CHAINPROOF_RATE_LIMITS=off turns them off); set CHAINPROOF_REDIS_URL to share their
     counters among workers and hosts, otherwise each worker counts its share in memory.
 
+    \b
     Example: chainproof serve --db postgresql://postgres@127.0.0.1/chainproof --workers 2
     """
     import uvicorn
@@ -709,6 +724,7 @@ def keygen(
 ) -> None:
     """Make a new Ed25519 key pair: FILE (private, PEM, mode 0600; never overwritten) and FILE.pub.
 
+    \b
     Example: chainproof keygen --out acme.pem   (then: chainproof actor add ... --public-key acme.pem.pub)
     """
     from cli.record import keygen as make_key
@@ -775,6 +791,7 @@ def record(
 ) -> None:
     """Sign an event locally with --key and record it with --token on --server.
 
+    \b
     Examples:
       chainproof record origin --sku COF-1 --lot L7 --product "Green coffee" --country ET --quantity 1200 --unit kg
       chainproof record handoff --sku COF-1 --lot L7 --to act_1234 --place "Djibouti port" --shipment SO-9
@@ -943,6 +960,7 @@ def verify(
     The last verified checkpoint is remembered (--state): the next run fails loudly if the log was rewritten,
     truncated or forked since.
 
+    \b
     Examples:
       chainproof verify --server https://trace.example --log-key 'trace.example/log+1a2b3c4d+AV...'
       chainproof verify --server https://trace.example --batch COF-1/L7
@@ -1037,6 +1055,7 @@ def qr(
     shopper's browser can hold the server to what the package says. Both are checked first: the key is the one
     given (--log-key) or pinned before, and the origin entry is proven into a checkpoint signed by it.
 
+    \b
     Examples:
       chainproof qr --sku COF-1 --lot L7 --out label.svg --server https://trace.example --log-key '...'
       chainproof qr --sku COF-1 --lot L7 --shipment SO-9 --out order-SO-9.png --server https://trace.example
@@ -1073,6 +1092,7 @@ def export(
 ) -> None:
     """Write a single-file bundle (entries, actor keys, checkpoint, log key) that `verify --bundle` checks offline.
 
+    \b
     Example: chainproof export --server https://trace.example --out ledger.cpb
     """
     from cli.audit import from_database, from_server, write_export
@@ -1114,6 +1134,7 @@ def monitor(
     Exits 1 at once if the log was rewritten, truncated or forked, or (--watch-names) if an actor was
     registered under a name that reads as a watched one, naming the entries.
 
+    \b
     Example: chainproof monitor --server https://trace.example --interval 300 --watch-names labs.txt
     """
     import time
@@ -1163,6 +1184,7 @@ def actors(
     From a server, the registrations are proven into its signed checkpoint (one inclusion proof per actor); from
     a bundle, the whole bundle is verified first. Exits 1 if anything does not hold.
 
+    \b
     Example: chainproof actors --server https://trace.example
     """
     from cli.audit import from_bundle, run_full_verification, server_registry
@@ -1249,6 +1271,7 @@ def certificate_get(
 ) -> None:
     """Fetch a batch's certificate of authenticity (refused for a recalled batch).
 
+    \b
     Example: chainproof certificate get --sku COF-1 --lot L7 --out cert.pdf --server https://trace.example
     """
     from cli.client import ServerClient
@@ -1284,6 +1307,7 @@ def certificate_verify(
     The log key comes from --log-key, else the one remembered for that log (see `verify`), else the server's
     published key with --server (trusted on first use); a certificate never vouches for its own key.
 
+    \b
     Example: chainproof certificate verify cert.pdf --log-key 'trace.example/log+1a2b3c4d+AV...'
     """
     from certificates.core import verify_certificate

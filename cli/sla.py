@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from ledger.storage import LedgerStore
 
 sla_app: typer.Typer = typer.Typer(
-    help="Fulfilment SLA: who keeps their delivery promises, from signed events.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Fulfilment SLA: who keeps their delivery promises, from signed events.",
+    no_args_is_help=True,
 )
 
 BundleOption = Annotated[Path | None, typer.Option("--bundle", help="an exported ledger (chainproof export)")]
@@ -229,6 +231,7 @@ def sla_report(
 
     The same checkpoint and --as-of give the same figures from --server, --db and --bundle (offline).
 
+    \b
     Examples:
       chainproof sla report --server https://ledger.example --token-file ~/.chainproof-token --group-by week
       chainproof sla report --bundle ledger.cpbundle --merchant act_1a2b --as-of 2026-11-30 --format csv
@@ -335,6 +338,7 @@ def sla_at_risk(
     """List open shipments at risk of arriving late, or overdue, with why. Exit 0 when there are none, 1 when
     there are some (for cron), 2 on error.
 
+    \b
     Example: chainproof sla at-risk --server https://ledger.example --token-file ~/.chainproof-token
     """
     from ledger.sla import DEFAULT_PARAMETERS, Filters, shipment_view
@@ -394,6 +398,7 @@ def sla_scorecard(
     """Fetch a merchant's scorecard: its delivery figures signed by the log key, to hand to a buyer or a platform
     (who checks it with `chainproof sla verify`). A merchant gets its own; admins and auditors name --merchant.
 
+    \b
     Example: chainproof sla scorecard --server https://ledger.example --since 2026-11-01 --out scorecard.json
     """
     params = {"merchant": merchant, "from": since, "to": until, "as_of": as_of}
@@ -425,6 +430,7 @@ def sla_verify(
 
     The log key is --log-key, else the bundle's, else the server's (say which you trust: --log-key).
 
+    \b
     Example: chainproof sla verify scorecard.json --bundle ledger.cpbundle --log-key 'ledger.example/log+...'
     """
     from ledger.scorecard import Scorecard, verify_scorecard
