@@ -125,6 +125,10 @@ def test_chinese(site: Site) -> None:
     page = _dashboard(site, "admin", lang="zh")
     assert "交付承诺" in page.text
     assert "准时率" in page.text
+    risky = page.text[page.text.index('id="at-risk"') :]
+    assert "比该线路同期订单的通常进度慢" in risky  # S8, by its lane's progress
+    assert "未在承诺时间内送达" in risky  # S4, overdue
+    assert "no handoff yet" not in risky
     query = re.search(r'src="/sla/charts/weekly.svg\?([^"]+)"', page.text)
     assert query is not None
     with site.client("admin") as client:

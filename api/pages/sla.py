@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.asgi import bearer_token
 from api.deps import SettingsDep, StoreDep
 from api.pages import charts
-from api.pages.i18n import SLA_TEXT
+from api.pages.i18n import SLA_TEXT, TEXT
 from api.pages.routes import _TEMPLATES, _base_context, _language
 from api.problems import ProblemError
 from api.routes.sla import View, build_report, evaluation, scope, view_of
@@ -211,12 +211,23 @@ def sla_dashboard(request: Request, store: StoreDep, settings: SettingsDep) -> H
         group_choices=GROUP_BY,
         hours=hours,
         rows=rows,
-        at_risk=[{**item, "merchant_name": name(item["merchant"])} for item in body["_at_risk"]],
+        at_risk=[
+            {**item, "merchant_name": name(item["merchant"]), "reason": _reason(item, lang)}
+            for item in body["_at_risk"]
+        ],
         at_risk_total=body["_at_risk_total"],
         charts_query=charts_query,
         is_admin=actor.role.value in ("admin", "auditor"),
     )
     return HTMLResponse(html, headers=_private(lang))
+
+
+def _reason(item: dict[str, Any], lang: str) -> str | None:
+    """Why a shipment is at risk or overdue: in English the full reason, figures and all; in Chinese, what each
+    rule that holds means (as the product page says it)."""
+    if lang == "en":
+        return item["reason"]  # type: ignore[no-any-return]
+    return "；".join(TEXT[lang][f"sla_reason_{code}"] for code in item["reasons"])
 
 
 def _row(label: str, figures: dict[str, Any], hours: list[int]) -> dict[str, Any]:
