@@ -201,3 +201,12 @@ def test_the_dashboard_in_a_real_browser(site: Site, browser: object, width: int
         assert violations == []
     finally:
         page.close()
+
+
+def test_a_chart_with_nothing_to_draw_says_so(site: Site) -> None:
+    pinned = urlencode({"as_of": AS_OF, "from": "2030-01-01"})  # no shipment placed since
+    with site.client("admin") as client:
+        for chart in ("weekly", "lead", "custody"):
+            svg = client.get(f"/sla/charts/{chart}.svg?{pinned}")
+            assert svg.status_code == 200
+            assert ">No data yet</text>" in svg.text

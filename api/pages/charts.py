@@ -41,16 +41,10 @@ def on_time_by_week(weeks: Sequence[str], rates: Sequence[float | None], title: 
     """On-time rate per ISO week; a week with nothing due is left blank and marked."""
 
     def draw(ax: Any) -> None:
-        ax.set_title(title, loc="left", color=_INK)
-        if not weeks:
-            ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color=_MUTED)
-            ax.set_axis_off()
+        if not _titled(ax, title, empty, bool(weeks)):
             return
         values = [0.0 if r is None else 100 * r for r in rates]
-        colours = [
-            _OK if r is not None and r >= 0.95 else _BAD if r is not None and r < 0.8 else "#9a6700" for r in rates
-        ]
-        bars = ax.bar(range(len(weeks)), values, color=colours)
+        bars = ax.bar(range(len(weeks)), values, color=[_colour(r) for r in rates])
         for bar, rate in zip(bars, rates, strict=True):
             label = "–" if rate is None else f"{100 * rate:.0f}%"
             ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
@@ -62,7 +56,17 @@ def on_time_by_week(weeks: Sequence[str], rates: Sequence[float | None], title: 
     return _svg(draw, (6.4, 2.8))
 
 
+def _titled(ax: Any, title: str, empty: str, has_data: bool) -> bool:
+    """Title the chart; without data, say so in its middle instead of drawing empty axes. Whether to draw on."""
+    ax.set_title(title, loc="left", color=_INK)
+    if not has_data:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color=_MUTED)
+        ax.set_axis_off()
+    return has_data
+
+
 def _colour(rate: float | None) -> str:
+    """Green from 95% on time, red under 80%, amber between; grey for a week with nothing due."""
     if rate is None:
         return _MUTED
     return _OK if rate >= 0.95 else _BAD if rate < 0.8 else "#9a6700"
@@ -72,10 +76,7 @@ def lead_time_histogram(hours: Sequence[float], marks: dict[str, float], title: 
     """How long deliveries took (placed to delivered, hours), with the percentiles marked."""
 
     def draw(ax: Any) -> None:
-        ax.set_title(title, loc="left", color=_INK)
-        if not hours:
-            ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color=_MUTED)
-            ax.set_axis_off()
+        if not _titled(ax, title, empty, bool(hours)):
             return
         ax.hist(hours, bins=min(30, max(5, len(hours) // 5)), color="#4f7cac")
         for name, value in marks.items():
@@ -90,10 +91,7 @@ def slowest_custody(holders: Sequence[str], p50_hours: Sequence[float], title: s
     """The custodians who hold shipments longest (median hours held), slowest on top."""
 
     def draw(ax: Any) -> None:
-        ax.set_title(title, loc="left", color=_INK)
-        if not holders:
-            ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color=_MUTED)
-            ax.set_axis_off()
+        if not _titled(ax, title, empty, bool(holders)):
             return
         names = [h if len(h) <= 28 else h[:27] + "…" for h in holders]
         ax.barh(range(len(names)), p50_hours, color="#4f7cac")
