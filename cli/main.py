@@ -706,7 +706,8 @@ def _print_report(problems: list[Any], summary: dict[str, Any], output_format: s
     if output_format == "json":
         typer.echo(json.dumps({**summary, "problems": [_problem_json(p) for p in problems]}, indent=2))
         return
-    typer.echo("  ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items() if k not in ("ok", "problems")))
+    shown = [f"{k.replace('_', ' ')} {v}" for k, v in summary.items() if k not in ("ok", "problems") and v is not None]
+    typer.echo("  ".join(shown))
     for problem in problems:
         typer.echo(f"PROBLEM {problem}")
     typer.echo("verified: all holds" if summary["ok"] else f"FAILED: {len(problems)} problem(s)")
@@ -1341,19 +1342,20 @@ def certificate_verify(
     claims = report.claims or {}
     batch = claims.get("batch") or {}
     origin = claims.get("origin") or {}
+    # only what the signature vouches for: a certificate that does not verify says nothing about its batch
     summary: dict[str, Any] = {
         "certificate": report.serial,
-        "batch": f"{batch.get('sku')}/{batch.get('lot')}",
+        "batch": f"{batch.get('sku')}/{batch.get('lot')}" if report.claims is not None else None,
         "product": origin.get("product"),
         "issued_at": claims.get("issued_at"),
         "tree_size": (claims.get("checkpoint") or {}).get("size"),
         "revocation": "not checked (offline; add --server)",
     }
+    if report.claims is None:
+        summary["revocation"] = "not checked: the certificate's signature does not verify with the log key given"
     if client is not None:
         with client:
-            if report.claims is None:
-                summary["revocation"] = "not checked: the certificate itself does not verify"
-            else:
+            if report.claims is not None:
                 found, status = certificate_status(
                     client,
                     key,
@@ -1366,10 +1368,15 @@ def certificate_verify(
                 summary["revocation"] = (
                     "REVOKED by a recall"
                     if status["revoked"]
-                    else f"not revoked at tree size {status['checked_against_tree_size']}"
+                    else f"not revoked: no recall of {summary['batch']} in the log up to tree size "
+                    f"{status['checked_against_tree_size']}"
                 )
     summary["ok"] = report.claims is not None and not problems
-    _print_report(problems, summary, output_format)
+    if output_format == "json":
+        _print_report(problems, summary, output_format)
+    else:  # the recall check on a line of its own, as a sentence: what a buyer reads first after the verdict
+        _print_report(problems, {k: v for k, v in summary.items() if k != "revocation"}, output_format)
+        typer.echo(f"recall check: {summary['revocation']}")
     raise typer.Exit(0 if summary["ok"] else 1)
 
 

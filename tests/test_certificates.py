@@ -312,6 +312,10 @@ def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> Non
         )
         assert online["ok"]
         assert online["revocation"].startswith("not revoked")
+        # what a buyer reads: the batch, product and the check against the live log, in plain words
+        said = cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key)
+        assert f"recall check: not revoked: no recall of OIL/1 in the log up to tree size {server.store.size()}" in said
+        assert "revocation not revoked at" not in said
 
         world.store.append(world.journey("OIL", "2"))  # the log grows: the certificate stays good
         assert "verified: all holds" in cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key)
@@ -328,7 +332,14 @@ def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> Non
 
         # Wrong key, no key, not a certificate, bad --out: one line each.
         other = str(load_or_create_log_signer(tmp_path / "other.key", server.store.signer.name).verifier)
-        assert "FAILED" in cli("certificate", "verify", as_json, "--log-key", other, code=1)
+        wrong_key = cli("certificate", "verify", as_json, "--log-key", other, code=1)
+        assert "FAILED" in wrong_key
+        assert "None" not in wrong_key  # nothing unverified is shown as if it were known
+        assert "the certificate's signature does not verify with the log key given" in wrong_key
+        assert (
+            json.loads(cli("certificate", "verify", as_json, "--log-key", other, "--format", "json", code=1))["batch"]
+            is None
+        )
         no_key = cli("certificate", "verify", as_json, "--state", tmp_path / "empty-state", code=2)
         assert "no trusted log key" in no_key
         assert len(no_key.strip().splitlines()) == 1
