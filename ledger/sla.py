@@ -209,11 +209,16 @@ def iso_week(seconds: int) -> str:
     return f"{year}-W{week:02d}"
 
 
+def nearest_rank(p: int, count: int) -> int:
+    """The 1-based rank of the nearest-rank p-th percentile among `count` sorted values: ceil(p count / 100), in
+    integers, and at least 1."""
+    return max(1, -(-p * count // 100))
+
+
 def percentile(sorted_values: Sequence[int], p: int) -> int:
     """Nearest-rank percentile of a non-empty ascending sequence: the smallest value with at least p% of the
-    values at or below it (rank ceil(p n / 100), in integers)."""
-    rank = max(1, -(-p * len(sorted_values) // 100))
-    return sorted_values[rank - 1]
+    values at or below it."""
+    return sorted_values[nearest_rank(p, len(sorted_values)) - 1]
 
 
 def span(seconds: int) -> str:

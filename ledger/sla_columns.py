@@ -31,6 +31,8 @@ from ledger.sla import (
     Status,
     format_seconds,
     iso_week,
+    lane_name,
+    nearest_rank,
     span,
 )
 
@@ -183,7 +185,7 @@ class ShipmentColumns:
         ship["logged"] = list(logged)
         ship["merchant"] = self._codes(actors, self.actor_names, merchant)
         ship["lane"] = [
-            self._code(lanes, self.lane_names, f"{o}>{d}") for o, d in zip(origin, destination, strict=True)
+            self._code(lanes, self.lane_names, lane_name(o, d)) for o, d in zip(origin, destination, strict=True)
         ]
         ship["week"] = [self._week(p) for p in placed]
         ship["quantity"] = [math.nan if q is None else q for q in quantity]
@@ -374,7 +376,7 @@ class Evaluation:
             position = pair_ref - lane_start[o_lane][pair_open]  # the reference's place in its lane, by time
             excluded = (r_key[pair_ref] >= o_key[pair_open]).astype(np.int64)
             counts = lane_size[o_lane] - np.bincount(pair_open, weights=excluded, minlength=len(opens)).astype(np.int64)
-            ranks = np.maximum(1, -(-p.lane_percentile * counts // 100))
+            ranks = np.maximum(1, -(-p.lane_percentile * counts // 100))  # nearest_rank, on arrays
             running = np.concatenate([[0], np.cumsum(excluded)])
             before = running[:-1] - running[segment[:-1]][pair_open]  # excluded ones earlier in time, same open
             skips = excluded & (position - before <= ranks[pair_open] - 1)
@@ -488,7 +490,7 @@ def _rate(figures: dict[str, Any], name: str, numerator: int, denominator: int, 
 
 def _rank(p: int, count: int) -> int:
     """The 0-based position of the nearest-rank p-th percentile among `count` sorted values."""
-    return max(1, -(-p * count // 100)) - 1
+    return nearest_rank(p, count) - 1
 
 
 class Facts:

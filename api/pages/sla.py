@@ -22,7 +22,7 @@ from api.pages import charts
 from api.pages.i18n import SLA_TEXT, TEXT
 from api.pages.routes import _TEMPLATES, _base_context, _language
 from api.problems import ProblemError
-from api.routes.sla import View, build_report, evaluation, scope, view_of
+from api.routes.sla import View, build_report, evaluation, report_filters, scope, view_of
 from api.settings import Settings
 from ledger.rules import Actor
 from ledger.sla import GROUP_BY, Filters, format_seconds, shipment_view, span
@@ -135,13 +135,7 @@ def _computed(store: LedgerStore, settings: Settings, actor: Actor, query: _Quer
         )
         risky = evaluated.listed(Filters(merchant=merchant, carrier=carrier), {"at_risk", "overdue"})
         risky.sort(key=lambda row: int(evaluated.a.promised[row]))
-        shown = Filters(
-            merchant=merchant,
-            carrier=carrier,
-            placed_from=body["filters"]["from"] and _seconds(body["filters"]["from"]),
-            placed_to=body["filters"]["to"] and _seconds(body["filters"]["to"]),
-        )
-        rows = evaluated.admitted(shown)
+        rows = evaluated.admitted(report_filters(merchant, carrier, None, query.placed_from, query.placed_to))
         delivered = rows[evaluated.delivered[rows] & ~evaluated.cancelled[rows]]
         leads = ((evaluated.a.d_at[delivered] - evaluated.a.placed[delivered]) / 3600).tolist()
         body["_at_risk"] = [
@@ -153,12 +147,6 @@ def _computed(store: LedgerStore, settings: Settings, actor: Actor, query: _Quer
 
     result: tuple[View, dict[str, Any]] = _CACHE.get(key, compute)
     return result
-
-
-def _seconds(text: str) -> int:
-    from ledger.sla import parse_bound
-
-    return parse_bound(text, "bound")
 
 
 @router.get("/sla", response_class=HTMLResponse)

@@ -175,6 +175,19 @@ def evaluation(store: LedgerStore, view: View) -> Evaluation:
     )
 
 
+def report_filters(
+    merchant: str | None, carrier: str | None, lane: str | None, placed_from: str | None, placed_to: str | None
+) -> Filters:
+    """A report's filters from its query (bounds: RFC 3339 or a date; `to` a date means to the end of that day)."""
+    return Filters(
+        merchant=merchant,
+        carrier=carrier,
+        lane=lane,
+        placed_from=None if placed_from is None else _bound(placed_from, "from"),
+        placed_to=None if placed_to is None else _bound(placed_to, "to", end=True),
+    )
+
+
 def build_report(
     store: LedgerStore,
     view: View,
@@ -188,13 +201,7 @@ def build_report(
     evaluated: Evaluation | None = None,
 ) -> dict[str, Any]:
     """The report over the view's checkpoint at its as_of (what `sla report --bundle` computes offline)."""
-    filters = Filters(
-        merchant=merchant,
-        carrier=carrier,
-        lane=lane,
-        placed_from=None if placed_from is None else _bound(placed_from, "from"),
-        placed_to=None if placed_to is None else _bound(placed_to, "to", end=True),
-    )
+    filters = report_filters(merchant, carrier, lane, placed_from, placed_to)
     evaluated = evaluated or evaluation(store, view)
     body = report(evaluated, as_of=view.as_of, filters=filters, group_by=group_by or [])
     return checkpointed(body, size=view.size, root=view.root)

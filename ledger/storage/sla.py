@@ -182,11 +182,7 @@ class SlaRows:
         return batches, list(changes.values())
 
     def write_sqlite(self, conn: Connection) -> None:
-        batches, shipments = self.rows()
-        if batches:
-            conn.exec_driver_sql(SQLITE_INSERT_BATCHES, [tuple(b.values()) for b in batches])
-        if shipments:
-            conn.exec_driver_sql(SQLITE_UPSERT_SHIPMENTS, [tuple(s[c] for c in SHIPMENT_COLUMNS) for s in shipments])
+        _write_sqlite(conn, *self.rows())
 
     def pg_parameters(self) -> tuple[str, str]:
         batches, shipments = self.rows()
@@ -245,10 +241,6 @@ def all_rows(conn: Connection) -> list[Any]:
 
 def record_of_row(row: Sequence[Any]) -> ShipmentRecord:
     """A shipment row as its record (LedgerError for a row without its shipment event)."""
-    return _record(row)
-
-
-def _record(row: Sequence[Any]) -> ShipmentRecord:
     (sku, lot, sid, merchant, origin, destination, placed_at, promised_by, index, logged_us, quantity, unit, steps,
      d_at, d_idx, d_logged, d_by, d_quantity, c_at, c_idx, c_logged, c_by, _last) = row  # fmt: skip
     if merchant is None or placed_at is None or promised_by is None or index is None or logged_us is None:
@@ -287,7 +279,7 @@ def shipment_and_lane(
     ).all()
     if not rows or rows[0][6] is None:
         return None, []
-    record = _record(rows[0])
+    record = record_of_row(rows[0])
     lane = conn.execute(
         text(
             f"{_SELECT} WHERE s.destination = :destination AND s.placed_at <= :placed "
@@ -295,13 +287,13 @@ def shipment_and_lane(
         ),
         {"destination": record.destination, "placed": record.placed_at, "origin": record.origin},
     ).all()
-    return record, [_record(row) for row in lane if row[6] is not None]
+    return record, [record_of_row(row) for row in lane if row[6] is not None]
 
 
 def changed_records(conn: Connection, since: int) -> list[ShipmentRecord]:
     """The shipments with an event at index `since` or later (as stored: not cut to any view)."""
     rows = conn.execute(text(f"{_SELECT} WHERE s.last_idx >= :since"), {"since": since}).all()
-    return [_record(row) for row in rows]
+    return [record_of_row(row) for row in rows]
 
 
 def stored_records(conn: Connection) -> dict[ShipmentKey, tuple[ShipmentRecord, int | None] | str]:
@@ -310,7 +302,7 @@ def stored_records(conn: Connection) -> dict[ShipmentKey, tuple[ShipmentRecord, 
     for row in conn.execute(text(_SELECT)).all():
         key = (row[0], row[1], row[2])
         try:
-            found[key] = (_record(row), None if row[-1] is None else int(row[-1]))
+            found[key] = (record_of_row(row), None if row[-1] is None else int(row[-1]))
         except (LedgerError, ValueError, TypeError) as exc:
             found[key] = str(exc)
     return found
@@ -371,9 +363,11 @@ def write_all(
                 if shipments:
                     cursor.execute(PG_UPSERT_SHIPMENTS, (json.dumps(shipments),), prepare=False)
         else:
-            if batches:
-                conn.exec_driver_sql(SQLITE_INSERT_BATCHES, [tuple(b.values()) for b in batches])
-            if shipments:
-                conn.exec_driver_sql(
-                    SQLITE_UPSERT_SHIPMENTS, [tuple(s[c] for c in SHIPMENT_COLUMNS) for s in shipments]
-                )
+            _write_sqlite(conn, batches, shipments)
+
+
+def _write_sqlite(conn: Connection, batches: list[dict[str, Any]], shipments: list[dict[str, Any]]) -> None:
+    if batches:
+        conn.exec_driver_sql(SQLITE_INSERT_BATCHES, [tuple(b.values()) for b in batches])
+    if shipments:
+        conn.exec_driver_sql(SQLITE_UPSERT_SHIPMENTS, [tuple(s[c] for c in SHIPMENT_COLUMNS) for s in shipments])

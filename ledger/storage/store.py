@@ -439,7 +439,8 @@ class LedgerStore:
         self._sla_lock = threading.Lock()  # the SLA records kept in memory (sla_records)
         self._sla_through = 0  # the columns hold every projection row changed below this log size
         self._sla_columns = ShipmentColumns()  # the shipments, as columns (ledger/sla_columns.py)
-        self._sla_last: tuple[tuple[Any, ...], Evaluation] | None = None  # the latest evaluation, and of what
+        # the latest evaluation, and of what: the columns' arrays and the view
+        self._sla_last: tuple[object, tuple[Any, ...], Evaluation] | None = None
         self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
 
     @property
@@ -1452,12 +1453,13 @@ class LedgerStore:
             self._sla_refresh()
             columns = self._sla_columns
             # the pages of one list pin the same checkpoint and as_of: the second page needs no new evaluation
-            key = (id(columns), columns.arrays(), size, as_of_us, as_of, parameters)
+            arrays = columns.arrays()  # a new object whenever the columns change
+            key = (size, as_of_us, as_of, parameters)
             cached = self._sla_last
-            if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1] and cached[0][2:] == key[2:]:
-                return cached[1]
+            if cached is not None and cached[0] is arrays and cached[1] == key:
+                return cached[2]
             evaluated = columns.evaluate(size, as_of_us, as_of, parameters)
-            self._sla_last = (key, evaluated)
+            self._sla_last = (arrays, key, evaluated)
             return evaluated
 
     # -- the log this database belongs to -----------------------------------------------------------------------
