@@ -210,3 +210,18 @@ def test_a_chart_with_nothing_to_draw_says_so(site: Site) -> None:
             svg = client.get(f"/sla/charts/{chart}.svg?{pinned}")
             assert svg.status_code == 200
             assert ">No data yet</text>" in svg.text
+
+
+def test_charts_drawn_at_once_keep_their_text(site: Site) -> None:
+    """A page's three charts are asked for together: each keeps its text as text, whatever the others do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pinned = urlencode({"as_of": AS_OF, "tree_size": site.server.store.size(), "lang": "zh"})
+
+    def fetch(chart: str) -> str:
+        with site.client("admin") as client:
+            return client.get(f"/sla/charts/{chart}.svg?{pinned}").text
+
+    with ThreadPoolExecutor(6) as pool:
+        drawn = list(pool.map(fetch, ["weekly", "lead", "custody"] * 8))
+    assert all("</text>" in svg and "Noto Sans CJK SC" in svg for svg in drawn)

@@ -5,6 +5,7 @@ reader's own fonts; names from the ledger are never read as mathtext (`text.pars
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, cast
@@ -23,11 +24,16 @@ _STYLE: dict[str, Any] = {
 _OK, _BAD, _INK, _MUTED = "#1a7f37", "#cf222e", "#1f2328", "#59636e"
 
 
+_DRAWING = threading.Lock()
+"""matplotlib's settings are global: a chart drawn while another thread leaves its rc_context came out with its
+text as paths (svg.fonttype back to its default). The browser asks for a page's three charts at once."""
+
+
 def _svg(draw: Any, size: tuple[float, float]) -> bytes:
     import matplotlib
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(cast(Any, _STYLE)):
+    with _DRAWING, matplotlib.rc_context(cast(Any, _STYLE)):
         figure = Figure(figsize=size, layout="constrained")
         draw(figure.subplots())
         out = io.BytesIO()
