@@ -25,6 +25,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     log_name: str | None = None  # None: the database's own, or one derived from public_url (ledger.storage.opening)
     log_key_file: Path | None = None
+    platform_name: str = "Chainproof"  # who issues certificates, as buyers know the platform
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 1000
     max_entries_page: int = 1000
@@ -59,6 +60,8 @@ class Settings:
             values["log_name"] = env["CHAINPROOF_LOG_NAME"]
         if "CHAINPROOF_LOG_KEY_FILE" in env:
             values["log_key_file"] = Path(env["CHAINPROOF_LOG_KEY_FILE"])
+        if env.get("CHAINPROOF_PLATFORM_NAME", "").strip():
+            values["platform_name"] = env["CHAINPROOF_PLATFORM_NAME"].strip()
         if "CHAINPROOF_RATE_LIMITS" in env:
             values["rate_limits"] = _switch(env["CHAINPROOF_RATE_LIMITS"], "CHAINPROOF_RATE_LIMITS")
         for name in ("writes", "failed_auth", "pages"):

@@ -19,7 +19,7 @@ verify --server`) looks for a recall logged after the certificate's checkpoint.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,12 +27,13 @@ from typing import Any
 from ledger.bundle import directory_from_json
 from ledger.canonical import canonical_json, parse_json
 from ledger.errors import EncodingError, LedgerError, RuleError
-from ledger.events import format_time
+from ledger.events import DeliveryData, HandoffData, ShipmentCancelData, ShipmentData, format_time
 from ledger.hashing import b64decode, b64encode, sha256_hex
-from ledger.history import BatchHistory, batch_events
+from ledger.history import BatchHistory, Recorded, batch_events
 from ledger.identities import Registry
 from ledger.note import NoteSigner, NoteVerifier, open_checkpoint, open_note, parse_note, sign_note
 from ledger.rules import Actor, Directory
+from ledger.sla import ShipmentRecord, format_seconds
 from ledger.verify import BatchReport, Problem, proven_registry, replay_registrations, verify_batch
 
 CERTIFICATE_FORMAT = "chainproof-certificate/v2"
@@ -48,9 +49,14 @@ class CertificateRefusedError(RuleError):
     """The batch cannot be certified (recalled, or it does not verify): a conflict with its state."""
 
 
-def certified_facts(report: BatchReport, actors: Mapping[str, Actor]) -> dict[str, Any]:
+CLAIMS_VERSION = 2
+"""v2 adds the batch's journey and its shipments' delivery record, the platform's name and the verify page's
+address; v1 claims (batch, origin, inspections, entries) are still checked as they were signed."""
+
+
+def certified_facts(report: BatchReport, actors: Mapping[str, Actor], version: int = CLAIMS_VERSION) -> dict[str, Any]:
     """The claims a certificate makes about a batch, read from its verified entries through the batch's typed
-    history (issuer and checker alike)."""
+    history (issuer and checker alike), as claims of `version` state them."""
 
     def who(actor_id: str) -> dict[str, str]:
         actor = actors.get(actor_id)
@@ -87,7 +93,7 @@ def certified_facts(report: BatchReport, actors: Mapping[str, Actor]) -> dict[st
         {"index": parsed.index, "type": parsed.statement.get("type"), "hash": b64encode(parsed.hash)}
         for parsed in report.entries
     ]
-    return {
+    facts: dict[str, Any] = {
         "batch": {
             "sku": state.sku if state else None,
             "lot": state.lot if state else None,
@@ -96,6 +102,64 @@ def certified_facts(report: BatchReport, actors: Mapping[str, Actor]) -> dict[st
         "origin": origin,
         "inspections": inspections,
         "entries": entries,
+    }
+    if version >= 2:
+        facts["journey"] = [_step(recorded, who) for recorded in history.journey]
+        facts["shipments"] = [_delivery_record(record) for record in history.shipments.values()]
+    return facts
+
+
+def _step(recorded: Recorded[Any], who: Callable[[str], dict[str, str]]) -> dict[str, Any]:
+    """One movement of the batch as a certificate states it: when, where, between whom, in what condition."""
+    data = recorded.data
+    step: dict[str, Any] = {"index": recorded.index}
+    if isinstance(data, ShipmentData):
+        return step | {
+            "type": "shipment",
+            "at": data.placed_at,
+            "shipment": data.shipment_id,
+            "destination": data.destination,
+            "promised_by": data.promised_by,
+        }
+    if isinstance(data, HandoffData):
+        condition = data.condition
+        return step | {
+            "type": "handoff",
+            "at": data.at,
+            "shipment": data.shipment_id,
+            "from": who(data.from_actor),
+            "to": who(data.to),
+            "place": data.place,
+            "temperature_c": condition.temperature_c if condition else None,
+            "humidity_pct": condition.humidity_pct if condition else None,
+        }
+    if isinstance(data, DeliveryData):
+        return step | {
+            "type": "delivery",
+            "at": data.delivered_at,
+            "shipment": data.shipment_id,
+            "by": who(recorded.actor),
+            "place": data.place,
+            "quantity": data.quantity,
+        }
+    if isinstance(data, ShipmentCancelData):
+        return step | {"type": "shipment_cancel", "at": data.cancelled_at, "shipment": data.shipment_id}
+    raise TypeError(f"not a movement of the batch: {type(data).__name__}")
+
+
+def _delivery_record(record: ShipmentRecord) -> dict[str, Any]:
+    """A shipment's promise against what happened to it (its SLA status is not claimed: it depends on the lane's
+    other shipments and on the moment it is judged)."""
+    return {
+        "id": record.shipment_id,
+        "destination": record.destination,
+        "placed_at": format_seconds(record.placed_at),
+        "promised_by": format_seconds(record.promised_by),
+        "quantity": record.quantity,
+        "unit": record.unit,
+        "delivered_at": format_seconds(record.delivery.at) if record.delivery else None,
+        "delivered_quantity": record.delivery.quantity if record.delivery else None,
+        "cancelled_at": format_seconds(record.cancel.at) if record.cancel else None,
     }
 
 
@@ -178,6 +242,8 @@ def issue_certificate(
     *,
     page_url: str,
     issued_at: datetime,
+    platform: str,
+    verify_url: str,
 ) -> Certificate:
     """Sign a certificate for a batch `verify_batch` has just checked, with the registrations its signers' keys
     come from as evidence (`proofs` covers the entries and each registration chain's last entry). Refuses a
@@ -194,10 +260,12 @@ def issue_certificate(
         )
     checkpoint = report.checkpoint.checkpoint
     claims = {
-        "v": 1,
+        "v": CLAIMS_VERSION,
         "issuer": signer.name,
+        "platform": platform,
         "issued_at": format_time(issued_at),
         "page_url": page_url,
+        "verify_url": verify_url,
         **certified_facts(report, actors),
         "checkpoint": {"size": checkpoint.size, "root": b64encode(checkpoint.root_hash)},
     }
@@ -233,8 +301,8 @@ def _claims_of(note_text: str) -> dict[str, Any]:
     if "\n" in body:
         raise EncodingError("certificate text has extra lines")
     claims = parse_json(body.encode("utf-8"))
-    if not isinstance(claims, dict) or claims.get("v") != 1:
-        raise EncodingError("certificate claims are not a version 1 object")
+    if not isinstance(claims, dict) or claims.get("v") not in (1, CLAIMS_VERSION):
+        raise EncodingError(f"certificate claims are not a version 1 or {CLAIMS_VERSION} object")
     if canonical_json(claims).decode("utf-8") != body:
         raise EncodingError("certificate claims are not in canonical form")
     return claims
@@ -277,7 +345,7 @@ def verify_certificate(certificate: Certificate, log_key: NoteVerifier) -> Certi
         cp = checked.checkpoint.checkpoint
         if claims.get("checkpoint") != {"size": cp.size, "root": b64encode(cp.root_hash)}:
             problems.append(Problem(None, "checkpoint", "the certificate names another checkpoint than its evidence"))
-    facts = certified_facts(checked, actors)
+    facts = certified_facts(checked, actors, version=int(claims["v"]))
     for name, value in facts.items():
         if claims.get(name) != value:
             problems.append(Problem(None, "claims", f"the certificate's {name} does not match its verified entries"))
@@ -297,6 +365,7 @@ def _evidence(listed: list[dict[str, Any]]) -> tuple[list[tuple[int, bytes]], di
 
 __all__ = [
     "CERTIFICATE_FORMAT",
+    "CLAIMS_VERSION",
     "Certificate",
     "CertificateRefusedError",
     "CertificateReport",

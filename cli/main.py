@@ -573,6 +573,13 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes (use PostgreSQL for more than one)")] = 1,
     public_url: Annotated[str | None, typer.Option(help="public base URL for product links")] = None,
+    platform_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CHAINPROOF_PLATFORM_NAME",
+            help="the platform's name as certificates state it (default: Chainproof)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     forwarded_allow_ips: Annotated[
         str | None,
@@ -617,11 +624,14 @@ def serve(
             "CHAINPROOF_WORKERS": str(workers),  # each worker's share of the in-memory rate limits
         }
     )
+    if platform_name is not None and platform_name.strip():
+        os.environ["CHAINPROOF_PLATFORM_NAME"] = platform_name.strip()
     base = settings.base_url
     from cli.demo import DEMO_CERTIFICATE, DEMO_PAGE
 
     typer.echo(
         f"product page (demo): {base}{DEMO_PAGE}\ncertificate (demo):  {base}{DEMO_CERTIFICATE}\n"
+        f"check a certificate: {base}/verify\n"
         f"checkpoint: {base}/v1/log/checkpoint\nAPI docs:   {base}/docs"
     )
     if workers > 1 and reuse_port_supported():

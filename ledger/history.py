@@ -65,6 +65,10 @@ class BatchHistory:
     inspections: MutableSequence[Recorded[InspectionData]] = field(default_factory=list)
     inspection_count: int = 0
     custody: list[Recorded[HandoffData]] = field(default_factory=list)  # handoffs of the batch, not of a shipment
+    # the batch's movements in log order: shipments, every handoff, deliveries and cancellations the history holds
+    journey: list[Recorded[ShipmentData | HandoffData | DeliveryData | ShipmentCancelData]] = field(
+        default_factory=list
+    )
     shipments: dict[str, ShipmentRecord] = field(default_factory=dict)
     recall: Recorded[RecallData] | None = None
     events: int = 0
@@ -100,26 +104,35 @@ class BatchHistory:
                     quantity=data.quantity,
                     unit=data.unit,
                 )
+                if self.keep_events:
+                    self.journey.append(Recorded(index, logged_at, actor, data))
         elif isinstance(data, HandoffData):
             if data.shipment_id is None:
                 if self.keep_events:
                     self.custody.append(Recorded(index, logged_at, actor, data))
+                    self.journey.append(Recorded(index, logged_at, actor, data))
                 return
             record = self._open(data.shipment_id)
             if record is not None:
                 step = Step(data.from_actor, data.to, epoch_seconds(parse_time(data.at)), index, _us(logged_at))
                 self.shipments[record.shipment_id] = replace(record, steps=(*record.steps, step))
+                if self.keep_events:
+                    self.journey.append(Recorded(index, logged_at, actor, data))
         elif isinstance(data, DeliveryData):
             record = self._open(data.shipment_id)
             if record is not None:
                 at = epoch_seconds(parse_time(data.delivered_at))
                 closing = Closing(at, index, _us(logged_at), actor, data.quantity)
                 self.shipments[record.shipment_id] = replace(record, delivery=closing)
+                if self.keep_events:
+                    self.journey.append(Recorded(index, logged_at, actor, data))
         elif isinstance(data, ShipmentCancelData):
             record = self._open(data.shipment_id)
             if record is not None:
                 at = epoch_seconds(parse_time(data.cancelled_at))
                 self.shipments[record.shipment_id] = replace(record, cancel=Closing(at, index, _us(logged_at), actor))
+                if self.keep_events:
+                    self.journey.append(Recorded(index, logged_at, actor, data))
         elif isinstance(data, RecallData):
             if self.recall is None and self.keep_events:
                 self.recall = Recorded(index, logged_at, actor, data)

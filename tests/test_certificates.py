@@ -33,10 +33,10 @@ from ledger.canonical import canonical_json
 from ledger.errors import EncodingError
 from ledger.hashing import b64decode, b64encode
 from ledger.logkey import load_or_create_log_signer
-from ledger.note import NoteSigner, parse_note, sign_note
+from ledger.note import NoteSigner, NoteVerifier, parse_note, sign_note
 from ledger.signing import generate_private_key
 from ledger.storage import LedgerStore
-from tests.factory import World, add_party, make_world, origin_data
+from tests.factory import World, add_party, make_world, origin_data, shipment_data
 from tests.servers import start_server
 from tests.test_note import _go_notecheck
 
@@ -47,7 +47,11 @@ FORGER_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c" 
 
 def _issue(store: LedgerStore, sku: str, lot: str, signer: NoteSigner | None = None) -> Certificate:
     return batch_view(store, sku, lot).certificate(
-        signer or store.signer, page_url=f"{BASE}/p/{sku}/{lot}", issued_at=NOW
+        signer or store.signer,
+        page_url=f"{BASE}/p/{sku}/{lot}",
+        issued_at=NOW,
+        platform="Trace Example Market",
+        verify_url=f"{BASE}/verify",
     )
 
 
@@ -207,25 +211,93 @@ def test_certificate_note_verifies_with_the_go_reference(certified, tmp_path_fac
     assert subprocess.run([notecheck, verifier], input=forged.encode(), capture_output=True).returncode == 1
 
 
-def test_pdf_carries_the_certificate_and_the_page_qr(certified, tmp_path: Path) -> None:
-    _world, certificate = certified
-    pdf = render_certificate_pdf(certificate)
+def test_pdf_carries_the_certificate_the_journey_and_both_qr_codes(certified, tmp_path: Path) -> None:
+    world, certificate = certified
+    statuses = {"SHP-0": "on time", "SHP-1": "late"}
+    pdf = render_certificate_pdf(certificate, sla_status=statuses, sla_as_of="2026-11-25T12:00:00Z")
     reader = PdfReader(io.BytesIO(pdf))
-    assert len(reader.pages) == 1
-    text = reader.pages[0].extract_text()
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
     assert certificate.serial in text
     assert "Sidama Coffee Co" in text
     assert "ISO 22000" in text
+    # the issuing platform by its configured name, not the log's origin line alone
+    assert f"by Trace Example Market (ledger {world.store.signer.name})" in text
+    # the journey: every handoff with its parties, place, time and temperature
+    assert text.count("Sidama Coffee Co to Red Sea Freight") == 2
+    assert text.count("Red Sea Freight to Hamburg Last Mile") == 2
+    assert text.count("Djibouti port") == 4
+    assert "2026-11-04 12:00" in text
+    assert "4.5 °C" in text
+    # the delivery record of each order, with its SLA status drawn as the platform's reading, not a claim
+    assert "SHP-0 DE-HH 2026-11-03 09:00 2026-11-10 18:00 2026-11-08 15:00" in text
+    assert "2026-11-08 15:00 on time SHP-1" in text
+    assert text.count("2026-11-08 15:00 late") == 1
+    assert "It is not part of the signed certificate" in text
+    # how to check: in the browser, at the verify page, with nothing to install
+    assert f"{BASE}/verify" in text
+    assert "Nothing to install" in text
     assert reader.attachments[ATTACHMENT_NAME] == [certificate.to_bytes()]
     assert certificate_from_file(pdf) == certificate
     with pytest.raises(EncodingError, match="not a Chainproof certificate"):
         certificate_from_file(_pdf_without_attachment(pdf))
     if shutil.which("zbarimg") is None:
         pytest.skip("zbarimg (Debian zbar-tools) is not installed")
-    image = tmp_path / "qr.png"
-    image.write_bytes(reader.pages[0].images[0].data)
-    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(image)], capture_output=True, text=True, check=True)
-    assert decoded.stdout.strip() == f"{BASE}/p/OIL/1"
+    decoded = set()
+    for number, picture in enumerate(reader.pages[0].images):
+        image = tmp_path / f"qr{number}.png"
+        image.write_bytes(picture.data)
+        said = subprocess.run(["zbarimg", "--quiet", "--raw", str(image)], capture_output=True, text=True, check=True)
+        decoded.add(said.stdout.strip())
+    assert decoded == {f"{BASE}/p/OIL/1", f"{BASE}/verify"}
+
+
+def test_claims_v2_state_the_journey_and_deliveries_and_are_checked(certified) -> None:
+    world, certificate = certified
+    claims = certificate.claims()
+    assert claims["v"] == 2
+    assert claims["platform"] == "Trace Example Market"
+    assert claims["verify_url"] == f"{BASE}/verify"
+    handoffs = [step for step in claims["journey"] if step["type"] == "handoff"]
+    assert [(h["from"]["name"], h["to"]["name"], h["place"], h["temperature_c"]) for h in handoffs] == [
+        ("Sidama Coffee Co", "Red Sea Freight", "Djibouti port", 4.5),
+        ("Red Sea Freight", "Hamburg Last Mile", "Djibouti port", 4.5),
+    ] * 2
+    assert [step["type"] for step in claims["journey"]] == ["shipment", "handoff", "handoff", "delivery"] * 2
+    assert claims["shipments"][0] == {
+        "id": "SHP-0",
+        "destination": "DE-HH",
+        "placed_at": "2026-11-03T09:00:00Z",
+        "promised_by": "2026-11-10T18:00:00Z",
+        "quantity": None,
+        "unit": None,
+        "delivered_at": "2026-11-08T15:00:00Z",
+        "delivered_quantity": None,
+        "cancelled_at": None,
+    }
+    # a signed journey the evidence does not bear out (a handoff moved to another port) fails the check
+    moved = json.loads(json.dumps(claims["journey"]))
+    moved[1]["place"] = "Aden port"
+    assert _problems(_resign(certificate, world.store.signer, journey=moved), world) == {"claims"}
+    delivered_late = json.loads(json.dumps(claims["shipments"]))
+    delivered_late[0]["delivered_at"] = "2026-11-12T15:00:00Z"
+    assert _problems(_resign(certificate, world.store.signer, shipments=delivered_late), world) == {"claims"}
+
+
+def test_a_certificate_issued_with_v1_claims_still_verifies() -> None:
+    """A certificate the previous version issued (claims v1: no journey), kept as a file: it still verifies, in
+    the CLI's checker; its PDF still yields it."""
+    here = Path(__file__).parent / "vectors" / "certificates"
+    log_key = NoteVerifier.parse((here / "log-key.txt").read_text())
+    certificate = Certificate.from_bytes((here / "certificate-claims-v1.json").read_bytes())
+    assert certificate.claims()["v"] == 1
+    assert "journey" not in certificate.claims()
+    report = verify_certificate(certificate, log_key)
+    assert report.ok, report.problems
+    assert certificate_from_file((here / "certificate-claims-v1.pdf").read_bytes()) == certificate
+    # and it draws as it did, without a journey section
+    text = " ".join(PdfReader(io.BytesIO(render_certificate_pdf(certificate))).pages[0].extract_text().split())
+    assert "Journey" not in text
+    assert certificate.serial in text
 
 
 def _pdf_without_attachment(pdf: bytes) -> bytes:
@@ -241,9 +313,13 @@ def _pdf_without_attachment(pdf: bytes) -> bytes:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
-    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    app = create_app(
+        Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log", platform_name="Trace Market")
+    )
     world = make_world(app.state.store)
     world.store.append(world.journey("OIL", "1"))
+    open_order = {**shipment_data("SHP-OPEN"), "promised_by": "2036-01-01T00:00:00Z"}
+    world.store.append([world.merchant.submit("shipment", "OIL", "1", open_order)])
     world.store.append(world.journey("OIL", "9"))
     world.store.append([world.merchant.submit("recall", "OIL", "9", {"reason": "Seal failure"})])
     with TestClient(app) as client:
@@ -263,6 +339,13 @@ def test_api_serves_certificates_and_refuses_with_problems(site) -> None:
     from_pdf = certificate_from_file(as_pdf.content)
     assert verify_certificate(from_pdf, world.store.signer.verifier).ok
     assert from_pdf.claims()["page_url"] == f"{BASE}/p/OIL/1"
+    assert from_pdf.claims()["platform"] == "Trace Market"
+    # each order's status by the SLA rules at the moment of issue, drawn beside its delivery record
+    drawn = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(as_pdf.content)).pages)
+    assert "Issued" in drawn
+    assert "by Trace Market" in drawn
+    assert "SHP-0 DE-HH 2026-11-03 09:00 2026-11-10 18:00 2026-11-08 15:00 on time" in drawn
+    assert "SHP-OPEN DE-HH 2026-11-03 09:00 2036-01-01 00:00 not yet in transit" in drawn
     for suffix in ("json", "pdf"):
         recalled = client.get(f"/v1/batches/OIL/9/certificate.{suffix}")
         assert recalled.status_code == 409

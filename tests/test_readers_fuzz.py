@@ -162,7 +162,13 @@ def _certificate_bytes() -> bytes:
     from api.pages.view import batch_view
 
     view = batch_view(_STORE, "FZ", "1")
-    return view.certificate(_STORE.signer, page_url="https://x.example/p/FZ/1", issued_at=datetime.now(UTC)).to_bytes()
+    return view.certificate(
+        _STORE.signer,
+        page_url="https://x.example/p/FZ/1",
+        issued_at=datetime.now(UTC),
+        platform="X",
+        verify_url="https://x.example/verify",
+    ).to_bytes()
 
 
 @_FUZZ

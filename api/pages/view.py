@@ -57,7 +57,9 @@ class BatchView:
     def parsed(self) -> list[ParsedEntry]:
         return self.report.entries
 
-    def certificate(self, signer: NoteSigner, *, page_url: str, issued_at: datetime) -> Certificate:
+    def certificate(
+        self, signer: NoteSigner, *, page_url: str, issued_at: datetime, platform: str, verify_url: str
+    ) -> Certificate:
         """The batch's certificate of authenticity, signed from this view's verified evidence (refused with
         CertificateRefusedError for a recalled or failing batch)."""
         return issue_certificate(
@@ -70,6 +72,8 @@ class BatchView:
             signer,
             page_url=page_url,
             issued_at=issued_at,
+            platform=platform,
+            verify_url=verify_url,
         )
 
 

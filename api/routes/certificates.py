@@ -10,9 +10,11 @@ from fastapi.responses import Response
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.view import batch_view
+from api.settings import Settings
 from api.urls import product_url
 from certificates.core import Certificate
-from certificates.pdf import render_certificate_pdf
+from certificates.pdf import render_certificate_pdf, status_text
+from ledger.events import format_time
 from ledger.storage import LedgerStore
 
 router = APIRouter(prefix="/v1/batches", tags=["certificates"])
@@ -23,14 +25,36 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _issue(store: LedgerStore, base_url: str, sku: str, lot: str) -> Certificate:
+def _issue(store: LedgerStore, settings: Settings, sku: str, lot: str, issued_at: datetime) -> Certificate:
     view = batch_view(store, sku, lot)
     state = view.report.state
     return view.certificate(
         store.signer,
-        page_url=product_url(base_url, sku, lot, state.gtin if state else None),
-        issued_at=datetime.now(UTC),
+        page_url=product_url(settings.base_url, sku, lot, state.gtin if state else None),
+        issued_at=issued_at,
+        platform=settings.platform_name,
+        verify_url=f"{settings.base_url}/verify",
     )
+
+
+def _sla_statuses(store: LedgerStore, settings: Settings, certificate: Certificate, as_of: datetime) -> dict[str, str]:
+    """Each certified shipment's status by the SLA rules over the certificate's checkpoint at the moment of issue:
+    drawn on the PDF, never signed (it depends on the lane's other shipments)."""
+    claims = certificate.claims()
+    batch, size = claims["batch"], int(claims["checkpoint"]["size"])
+    statuses = {}
+    for shipment in claims.get("shipments", []):
+        found = store.sla_shipment_status(
+            batch["sku"],
+            batch["lot"],
+            shipment["id"],
+            size=size,
+            as_of=int(as_of.timestamp()),
+            parameters=settings.sla_parameters,
+        )
+        if found is not None:
+            statuses[shipment["id"]] = status_text(found[1].name, found[1].reason)
+    return statuses
 
 
 @router.get(
@@ -43,7 +67,7 @@ def certificate_json(sku: SkuPath, lot: LotPath, store: StoreDep, settings: Sett
     """The certificate as a signed note by the log key, with what anyone needs to check it offline: the signed
     checkpoint, every entry of the batch with its inclusion proof, and the signers' keys
     (`chainproof certificate verify`). Issued afresh against the latest checkpoint; refused for a recalled batch."""
-    certificate = _issue(store, settings.base_url, sku, lot)
+    certificate = _issue(store, settings, sku, lot, datetime.now(UTC))
     return Response(
         certificate.to_bytes(),
         media_type="application/json",
@@ -58,11 +82,14 @@ def certificate_json(sku: SkuPath, lot: LotPath, store: StoreDep, settings: Sett
     responses={200: {"content": {"application/pdf": {}}}, **_REFUSED},
 )
 def certificate_pdf(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep) -> Response:
-    """A printable certificate with the batch's QR code; the signed certificate and its evidence ride inside as
-    the attachment `chainproof-certificate.json`."""
-    certificate = _issue(store, settings.base_url, sku, lot)
+    """A printable certificate: the batch's origin, inspections, journey and deliveries, with QR codes of the
+    product page and of the page that checks the certificate in the browser; the signed certificate and its
+    evidence ride inside as the attachment `chainproof-certificate.json`."""
+    issued_at = datetime.now(UTC)
+    certificate = _issue(store, settings, sku, lot, issued_at)
+    statuses = _sla_statuses(store, settings, certificate, issued_at)
     return Response(
-        render_certificate_pdf(certificate),
+        render_certificate_pdf(certificate, sla_status=statuses, sla_as_of=format_time(issued_at)),
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="certificate-{certificate.serial}.pdf"'},
     )
