@@ -70,6 +70,33 @@ class VerificationOut(BaseModel):
     problems: list[dict[str, Any]] = Field(description="what failed, each with the log index concerned")
 
 
+class ListedEntryOut(BaseModel):
+    index: int = Field(description="log index")
+    leaf: str = Field(description="the entry's exact leaf bytes, standard base64")
+    proof: list[str] | None = Field(
+        default=None,
+        description="RFC 9162 inclusion proof into the checkpoint (absent where the next entry listed links to "
+        "this one by hash and so vouches for it)",
+    )
+
+
+class EvidenceBatchOut(BaseModel):
+    sku: str = Field(description="batch SKU")
+    lot: str = Field(description="batch lot")
+    events: int = Field(description="the batch's events in the checkpoint")
+    window: list[int] = Field(description="log indices of the first and last event listed")
+
+
+class BatchEvidenceOut(BaseModel):
+    log_key: str = Field(description="the log's note verifier key (check it against the one you trust)")
+    checkpoint: str = Field(description="the signed checkpoint the entries are proven into")
+    batch: EvidenceBatchOut = Field(description="the batch, how many events it has, and which of them are listed")
+    entries: list[ListedEntryOut] = Field(description="the batch's newest events, in log order, as an unbroken chain")
+    registrations: list[ListedEntryOut] = Field(
+        description="the registration entries the signers' keys come from: each signer's chain, its last entry proven"
+    )
+
+
 class BatchOut(BaseModel):
     sku: str = Field(description="batch SKU")
     lot: str = Field(description="batch lot")

@@ -462,3 +462,25 @@ def test_pdf_draws_chinese_names_too(world: World) -> None:
     assert any("STSong-Light" in name for name in base_fonts), base_fonts
     assert any("Vera" in name for name in base_fonts), base_fonts
     assert verify_certificate(certificate_from_file(pdf), world.store.signer.verifier).ok
+
+
+def test_batch_evidence_is_what_the_browser_checks(site) -> None:
+    """The JSON the certificate page reads to learn whether a recall followed a certificate: the batch's newest
+    events as a chain whose last entry is proven into the signed checkpoint, and the signers' registrations."""
+    client, world = site
+    evidence = client.get("/v1/batches/OIL/9/evidence")
+    assert evidence.status_code == 200
+    body = evidence.json()
+    assert body["log_key"] == str(world.store.signer.verifier)
+    assert body["batch"]["sku"] == "OIL"
+    assert body["batch"]["events"] == len(body["entries"]) == 7
+    stored = [e.stored_index for e in world.store.batch_entries("OIL", "9")]
+    assert [e["index"] for e in body["entries"]] == stored
+    assert body["batch"]["window"] == [stored[0], stored[-1]]
+    assert ["proof" in e for e in body["entries"]] == [False] * 6 + [True]  # the chain vouches for the rest
+    last = base64.b64decode(body["entries"][-1]["leaf"])
+    assert b'"type":"recall"' in last
+    assert body["registrations"]
+    unknown = client.get("/v1/batches/NO/SUCH/evidence")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"

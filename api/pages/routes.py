@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
-from api.pages.i18n import LANGUAGES, TEXT, choose_language, country_name
+from api.pages.i18n import LANGUAGES, TEXT, VERIFY_TEXT, choose_language, country_name
 from api.pages.view import BatchPage, Shown, summaries
 from api.urls import product_url
 from certificates.qr import qr_png, qr_svg
@@ -358,3 +358,19 @@ def batch_qr_svg(
     sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsDep, shipment: ShipmentQuery = None
 ) -> Response:
     return Response(qr_svg(_batch_url(store, settings, sku, lot, shipment)), media_type="image/svg+xml")
+
+
+@router.get("/verify", response_class=HTMLResponse, summary="Check a certificate of authenticity in the browser")
+def verify_page(request: Request, store: StoreDep) -> HTMLResponse:
+    """A buyer drops a certificate PDF or JSON here; the browser checks it against this ledger's key with the
+    product page's verifier (api/static/certificate.js), then asks the ledger whether a recall revoked it since.
+    The file never leaves the browser."""
+    lang = _language(request)
+    log_key = str(store.signer.verifier)
+    html = _TEMPLATES.get_template("verify.html").render(
+        **_base_context(request, lang),
+        v=VERIFY_TEXT[lang],
+        log_key=log_key,
+        verify_json=_script_json({"log_key": log_key, "lang": lang, "text": VERIFY_TEXT[lang]}),
+    )
+    return HTMLResponse(html, headers={"Content-Language": lang, "Vary": "Accept-Language"})

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.view import summaries
 from api.routes.log import entry_out
-from api.schemas import BatchOut, VerificationOut
+from api.schemas import BatchEvidenceOut, BatchOut, VerificationOut
 from api.urls import product_url
 from ledger.label import label_fragment
 
@@ -65,3 +65,18 @@ def get_batch(
             problems=[{"index": p.index, "code": p.code, "message": p.message} for p in page.problems],
         ),
     )
+
+
+@router.get(
+    "/{sku}/{lot}/evidence",
+    response_model=BatchEvidenceOut,
+    response_model_exclude_none=True,
+    summary="The batch's newest events with what a browser needs to check them",
+)
+def batch_evidence(sku: SkuPath, lot: LotPath, store: StoreDep) -> BatchEvidenceOut:
+    """What the product page's in-browser verifier checks, as JSON: the batch's newest events (up to a page of
+    them) as an unbroken hash chain whose last entry is proven into the signed checkpoint, and the registration
+    entries its signers' keys come from. The certificate page reads it to learn, verifiably, whether a recall
+    followed a certificate."""
+    page = summaries(store).page(sku, lot)
+    return BatchEvidenceOut.model_validate(page.browser_data(str(store.signer.verifier)))
