@@ -78,11 +78,6 @@ export async function extractCertificate(bytes) {
   for (const m of text.matchAll(/(?<![0-9])(\d{1,10})\s+(\d{1,5})\s+obj\b/g)) {
     objects.set(`${Number(m[1])} ${Number(m[2])}`, m.index + m[0].length);
   }
-  if (/\/Type\s*\/ObjStm\b/.test(text) && !/\/EmbeddedFiles\b/.test(text)) {
-    throw new CertificateFileError(
-      "this PDF keeps its objects compressed (it was re-saved by another program): use the PDF as it was issued, "
-      + "or its certificate JSON");
-  }
   const body = (start) => {
     const end = text.indexOf("endobj", start);
     const stream = text.indexOf("stream", start);
@@ -127,6 +122,11 @@ export async function extractCertificate(bytes) {
       }
     }
     found.set(b64encode(data), data);
+  }
+  if (!found.size && /\/Type\s*\/ObjStm\b/.test(text)) {
+    throw new CertificateFileError(
+      `no ${ATTACHMENT_NAME} found: this PDF keeps its objects compressed (it was re-saved by another program), `
+      + "which this page does not read; use the PDF as it was issued, or its certificate JSON");
   }
   if (!found.size) throw new CertificateFileError(`the PDF carries no ${ATTACHMENT_NAME}: it is not a Chainproof certificate`);
   if (found.size > 1) {
