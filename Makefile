@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# setuptools notes on every editable install that local folders shadow installed packages (they are the
 	# package here): silenced, so that the install prints nothing it does not need to
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# an editable install leaves our own modules uncompiled (a wheel install compiles them): compiled here, so a
+	# CLI start does not compile them again where PYTHONDONTWRITEBYTECODE keeps Python from caching them
+	$(BIN)/python -m compileall -q ledger api cli certificates > /dev/null
 	touch $(STAMP)
 
 # Tools some tests use from outside PyPI, from Debian's packages: Go's reference signed-note implementation (an

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-import pycountry
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
@@ -169,7 +168,7 @@ class Signed(Protocol):
 
 class _Strict(BaseModel):
     # strict: "1200" is not a number and 1 is not a string; what is signed is exactly what is checked.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Document(_Strict):
@@ -201,6 +200,8 @@ class OriginData(_Strict):
     @field_validator("country")
     @classmethod
     def _country(cls, value: str) -> str:
+        import pycountry  # here: only an origin names a country, and the import is a tenth of a CLI start
+
         if not re.fullmatch(r"[A-Z]{2}", value) or pycountry.countries.get(alpha_2=value) is None:
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
         return value
@@ -262,7 +263,7 @@ class HandoffData(_Strict):
     shipment_id: Ident | None = Field(default=None, description="the shipment this handoff belongs to")
     condition: Condition | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True, defer_build=True)
     _time = field_validator("at")(_rfc3339)
 
 

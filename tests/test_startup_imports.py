@@ -29,3 +29,22 @@ def test_help_imports_none_of_the_heavy_libraries(args: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     loaded = json.loads(done.stderr.strip().splitlines()[-1])
     assert loaded == [], f"chainproof {' '.join(args)} imported {loaded} at start"
+
+
+def test_record_imports_only_what_it_sends_with() -> None:
+    """`record` needs the HTTP client, signing and the event models, not httpx's own command line (rich, click,
+    pygments: a fifth of a start) nor the country list before an origin names a country; and the event models
+    build their validators when first used, not all at import."""
+    probe = (
+        "import json, sys\n"
+        "import cli.client, cli.record, ledger.events\n"
+        "built = [m.__name__ for m in (ledger.events.ShipmentData, ledger.events.RecallData)"
+        " if m.__pydantic_complete__]\n"
+        "ledger.events.validate_statement({'v': 1, 'type': 'recall', 'sku': 'A', 'lot': 'B', 'actor': 'act_1',"
+        " 'key_id': '0' * 16, 'signed_at': '2026-11-30T00:00:00Z', 'data': {'reason': 'x'}})\n"
+        "print(json.dumps({'loaded': [m for m in ('rich', 'pygments', 'click', 'pycountry') if m in sys.modules],"
+        " 'built_at_import': built, 'recall_built': ledger.events.RecallData.__pydantic_complete__}), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    seen = json.loads(done.stderr.strip().splitlines()[-1])
+    assert seen == {"loaded": [], "built_at_import": [], "recall_built": True}, done.stderr[-2000:]
