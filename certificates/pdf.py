@@ -72,7 +72,7 @@ def _quantity(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-_MOST_ROWS = 120
+MOST_ROWS = 120
 """Rows a table of the journey or of deliveries draws at most: a batch of any size keeps a readable certificate (the
 attached file holds every step)."""
 _STATUS_WORDS = {
@@ -193,10 +193,10 @@ def render_certificate_pdf(
         story.append(Paragraph("Journey", heading))
         journey = claims["journey"]
         if journey:
-            rows = [_journey_row(step) for step in journey[:_MOST_ROWS]]
+            rows = [_journey_row(step) for step in journey[:MOST_ROWS]]
             story.append(_grid(("When (UTC)", "Event", "Who", "Place", "Condition"), rows, (27, 24, 52, 45, 26), cell))
-            if len(journey) > _MOST_ROWS:
-                story.append(Paragraph(f"... and {len(journey) - _MOST_ROWS} later steps (all in the file).", small))
+            if len(journey) > MOST_ROWS:
+                story.append(Paragraph(f"... and {len(journey) - MOST_ROWS} later steps (all in the file).", small))
         else:
             story.append(Paragraph("No shipment or handoff is recorded for this batch.", body))
         story.append(Paragraph("Deliveries", heading))
@@ -204,7 +204,7 @@ def render_certificate_pdf(
         if shipments:
             statuses = sla_status or {}
             rows = [
-                _delivery_row(shipment, statuses.get(str(shipment.get("id")))) for shipment in shipments[:_MOST_ROWS]
+                _delivery_row(shipment, statuses.get(str(shipment.get("id")))) for shipment in shipments[:MOST_ROWS]
             ]
             story.append(
                 _grid(
@@ -214,8 +214,8 @@ def render_certificate_pdf(
                     cell,
                 )
             )
-            if len(shipments) > _MOST_ROWS:
-                story.append(Paragraph(f"... and {len(shipments) - _MOST_ROWS} more orders (all in the file).", small))
+            if len(shipments) > MOST_ROWS:
+                story.append(Paragraph(f"... and {len(shipments) - MOST_ROWS} more orders (all in the file).", small))
             when = f" on {_moment(sla_as_of)}" if sla_as_of else ""
             story.append(
                 Paragraph(
@@ -383,4 +383,4 @@ def certificate_from_file(raw: bytes) -> Certificate:
     return Certificate.from_bytes(found[0])
 
 
-__all__ = ["ATTACHMENT_NAME", "certificate_from_file", "render_certificate_pdf", "status_text"]
+__all__ = ["ATTACHMENT_NAME", "MOST_ROWS", "certificate_from_file", "render_certificate_pdf", "status_text"]

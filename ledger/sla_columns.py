@@ -86,6 +86,10 @@ class ShipmentColumns:
             found = self._records[row] = self._make_record(self._raw[row])
         return found
 
+    def row_of(self, sku: str, lot: str, shipment_id: str) -> int | None:
+        """The row of one shipment, None if the columns do not hold it."""
+        return self._rows.get((sku, lot, shipment_id))
+
     def rows_with_id(self, shipment_id: str) -> list[int]:
         """The rows of shipments with this id (one per batch that has it)."""
         return list(self._by_id.get(shipment_id, ()))

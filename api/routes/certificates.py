@@ -13,7 +13,7 @@ from api.pages.view import batch_view
 from api.settings import Settings
 from api.urls import product_url
 from certificates.core import Certificate
-from certificates.pdf import render_certificate_pdf, status_text
+from certificates.pdf import MOST_ROWS, render_certificate_pdf, status_text
 from ledger.events import format_time
 from ledger.storage import LedgerStore
 
@@ -38,22 +38,24 @@ def _issue(store: LedgerStore, settings: Settings, sku: str, lot: str, issued_at
 
 
 def _sla_statuses(store: LedgerStore, settings: Settings, certificate: Certificate, as_of: datetime) -> dict[str, str]:
-    """Each certified shipment's status by the SLA rules over the certificate's checkpoint at the moment of issue:
-    drawn on the PDF, never signed (it depends on the lane's other shipments)."""
+    """The status of each order the PDF draws, by the SLA rules over the certificate's checkpoint at the moment of
+    issue: drawn, never signed (it depends on the lane's other shipments). One evaluation of every shipment (the
+    columns the server keeps warm), not a lane query per order: a batch may hold thousands."""
     claims = certificate.claims()
     batch, size = claims["batch"], int(claims["checkpoint"]["size"])
+    drawn = [str(shipment["id"]) for shipment in claims.get("shipments", [])[:MOST_ROWS]]
+    if not drawn:
+        return {}
+    moment = int(as_of.timestamp())
+    view = store.sla_evaluation(
+        size=size, as_of_us=moment * 1_000_000 + 999_999, as_of=moment, parameters=settings.sla_parameters
+    )
     statuses = {}
-    for shipment in claims.get("shipments", []):
-        found = store.sla_shipment_status(
-            batch["sku"],
-            batch["lot"],
-            shipment["id"],
-            size=size,
-            as_of=int(as_of.timestamp()),
-            parameters=settings.sla_parameters,
-        )
-        if found is not None:
-            statuses[shipment["id"]] = status_text(found[1].name, found[1].reason)
+    for shipment_id in drawn:
+        row = view.columns.row_of(batch["sku"], batch["lot"], shipment_id)
+        if row is not None and view.seen[row]:
+            status = view.status_of(row)
+            statuses[shipment_id] = status_text(status.name, status.reason)
     return statuses
 
 
