@@ -43,7 +43,8 @@ def test_record_imports_only_what_it_sends_with() -> None:
         "ledger.events.validate_statement({'v': 1, 'type': 'recall', 'sku': 'A', 'lot': 'B', 'actor': 'act_1',"
         " 'key_id': '0' * 16, 'signed_at': '2026-11-30T00:00:00Z', 'data': {'reason': 'x'}})\n"
         "print(json.dumps({'loaded': [m for m in ('rich', 'pygments', 'click', 'pycountry') if m in sys.modules],"
-        " 'built_at_import': built, 'recall_built': ledger.events.RecallData.__pydantic_complete__}), file=sys.stderr)\n"
+        " 'built_at_import': built, 'recall_built': ledger.events.RecallData.__pydantic_complete__}),"
+        " file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     seen = json.loads(done.stderr.strip().splitlines()[-1])
