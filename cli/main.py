@@ -1409,7 +1409,9 @@ def main() -> None:
         sys.exit(2)
 
 
-# last: the sla commands use this module's options and helpers
+# last: the sla and epcis commands use this module's options and helpers
+from cli.epcis import epcis_app  # noqa: E402
 from cli.sla import sla_app  # noqa: E402
 
 app.add_typer(sla_app, name="sla")
+app.add_typer(epcis_app, name="epcis")
