@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.view import batch_view
 from api.problems import ProblemError
-from ledger.epcis.export import Places, batch_document
+from ledger.epcis.export import CONTEXT, Places, batch_document, events_of_entries
+from ledger.epcis.query import encode_token, parse_query
+from ledger.errors import ValidationError
+from ledger.events import format_time
 
 router = APIRouter(tags=["epcis"])
 
@@ -37,10 +41,52 @@ def batch_epcis(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsD
     if not view.report.ok:
         reasons = "; ".join(str(p) for p in view.report.problems[:3])
         raise ProblemError(409, f"batch {sku}/{lot} does not verify, so it is not exported: {reasons}")
-    document = batch_document(view.report, view.registry.rule_actors, Places(settings.base_url), datetime.now(UTC))
+    document = batch_document(view.report, Places(settings.base_url), datetime.now(UTC))
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(
         body,
         media_type="application/ld+json",
         headers={"Content-Disposition": f'inline; filename="{sku}-{lot}.epcis.jsonld"'},
     )
+
+
+@router.get(
+    "/v1/epcis/events",
+    summary="EPCIS 2.0 REST query (a subset): events by time, business step and class",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/ld+json": {}}, "description": "An EPCISQueryDocument"},
+        400: {"description": "A parameter this server does not answer, or a malformed value: the problem names it"},
+    },
+)
+def epcis_events(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+    """The EPCIS 2.0 REST `events` resource, for what Chainproof records: `GE_eventTime`, `LT_eventTime`,
+    `EQ_bizStep`, `MATCH_anyEPCClass` (a batch's GS1 Digital Link, a GTIN-level one, or the platform's batch link),
+    `perPage` (default 100, at most 1,000) and `nextPageToken`. Events come in event-time order; a further page is
+    linked by `Link: <...>; rel="next"` (and `chainproof:nextPageToken` in the body), and every page of a query
+    reads the checkpoint its first page read. Any other parameter is refused by name."""
+    try:
+        query = parse_query(request.query_params.multi_items(), settings.base_url)
+        found = store.epcis_page(query)
+    except ValidationError as exc:
+        raise ProblemError(400, str(exc), "bad-query") from exc
+    events, provenance = events_of_entries(found.entries, found.gtins, found.units, Places(settings.base_url))
+    results: dict[str, Any] = {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events}}
+    headers = {}
+    if found.next_after is not None:
+        token = encode_token(found.size, *found.next_after)
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
+        link = f"{settings.base_url}/v1/epcis/events?{urlencode([*kept, ('nextPageToken', token)])}"
+        headers["Link"] = f'<{link}>; rel="next"'
+        results["chainproof:nextPageToken"] = token
+    document = {
+        "@context": CONTEXT,
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": format_time(datetime.now(UTC)),
+        "epcisBody": {"queryResults": results},
+        "chainproof:treeSize": found.size,
+        "chainproof:provenance": provenance,
+    }
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, media_type="application/ld+json", headers=headers)

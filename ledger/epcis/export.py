@@ -11,13 +11,14 @@ one an import kept); its provenance (log index, entry hash, signer) is in the do
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from ledger.entry import parse_leaf
 from ledger.epcis.event_hash import Prefixes, event_hash
 from ledger.epcis.vocabulary import unit_code
 from ledger.events import (
@@ -32,9 +33,9 @@ from ledger.events import (
     gtin14,
     gtin_check_digit,
     parse_time,
+    validate_statement,
 )
 from ledger.history import BatchHistory, Recorded, batch_events
-from ledger.rules import Actor
 from ledger.verify import BatchReport
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -81,13 +82,32 @@ def _x(name: str) -> str:
     return f"{PREFIX}:{name}"
 
 
-class _Events:
-    def __init__(self, sku: str, lot: str, gtin: str | None, places: Places, actors: Mapping[str, Actor]) -> None:
-        self.sku, self.lot, self.places, self.actors = sku, lot, places, actors
-        self.epc_class = places.batch_class(sku, lot, gtin)
-        self.units: dict[str, str | None] = {}  # shipment id -> its unit (a delivery's quantity is in it)
+class BatchEvents:
+    """Makes the EPCIS events of one batch. A delivery's quantity is in its order's unit: `units` (shipment id ->
+    unit) holds the orders seen so far, or, for events read one by one, the orders they name."""
 
-    def common(self, recorded: Recorded[Any], at: str) -> dict[str, Any]:
+    def __init__(
+        self, sku: str, lot: str, gtin: str | None, places: Places, units: Mapping[str, str | None] | None = None
+    ) -> None:
+        self.sku, self.lot, self.places = sku, lot, places
+        self.epc_class = places.batch_class(sku, lot, gtin)
+        self.units: dict[str, str | None] = dict(units or {})
+
+    def event(self, recorded: Recorded[Any]) -> dict[str, Any]:
+        """The EPCIS event (without its eventID) of one of the batch's events."""
+        makers: dict[type[BaseModel], Callable[[Any], dict[str, Any]]] = {
+            OriginData: self.origin,
+            InspectionData: self.inspection,
+            ShipmentData: self.shipment,
+            HandoffData: self.handoff,
+            DeliveryData: self.delivery,
+            ShipmentCancelData: self.cancel,
+            RecallData: self.recall,
+        }
+        return makers[type(recorded.data)](recorded)
+
+    def common(self, recorded: Recorded[Any]) -> dict[str, Any]:
+        at = event_time(recorded.data, recorded.logged_at)
         return {
             "type": "ObjectEvent",
             "eventTime": at,
@@ -106,7 +126,7 @@ class _Events:
 
     def origin(self, r: Recorded[OriginData]) -> dict[str, Any]:
         d = r.data
-        event = self.common(r, d.produced_at) | self.quantity(d.quantity, d.unit)
+        event = self.common(r) | self.quantity(d.quantity, d.unit)
         event |= {"action": "ADD", "bizStep": "commissioning", "disposition": "active"}
         if d.facility:
             location = {"id": self.places.place(d.facility)}
@@ -122,7 +142,7 @@ class _Events:
 
     def inspection(self, r: Recorded[InspectionData]) -> dict[str, Any]:
         d = r.data
-        event = self.common(r, d.inspected_at) | self.quantity(None, None) | {"action": "OBSERVE"}
+        event = self.common(r) | self.quantity(None, None) | {"action": "OBSERVE"}
         event["bizStep"] = "inspecting"
         # EPCIS has no conditional pass: rather than claim either, a conditional result writes no disposition
         disposition = {"pass": "conformant", "fail": "non_conformant"}.get(d.result)
@@ -141,7 +161,7 @@ class _Events:
     def shipment(self, r: Recorded[ShipmentData]) -> dict[str, Any]:
         d = r.data
         self.units[d.shipment_id] = d.unit
-        event = self.common(r, d.placed_at) | self.quantity(d.quantity, d.unit)
+        event = self.common(r) | self.quantity(d.quantity, d.unit)
         event |= {"action": "OBSERVE", "bizStep": "shipping", "disposition": "in_transit"}
         event["bizTransactionList"] = self.order(d.shipment_id)
         event["destinationList"] = [{"type": "location", "destination": self.places.place(d.destination)}]
@@ -150,7 +170,7 @@ class _Events:
 
     def handoff(self, r: Recorded[HandoffData]) -> dict[str, Any]:
         d = r.data
-        event = self.common(r, d.at) | self.quantity(None, None) | {"action": "OBSERVE"}
+        event = self.common(r) | self.quantity(None, None) | {"action": "OBSERVE"}
         # the current custodian records a handoff (the rules require it): its side of it is shipping; the receiving
         # end of a journey is the delivery
         event["bizStep"] = "shipping"
@@ -177,7 +197,7 @@ class _Events:
 
     def delivery(self, r: Recorded[DeliveryData]) -> dict[str, Any]:
         d = r.data
-        event = self.common(r, d.delivered_at) | self.quantity(d.quantity, self.units.get(d.shipment_id))
+        event = self.common(r) | self.quantity(d.quantity, self.units.get(d.shipment_id))
         # CBV has no disposition for "delivered to the customer": none is claimed; the order and the extension say it
         event |= {"action": "OBSERVE", "bizStep": "receiving"}
         if d.place:
@@ -190,7 +210,7 @@ class _Events:
 
     def cancel(self, r: Recorded[ShipmentCancelData]) -> dict[str, Any]:
         d = r.data
-        event = self.common(r, d.cancelled_at) | self.quantity(None, None) | {"action": "OBSERVE"}
+        event = self.common(r) | self.quantity(None, None) | {"action": "OBSERVE"}
         event |= {"bizStep": "void_shipping", "bizTransactionList": self.order(d.shipment_id)}
         event[_x("shipmentId")] = d.shipment_id
         if d.reason:
@@ -198,50 +218,97 @@ class _Events:
         return event
 
     def recall(self, r: Recorded[RecallData]) -> dict[str, Any]:
-        event = self.common(r, format_time(parse_time(r.logged_at))) | self.quantity(None, None)
+        event = self.common(r) | self.quantity(None, None)
         return event | {"action": "OBSERVE", "bizStep": "holding", "disposition": "recalled",
                         _x("reason"): r.data.reason}  # fmt: skip
 
 
+BIZ_STEP_OF_TYPE = {
+    "origin": "commissioning",
+    "inspection": "inspecting",
+    "shipment": "shipping",
+    "handoff": "shipping",
+    "delivery": "receiving",
+    "shipment_cancel": "void_shipping",
+    "recall": "holding",
+}
+"""Each event type's CBV business step, as the events above write it (what the query index files them under)."""
+_EVENT_TIME_FIELD = {
+    OriginData: "produced_at",
+    InspectionData: "inspected_at",
+    ShipmentData: "placed_at",
+    HandoffData: "at",
+    DeliveryData: "delivered_at",
+    ShipmentCancelData: "cancelled_at",
+}
+
+
+def event_time(data: BaseModel, logged_at: str) -> str:
+    """An event's EPCIS eventTime: its business time as recorded (a recall, which has none, when it was logged)."""
+    name = _EVENT_TIME_FIELD.get(type(data))
+    return format_time(parse_time(logged_at)) if name is None else str(getattr(data, name))
+
+
+def provenance_of(index: int, entry_hash: bytes, signer: str) -> dict[str, Any]:
+    return {"logIndex": index, "entryHash": entry_hash.hex(), "signer": signer}
+
+
 def batch_document(
     report: BatchReport,
-    actors: Mapping[str, Actor],
     places: Places,
     created: datetime,
     *,
     stated_ids: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
-    """The batch's verified events as an EPCISDocument (refuses, with ValidationError, a unit it cannot code)."""
+    """The batch's verified events, read through its typed history, as an EPCISDocument (refuses, with
+    ValidationError, a unit it cannot code)."""
     state = report.state
     sku, lot = (state.sku, state.lot) if state else ("", "")
     history = BatchHistory(sku, lot)
-    hashes: dict[int, tuple[str, str]] = {}
+    entry_of: dict[int, tuple[bytes, str]] = {}
     for parsed, statement, data in batch_events(report.entries):
         history.add(parsed.index, parsed.logged_at, statement, data)
-        hashes[parsed.index] = (parsed.hash.hex(), statement.actor)
-    maker = _Events(sku, lot, state.gtin if state else None, places, actors)
-    recorded: list[tuple[Recorded[Any], Callable[[Any], dict[str, Any]]]] = []
-    if history.origin is not None:
-        recorded.append((history.origin, maker.origin))
-    recorded += [(r, maker.inspection) for r in history.inspections]
-    journey: dict[type[BaseModel], Callable[[Any], dict[str, Any]]] = {
-        ShipmentData: maker.shipment,
-        HandoffData: maker.handoff,
-        DeliveryData: maker.delivery,
-        ShipmentCancelData: maker.cancel,
-    }
-    recorded += [(r, journey[type(r.data)]) for r in history.journey]
+        entry_of[parsed.index] = (parsed.hash, statement.actor)
+    maker = BatchEvents(sku, lot, state.gtin if state else None, places)
+    recorded: list[Recorded[Any]] = [history.origin] if history.origin is not None else []
+    recorded += [*history.inspections, *history.journey]
     if history.recall is not None:
-        recorded.append((history.recall, maker.recall))
-    recorded.sort(key=lambda pair: pair[0].index)
+        recorded.append(history.recall)
+    recorded.sort(key=lambda r: r.index)
     prefixes = Prefixes(CONTEXT)
     events, provenance = [], {}
-    for entry, make in recorded:
-        event = make(entry)
+    for entry in recorded:
+        event = maker.event(entry)
         event_id = (stated_ids or {}).get(entry.index) or event_hash(event, prefixes)
         events.append({"eventID": event_id, **event})
-        entry_hash, signer = hashes[entry.index]
-        provenance[event_id] = {"logIndex": entry.index, "entryHash": entry_hash, "signer": signer}
+        provenance[event_id] = provenance_of(entry.index, *entry_of[entry.index])
+    return epcis_document(events, provenance, created)
+
+
+def events_of_entries(
+    entries: Sequence[tuple[int, bytes]],
+    gtins: Mapping[tuple[str, str], str],
+    units: Mapping[tuple[str, str, str], str | None],
+    places: Places,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """EPCIS events (with their eventIDs) and their provenance, of entries read one by one (a query's page):
+    `gtins` and `units` give what each needs from its batch."""
+    prefixes = Prefixes(CONTEXT)
+    events, provenance = [], {}
+    for index, leaf in entries:
+        parsed = parse_leaf(leaf)
+        statement, data = validate_statement(parsed.statement)
+        key = (statement.sku, statement.lot)
+        orders = {shipment: unit for (sku, lot, shipment), unit in units.items() if (sku, lot) == key}
+        maker = BatchEvents(statement.sku, statement.lot, gtins.get(key), places, orders)
+        event = maker.event(Recorded(index, parsed.logged_at, statement.actor, data))
+        event_id = event_hash(event, prefixes)
+        events.append({"eventID": event_id, **event})
+        provenance[event_id] = provenance_of(index, parsed.hash, statement.actor)
+    return events, provenance
+
+
+def epcis_document(events: list[dict[str, Any]], provenance: dict[str, Any], created: datetime) -> dict[str, Any]:
     return {
         "@context": CONTEXT,
         "type": "EPCISDocument",
@@ -252,4 +319,17 @@ def batch_document(
     }
 
 
-__all__ = ["CONTEXT", "NAMESPACE", "PREFIX", "Places", "batch_document", "time_zone_offset"]
+__all__ = [
+    "BIZ_STEP_OF_TYPE",
+    "CONTEXT",
+    "NAMESPACE",
+    "PREFIX",
+    "BatchEvents",
+    "Places",
+    "batch_document",
+    "epcis_document",
+    "event_time",
+    "events_of_entries",
+    "provenance_of",
+    "time_zone_offset",
+]

@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     import psycopg
 
+    from ledger.epcis.query import EventQuery
+
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ledger import merkle
 from ledger.canonical import canonical_json
-from ledger.entry import MAX_LEAF_BYTES, build_leaf
+from ledger.entry import MAX_LEAF_BYTES, build_leaf, parse_leaf
 from ledger.errors import (
     ConflictError,
     DuplicateStatementError,
@@ -71,7 +73,7 @@ from ledger.merkle import (
     root_from_nodes,
     root_keys,
 )
-from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.note import Checkpoint, NoteSigner, parse_note, sign_checkpoint
 from ledger.privacy import statement_problem
 from ledger.rules import Actor, ActorKey, BatchState, Directory, check_times
 from ledger.signing import (
@@ -84,8 +86,10 @@ from ledger.signing import (
 )
 from ledger.sla import Parameters, ShipmentRecord, Status, status_in_lane
 from ledger.sla_columns import Evaluation, ShipmentColumns
+from ledger.storage import epcis as epcis_store
 from ledger.storage import sla as sla_store
 from ledger.storage.db import WRITE_OPTION
+from ledger.storage.epcis import EpcisRows
 from ledger.storage.heads import (
     PG_UPSERT_HEADS,
     PG_UPSERT_SHIPMENTS,
@@ -1371,6 +1375,7 @@ class LedgerStore:
             del leaves
             write_all(conn, states, postgres=self._postgres)
             sla_store.write_all(conn, fold.records(), fold.origins(), postgres=self._postgres)
+            epcis_store.forget(conn)  # a read cache: the next query indexes the log again
         with self._sla_lock:
             self._sla_forget()
         with self._batch_cache_lock:
@@ -1509,6 +1514,31 @@ class LedgerStore:
                 insert(checkpoints).values(tree_size=size, note=note, created_at=format_time(now or utc_now()))
             )
         return note
+
+    def epcis_page(self, query: EventQuery) -> EpcisRows:
+        """A page of the EPCIS events a query selects, over the latest checkpoint (or the one its page token
+        pinned), from the EPCIS index (ledger/storage/epcis.py), brought up to that checkpoint first."""
+        latest = Checkpoint.parse_body(parse_note(self.checkpoint()).text).size
+        size = latest if query.tree_size is None else query.tree_size
+        if size > latest:
+            raise ValidationError("nextPageToken is not one this server gave: start again without it")
+        with self._write() as conn, conn.begin():
+            epcis_store.catch_up(conn, size, postgres=self._postgres)
+        with self.engine.connect() as conn:
+            rows = list(epcis_store.page(conn, query, size, query.per_page + 1))
+            more = len(rows) > query.per_page
+            rows = rows[: query.per_page]
+            leaves = epcis_store.leaves_at(conn, [int(row.idx) for row in rows])
+            entries_shown = [(int(row.idx), leaves[int(row.idx)]) for row in rows]
+            orders = set()
+            for _index, leaf in entries_shown:
+                statement = parse_leaf(leaf).statement
+                shipment_id = (statement.get("data") or {}).get("shipment_id")
+                if statement.get("type") == "delivery" and isinstance(shipment_id, str):
+                    orders.add((str(statement["sku"]), str(statement["lot"]), shipment_id))
+            gtins, units = epcis_store.context_of(conn, {(str(r.sku), str(r.lot)) for r in rows}, orders)
+        last = (int(rows[-1].event_time_us), int(rows[-1].idx)) if more and rows else None
+        return EpcisRows(size, entries_shown, gtins, units, last)
 
     def latest_checkpoint(self) -> str | None:
         """The largest checkpoint the log has issued, as stored (no key needed)."""
