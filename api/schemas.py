@@ -70,6 +70,13 @@ class VerificationOut(BaseModel):
     problems: list[dict[str, Any]] = Field(description="what failed, each with the log index concerned")
 
 
+class BatchRefOut(BaseModel):
+    sku: str = Field(description="batch SKU")
+    lot: str = Field(description="batch lot")
+    gtin: str = Field(description="the GTIN, as 14 digits")
+    product_url: str = Field(description="the batch's product page")
+
+
 class ListedEntryOut(BaseModel):
     index: int = Field(description="log index")
     leaf: str = Field(description="the entry's exact leaf bytes, standard base64")

@@ -71,7 +71,7 @@ def certified_facts(report: BatchReport, actors: Mapping[str, Actor], version: i
         made = history.origin.data
         origin = {
             "product": made.product,
-            "producer": who(history.origin.actor),
+            "producer": who(history.owner or history.origin.actor),
             "country": made.country,
             "region": made.region,
             "facility": made.facility,

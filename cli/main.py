@@ -854,6 +854,37 @@ def _event_type(value: str) -> EventType:
 def _record_file(
     client: Any, private_key: Any, path: Path, batch_size: int, output_format: str, dry_run: bool = False
 ) -> None:
+    from cli.record import read_event_lines
+
+    summary = send_events(client, private_key, path, read_event_lines(path), batch_size, output_format, dry_run)
+    if output_format == "json":
+        typer.echo(json.dumps(summary))
+    elif dry_run:
+        typer.echo(
+            f"dry run: {summary['would_record']} events would be recorded, {summary['already_in_log']} are already "
+            "in the log or repeated; nothing was sent"
+        )
+    else:
+        typer.echo(
+            f"recorded {summary['recorded']} events ({summary['already_recorded']} already recorded by an earlier "
+            f"run, {summary['already_in_log']} already in the log or repeated in the file: skipped); journal in "
+            f"{summary['journal']}"
+        )
+
+
+def send_events(
+    client: Any,
+    private_key: Any,
+    path: Path,
+    numbered: list[tuple[int, dict[str, Any]]],
+    batch_size: int,
+    output_format: str,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Sign and append numbered events ({type, sku, lot, data}) read from `path`, a chunk per request, with a
+    journal beside `path` so a rerun resends the same signed requests and never appends twice; events whose
+    content the log already holds are skipped. Every event is checked before anything is sent. Returns what
+    happened (a dry run checks and compares with the log, and sends nothing)."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -863,28 +894,18 @@ def _record_file(
         line_of_server_error,
         not_yet_logged,
         now_rfc3339,
-        read_event_lines,
         signed_event,
         whoami,
     )
     from ledger.signing import key_id_for, public_key_bytes
 
-    numbered = read_event_lines(path)
     actor_id = whoami(client)
     journal = Journal(path)
     key_id = key_id_for(public_key_bytes(private_key))
     if dry_run:  # what a run would send now: checked and compared with the log, nothing signed, sent or written
         check_event_lines(path, numbered, actor_id, key_id, now_rfc3339())
         new = len(not_yet_logged(client, actor_id, numbered, set()))
-        already = len(numbered) - new
-        dry: dict[str, Any] = {"events": len(numbered), "would_record": new, "already_in_log": already, "dry_run": True}
-        typer.echo(
-            json.dumps(dry)
-            if output_format == "json"
-            else f"dry run: {new} events would be recorded, {already} are already in the log or repeated; "
-            "nothing was sent"
-        )
-        return
+        return {"events": len(numbered), "would_record": new, "already_in_log": len(numbered) - new, "dry_run": True}
     signed_at = journal.start()
     if journal.set_aside is not None:
         typer.echo(
@@ -934,20 +955,13 @@ def _record_file(
             journal.mark_done(number, response.json())
             recorded += len(chunk)
             bar.advance(task, len(chunk))
-    summary: dict[str, Any] = {
+    return {
         "events": len(numbered),
         "recorded": recorded,
         "already_recorded": replayed,
         "already_in_log": skipped,
         "journal": str(journal.dir),
     }
-    if output_format == "json":
-        typer.echo(json.dumps(summary))
-    else:
-        typer.echo(
-            f"recorded {recorded} events ({replayed} already recorded by an earlier run, {skipped} already in the log "
-            f"or repeated in the file: skipped); journal in {journal.dir}"
-        )
 
 
 @app.command()

@@ -104,6 +104,14 @@ Timestamp = Annotated[
     str,
     Field(description="RFC 3339 time with an offset, e.g. 2026-11-20T08:00:00Z", examples=["2026-11-20T08:00:00Z"]),
 ]
+EpcisEventId = Annotated[
+    str,
+    Field(
+        max_length=200,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[!-~]{1,190}$",
+        description="the eventID an imported EPCIS event carried (a URI; kept so the export gives it back)",
+    ),
+]
 # Control characters (C0, DEL, C1) and bidirectional embeddings, overrides and isolates (U+202A-U+202E,
 # U+2066-U+2069) are refused in every text field: a NUL cannot be stored by PostgreSQL, and a right-to-left override
 # makes a name or place display as another (an override before "tcepsnI" shows "Inspect"). Written with \x escapes
@@ -196,6 +204,12 @@ class OriginData(_Strict):
     unit: Unit = Field(description="unit of the quantity, e.g. kg, pcs")
     gtin: str | None = Field(default=None, description="GTIN-8/12/13/14 with a valid GS1 check digit")
     documents: list[Document] = Field(default_factory=list, max_length=50)
+    owner: ActorId | None = Field(
+        default=None,
+        description="the merchant the batch belongs to, when an admin records its origin on the merchant's behalf "
+        "(an EPCIS import); otherwise the signer",
+    )
+    epcis_event_id: EpcisEventId | None = None
 
     @field_validator("country")
     @classmethod
@@ -226,6 +240,7 @@ class InspectionData(_Strict):
     inspected_at: Timestamp
     report: Document = Field(description="the inspection report (its SHA-256, never the document itself)")
     measurements: list[Measurement] = Field(default_factory=list, max_length=100)
+    epcis_event_id: EpcisEventId | None = None
 
     _time = field_validator("inspected_at")(_rfc3339)
 
@@ -239,6 +254,7 @@ class ShipmentData(_Strict):
     promised_by: Timestamp = Field(description="promised delivery deadline (the SLA promise)")
     quantity: float | None = Field(default=None, gt=0, description="quantity ordered (for on-time-in-full)")
     unit: Unit | None = Field(default=None, description="unit of the quantity ordered, e.g. kg, pcs")
+    epcis_event_id: EpcisEventId | None = None
 
     _times = field_validator("placed_at", "promised_by")(_rfc3339)
 
@@ -262,6 +278,7 @@ class HandoffData(_Strict):
     at: Timestamp
     shipment_id: Ident | None = Field(default=None, description="the shipment this handoff belongs to")
     condition: Condition | None = None
+    epcis_event_id: EpcisEventId | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True, defer_build=True)
     _time = field_validator("at")(_rfc3339)
@@ -274,6 +291,7 @@ class DeliveryData(_Strict):
     quantity: float | None = Field(
         default=None, ge=0, description="quantity delivered, in the shipment's unit (for on-time-in-full)"
     )
+    epcis_event_id: EpcisEventId | None = None
 
     _time = field_validator("delivered_at")(_rfc3339)
 
@@ -284,12 +302,19 @@ class ShipmentCancelData(_Strict):
     shipment_id: Ident
     cancelled_at: Timestamp
     reason: Note | None = None
+    epcis_event_id: EpcisEventId | None = None
 
     _time = field_validator("cancelled_at")(_rfc3339)
 
 
 class RecallData(_Strict):
     reason: Lines = Field(description="why the batch is recalled (may run over several lines)")
+    recalled_at: Timestamp | None = Field(
+        default=None, description="when the recall was decided, if not when it is logged (an imported EPCIS event)"
+    )
+    epcis_event_id: EpcisEventId | None = None
+
+    _time = field_validator("recalled_at")(_rfc3339)
 
 
 DATA_MODELS: dict[EventType, type[_Strict]] = {

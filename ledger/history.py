@@ -32,6 +32,7 @@ from ledger.events import (
     validate_statement,
 )
 from ledger.identities import is_registration
+from ledger.rules import batch_owner
 from ledger.sla import Closing, ShipmentRecord, Step, epoch_seconds, epoch_us, origin_name
 
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -83,7 +84,7 @@ class BatchHistory:
         actor = statement.actor
         if isinstance(data, OriginData):
             if self.owner is None:
-                self.owner = actor
+                self.owner = batch_owner(actor, data)
                 self.origin_place = origin_name(data.country, data.region)
                 self.origin_index = index
                 if self.keep_events:

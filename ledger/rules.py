@@ -18,6 +18,7 @@ from ledger.events import (
     HandoffData,
     InspectionData,
     OriginData,
+    RecallData,
     Role,
     ShipmentCancelData,
     ShipmentData,
@@ -78,7 +79,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def event_time(data: BaseModel) -> str | None:
-    """When the event happened, as its signer says (None for a recall: its time is when it was logged)."""
+    """When the event happened, as its signer says (None for a recall that names no time: its time is when it was
+    logged)."""
     if isinstance(data, OriginData):
         return data.produced_at
     if isinstance(data, InspectionData):
@@ -91,6 +93,8 @@ def event_time(data: BaseModel) -> str | None:
         return data.delivered_at
     if isinstance(data, ShipmentCancelData):
         return data.cancelled_at
+    if isinstance(data, RecallData):
+        return data.recalled_at
     return None
 
 
@@ -107,6 +111,12 @@ def check_times(statement: Signed, data: BaseModel, logged_at: datetime) -> None
 @functools.lru_cache(maxsize=1024)
 def _key_id_matches(key_id: str, public_key: bytes) -> bool:
     return key_id_for(public_key) == key_id
+
+
+def batch_owner(signer: str, origin: BaseModel) -> str:
+    """Whose batch an origin starts: the merchant it names on whose behalf an admin signed it, else the signer."""
+    owner = getattr(origin, "owner", None)
+    return owner if isinstance(owner, str) else signer
 
 
 ALLOWED: dict[Role, frozenset[EventType]] = {
@@ -169,6 +179,12 @@ class BatchState:
         if kind is EventType.ORIGIN:
             if self.length:
                 raise RuleError(f"batch {self.sku}/{self.lot} already has its origin", "conflict")
+            owner = getattr(data, "owner", None)
+            if owner is not None and owner != actor.id:
+                if actor.role is not Role.ADMIN:
+                    raise RuleError("only an admin records an origin on another merchant's behalf", "forbidden")
+                if owner not in actors or actors[owner].role is not Role.MERCHANT:
+                    raise RuleError(f"origin owner {owner!r} is not a registered merchant", "invalid")
             return
         if not self.length:
             raise RuleError(
@@ -223,8 +239,8 @@ class BatchState:
         """Advance the state past an entry (checked or not: the verifier records problems and carries on)."""
         kind = EventType(statement.type)
         if kind is EventType.ORIGIN and self.owner is None:
-            self.owner = statement.actor
-            self.custodian = statement.actor
+            self.owner = batch_owner(statement.actor, data)
+            self.custodian = self.owner
             self.gtin = getattr(data, "gtin", None)
         elif isinstance(data, ShipmentData) and data.shipment_id not in self.shipments:
             self.shipments[data.shipment_id] = ShipmentState(self.owner or statement.actor, data.promised_by)

@@ -44,3 +44,4 @@ def test_building_the_package_prints_no_warning_of_ours(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"api/templates/verify.html", "api/static/certificate.js", "api/static/verify.js"} <= names
     assert "ledger/migrations/script.py.mako" in names
+    assert "ledger/epcis/schema/EPCIS-JSON-Schema.json" in names

@@ -37,7 +37,7 @@ from ledger.events import (
 )
 from ledger.hashing import leaf_hash
 from ledger.label import label_fragment
-from ledger.rules import Actor
+from ledger.rules import Actor, batch_owner
 from ledger.sla import ShipmentRecord, Status, format_seconds
 
 router = APIRouter(tags=["pages"])
@@ -106,8 +106,8 @@ def _page_context(
         origin = {
             **made.model_dump(),
             "quantity": _number(made.quantity),
-            "producer": _name(directory, page.origin_event.actor),
-            "producer_attested": _attested(page, page.origin_event.actor),
+            "producer": _name(directory, batch_owner(page.origin_event.actor, made)),
+            "producer_attested": _attested(page, batch_owner(page.origin_event.actor, made)),
             "country_name": country_name(made.country, lang) or made.country,
             "produced_at": _day(made.produced_at),
         }

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from api.deps import LotPath, SettingsDep, SkuPath, StoreDep
 from api.pages.view import batch_view
 from api.problems import ProblemError
+from api.schemas import BatchRefOut
+from api.urls import product_url
 from ledger.epcis.export import CONTEXT, Places, batch_document, events_of_entries
 from ledger.epcis.query import encode_token, parse_query
-from ledger.errors import ValidationError
-from ledger.events import format_time
+from ledger.errors import NotFoundError, ValidationError
+from ledger.events import format_time, gtin14
 
 router = APIRouter(tags=["epcis"])
 
@@ -90,3 +93,25 @@ def epcis_events(request: Request, store: StoreDep, settings: SettingsDep) -> Re
     }
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(body, media_type="application/ld+json", headers=headers)
+
+
+@router.get(
+    "/v1/gtins/{gtin}/lots/{lot}",
+    response_model=BatchRefOut,
+    summary="The batch a GTIN and lot identify (as a GS1 Digital Link or an EPCIS class names it)",
+    responses={404: {"description": "No batch of this GTIN and lot"}},
+)
+def batch_by_gtin(
+    gtin: Annotated[str, PathParam(pattern=r"^(\d{8}|\d{12,14})$", description="GTIN-8/12/13/14")],
+    lot: LotPath,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> BatchRefOut:
+    """The SKU and lot of the batch whose origin named this GTIN (compared as 14 digits) and this lot: what an
+    EPCIS import needs to find the batch an event's class names."""
+    found = store.batch_for_gtin(gtin, lot)
+    if found is None:
+        raise NotFoundError(f"no batch of GTIN {gtin} and lot {lot}")
+    return BatchRefOut(
+        sku=found[0], lot=lot, gtin=gtin14(gtin), product_url=product_url(settings.base_url, found[0], lot, gtin)
+    )

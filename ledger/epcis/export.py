@@ -36,6 +36,8 @@ from ledger.events import (
     validate_statement,
 )
 from ledger.history import BatchHistory, Recorded, batch_events
+from ledger.rules import batch_owner
+from ledger.rules import event_time as business_time
 from ledger.verify import BatchReport
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -131,7 +133,12 @@ class BatchEvents:
         if d.facility:
             location = {"id": self.places.place(d.facility)}
             event |= {"readPoint": location, "bizLocation": dict(location)}
-        ilmd: dict[str, Any] = {"cbvmda:countryOfOrigin": d.country, _x("product"): d.product}
+        ilmd: dict[str, Any] = {
+            "cbvmda:countryOfOrigin": d.country,
+            _x("product"): d.product,
+            _x("sku"): self.sku,
+            _x("owner"): batch_owner(r.actor, d),
+        }
         if d.region:
             ilmd[_x("region")] = d.region
         if d.gtin:
@@ -233,20 +240,12 @@ BIZ_STEP_OF_TYPE = {
     "recall": "holding",
 }
 """Each event type's CBV business step, as the events above write it (what the query index files them under)."""
-_EVENT_TIME_FIELD = {
-    OriginData: "produced_at",
-    InspectionData: "inspected_at",
-    ShipmentData: "placed_at",
-    HandoffData: "at",
-    DeliveryData: "delivered_at",
-    ShipmentCancelData: "cancelled_at",
-}
 
 
 def event_time(data: BaseModel, logged_at: str) -> str:
-    """An event's EPCIS eventTime: its business time as recorded (a recall, which has none, when it was logged)."""
-    name = _EVENT_TIME_FIELD.get(type(data))
-    return format_time(parse_time(logged_at)) if name is None else str(getattr(data, name))
+    """An event's EPCIS eventTime: its business time as signed (a recall naming none: when it was logged)."""
+    happened = business_time(data)
+    return format_time(parse_time(logged_at)) if happened is None else happened
 
 
 def provenance_of(index: int, entry_hash: bytes, signer: str) -> dict[str, Any]:
@@ -257,8 +256,6 @@ def batch_document(
     report: BatchReport,
     places: Places,
     created: datetime,
-    *,
-    stated_ids: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """The batch's verified events, read through its typed history, as an EPCISDocument (refuses, with
     ValidationError, a unit it cannot code)."""
@@ -279,7 +276,7 @@ def batch_document(
     events, provenance = [], {}
     for entry in recorded:
         event = maker.event(entry)
-        event_id = (stated_ids or {}).get(entry.index) or event_hash(event, prefixes)
+        event_id = entry.data.epcis_event_id or event_hash(event, prefixes)
         events.append({"eventID": event_id, **event})
         provenance[event_id] = provenance_of(entry.index, *entry_of[entry.index])
     return epcis_document(events, provenance, created)
@@ -302,7 +299,7 @@ def events_of_entries(
         orders = {shipment: unit for (sku, lot, shipment), unit in units.items() if (sku, lot) == key}
         maker = BatchEvents(statement.sku, statement.lot, gtins.get(key), places, orders)
         event = maker.event(Recorded(index, parsed.logged_at, statement.actor, data))
-        event_id = event_hash(event, prefixes)
+        event_id = getattr(data, "epcis_event_id", None) or event_hash(event, prefixes)
         events.append({"eventID": event_id, **event})
         provenance[event_id] = provenance_of(index, parsed.hash, statement.actor)
     return events, provenance
