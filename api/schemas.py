@@ -160,6 +160,7 @@ class ActorOut(BaseModel):
     operator_attested: bool = Field(
         default=False, description="its latest name and role were registered by the log key, not by an admin"
     )
+    gln: str | None = Field(default=None, description="its GS1 party GLN, if registered (EPCIS parties map by it)")
 
 
 class ActorCreate(BaseModel):
@@ -167,6 +168,9 @@ class ActorCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="organisation name")
     role: Role = Field(description="admin, merchant, inspector, carrier or auditor")
+    gln: str | None = Field(
+        default=None, pattern=r"^\d{13}$", description="the organisation's GS1 party GLN (13 digits), if it has one"
+    )
     public_key: str = Field(description="Ed25519 public key: PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes")
     registrations: list[SignedEvent] | None = Field(
         default=None,

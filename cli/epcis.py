@@ -159,7 +159,9 @@ def _plan(client: Any, server: str, document: Any) -> Any:
     from ledger.rules import ALLOWED
 
     me = whoami(client)
-    actors = {str(a["id"]): str(a["role"]) for a in client.get_json("/v1/actors")}
+    listed = client.get_json("/v1/actors")
+    actors = {str(a["id"]): str(a["role"]) for a in listed}
+    glns = {str(a["gln"]): str(a["id"]) for a in listed if a.get("gln")}
     role = Role(actors[me])
 
     def batch_of_gtin(gtin: str, lot: str) -> str | None:
@@ -176,7 +178,7 @@ def _plan(client: Any, server: str, document: Any) -> Any:
         if personal is not None:
             raise LedgerError(personal)
 
-    ledger = Ledger(server.rstrip("/"), me, frozenset(actors), ALLOWED[role], batch_of_gtin, has_batch)
+    ledger = Ledger(server.rstrip("/"), me, frozenset(actors), glns, ALLOWED[role], batch_of_gtin, has_batch)
     try:
         return plan_import(document, ledger, check_data)
     except LedgerError as exc:

@@ -192,6 +192,9 @@ def actor_add(
     role: Annotated[Role, typer.Option(help="admin, merchant, inspector, carrier or auditor")],
     public_key: PublicKeyOption = None,
     new_key: NewKeyOption = None,
+    gln: Annotated[
+        str | None, typer.Option(help="the organisation's GS1 party GLN (13 digits): EPCIS parties map to it")
+    ] = None,
     db: DbOption = None,
     server: Annotated[
         str | None, typer.Option("--server", help="register through this server, as an admin (--token-file, --key)")
@@ -229,19 +232,21 @@ def actor_add(
         with _admin_client(ctx, server, token, token_file) as client:
             signer = registration_signer(client, key)
             actor_id = "act_" + secrets.token_hex(8)
-            actor_data = {"id": actor_id, "name": name, "role": role.value}
+            actor_data = {"id": actor_id, "name": name, "role": role.value, **({"gln": gln} if gln else {})}
             signed_at = now_rfc3339()
             registrations = [
                 signer.event(IdentityType.ACTOR, actor_id, actor_data, signed_at),
                 signer.key_add(actor_id, raw, new_private, signed_at),
             ]
             body = {"name": name, "role": role.value, "public_key": b64encode(raw), "registrations": registrations}
+            if gln:
+                body["gln"] = gln
             created = client.request("POST", "/v1/actors", json=body).json()
         _print_actor(str(created["id"]), str(created["key_id"]), role, str(created["token"]), output_format)
         return
     store = open_store(settings_for(db))  # the bootstrap is signed by the log key: operator-attested
     try:
-        registered, first_key = store.add_actor(name, role, raw)
+        registered, first_key = store.add_actor(name, role, raw, gln=gln)
         token = store.issue_token(registered.id)
     except LedgerError as exc:
         fail(str(exc))

@@ -50,6 +50,7 @@ from ledger.events import (
     Timestamp,
     _rfc3339,
     _Strict,
+    gtin_check_digit,
     parse_time,
     validate_envelope,
 )
@@ -75,6 +76,18 @@ class ActorData(_Strict):
     id: ActorId = Field(description="the actor's id (also the statement's lot)")
     name: ShortText = Field(min_length=1, description="the organisation's name as shown to everyone")
     role: Literal["admin", "merchant", "inspector", "carrier", "auditor"]  # the values of Role
+    gln: str | None = Field(
+        default=None,
+        pattern=r"^\d{13}$",
+        description="the organisation's GS1 Global Location Number (party GLN), so EPCIS parties map to it",
+    )
+
+    @field_validator("gln")
+    @classmethod
+    def _gln_check_digit(cls, value: str | None) -> str | None:
+        if value is not None and gtin_check_digit(value[:-1]) != int(value[-1]):
+            raise ValueError(f"GLN check digit is {value[-1]}, expected {gtin_check_digit(value[:-1])}")
+        return value
 
 
 def _base64_of(size: int, what: str) -> Any:
@@ -191,6 +204,7 @@ class RegisteredActor:
     registered_at: int  # log index of the entry that registered it
     changed_at: int  # log index of its latest actor entry
     operator_attested: bool  # its latest actor entry was signed by the log key
+    gln: str | None = None  # its GS1 party GLN, as its latest actor entry gives it
 
     def as_actor(self) -> Actor:
         return Actor(self.id, self.name, self.role)
@@ -341,7 +355,7 @@ class Registry:
         if isinstance(data, ActorData):
             known = self.actors.get(data.id)
             registered = RegisteredActor(
-                data.id, data.name, Role(data.role), known.registered_at if known else index, index, attested
+                data.id, data.name, Role(data.role), known.registered_at if known else index, index, attested, data.gln
             )
             self.actors[data.id] = registered
             self.rule_actors[data.id] = registered.as_actor()

@@ -275,3 +275,54 @@ def test_a_foreign_document_that_fits_imports_as_the_events_it_means(pair: Pair)
     assert origin["product"] == "GTIN 04012345123456"
     assert origin["facility"] == "4012345000016"  # the GLN of the business location
     assert origin["produced_at"] == "2026-11-10T08:00:00.000+01:00"
+
+
+def test_parties_with_a_gln_are_named_by_it_and_map_back(pair: Pair) -> None:
+    """An actor registered with its GS1 party GLN is named by it in EPCIS (https://id.gs1.org/417/...), and an
+    import maps that GLN to the actor registered with it in the importing ledger."""
+    world, gln = pair.world, "4012345000009"
+    key = generate_private_key()
+    depot, _k = pair.source.store.add_actor("Hamburg Depot", "carrier", public_key_bytes(key), gln=gln)
+    pair.target.store.add_actor("Hamburg Depot", "carrier", public_key_bytes(key), actor_id=depot.id, gln=gln)
+    world.store.append(
+        [
+            world.merchant.submit(
+                "origin",
+                "GLN",
+                "1",
+                {"product": "Tea", "country": "IN", "produced_at": "2026-11-01T00:00:00Z", "quantity": 5, "unit": "kg"},
+            )
+        ]
+    )
+    world.store.append([world.merchant.submit("handoff", "GLN", "1", {
+        "from": world.merchant.id, "to": depot.id, "place": "Hamburg", "at": "2026-11-02T00:00:00Z"})])  # fmt: skip
+    exported = _export(pair.source, "GLN", "1")
+    handoff = exported["epcisBody"]["eventList"][1]
+    assert handoff["destinationList"] == [{"type": "possessing_party", "destination": f"https://id.gs1.org/417/{gln}"}]
+    listed = httpx.get(f"{pair.source.url}/v1/actors/{depot.id}").json()
+    assert listed["gln"] == gln
+    # a document naming the party only by its GLN (no Chainproof extensions for it) still maps to the actor
+    del handoff["chainproof:to"]
+    handoff.pop("eventID")
+    path = pair.tmp / "gln.jsonld"
+    path.write_text(json.dumps(exported))
+    said = _import(pair, path)
+    assert said.exit_code == 0, said.output
+    assert "imported 2 events" in said.output
+    imported = httpx.get(f"{pair.target.url}/v1/batches/GLN/1").json()
+    assert imported["events"][1]["statement"]["data"]["to"] == depot.id
+    # an unknown GLN is a party that maps to no actor: skipped, with the reason
+    handoff["destinationList"][0]["destination"] = "https://id.gs1.org/417/4000001000005"
+    path.write_text(json.dumps(exported))
+    said = _import(pair, path, "--dry-run")
+    assert "party GLN 4000001000005 (https://id.gs1.org/417/4000001000005) is no registered actor's" in said.output
+
+
+def test_an_actor_gln_with_a_wrong_check_digit_is_refused(pair: Pair) -> None:
+    (pair.tmp / "bad.pem").write_bytes(private_key_pem(generate_private_key()))
+    said = runner.invoke(cli_app, [
+        "actor", "add", "--name", "Bad GLN", "--role", "carrier", "--new-key", str(pair.tmp / "bad.pem"),
+        "--gln", "4012345000008", "--key", str(pair.admin.key), "--token-file", str(pair.admin.token),
+        "--server", pair.target.url])  # fmt: skip
+    assert said.exit_code == 2, said.output
+    assert "GLN check digit is 8, expected 9" in said.output

@@ -56,6 +56,7 @@ def actor_out(actor: RegisteredActor, registry: Registry) -> ActorOut:
         registered_at_index=actor.registered_at,
         changed_at_index=actor.changed_at,
         operator_attested=actor.operator_attested,
+        gln=actor.gln,
     )
 
 
@@ -134,7 +135,7 @@ def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> Ac
         events,
         caller,
         [
-            ("actor", {"id": actor_id, "name": body.name, "role": body.role.value}),
+            ("actor", {"id": actor_id, "name": body.name, "role": body.role.value, "gln": body.gln}),
             ("key_add", {"actor": actor_id, "public_key": public_key}),
         ],
         "registrations: [actor, key_add]",

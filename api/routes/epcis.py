@@ -20,6 +20,7 @@ from ledger.epcis.export import CONTEXT, Places, batch_document, events_of_entri
 from ledger.epcis.query import encode_token, parse_query
 from ledger.errors import NotFoundError, ValidationError
 from ledger.events import format_time, gtin14
+from ledger.identities import Registry
 
 router = APIRouter(tags=["epcis"])
 
@@ -28,6 +29,11 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
     409: {"description": "The batch does not verify: it is not exported"},
     422: {"description": "An event names a unit with no UN/ECE Rec 20 code: it is never guessed"},
 }
+
+
+def _places(base_url: str, registry: Registry) -> Places:
+    """URIs for places, parties (by GLN where an actor registered one) and orders."""
+    return Places(base_url, {actor.id: actor.gln for actor in registry.actors.values() if actor.gln})
 
 
 @router.get(
@@ -44,7 +50,7 @@ def batch_epcis(sku: SkuPath, lot: LotPath, store: StoreDep, settings: SettingsD
     if not view.report.ok:
         reasons = "; ".join(str(p) for p in view.report.problems[:3])
         raise ProblemError(409, f"batch {sku}/{lot} does not verify, so it is not exported: {reasons}")
-    document = batch_document(view.report, Places(settings.base_url), datetime.now(UTC))
+    document = batch_document(view.report, _places(settings.base_url, view.registry), datetime.now(UTC))
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(
         body,
@@ -73,7 +79,8 @@ def epcis_events(request: Request, store: StoreDep, settings: SettingsDep) -> Re
         found = store.epcis_page(query)
     except ValidationError as exc:
         raise ProblemError(400, str(exc), "bad-query") from exc
-    events, provenance = events_of_entries(found.entries, found.gtins, found.units, Places(settings.base_url))
+    places = _places(settings.base_url, store.registry())
+    events, provenance = events_of_entries(found.entries, found.gtins, found.units, places)
     results: dict[str, Any] = {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": events}}
     headers = {}
     if found.next_after is not None:

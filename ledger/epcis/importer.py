@@ -60,6 +60,7 @@ class Ledger:
     base_url: str
     actor_id: str  # the importing actor
     actor_ids: frozenset[str]  # every registered actor
+    actor_of_gln: Mapping[str, str]  # party GLN -> the actor that registered it
     allowed: frozenset[EventType]  # what the importing actor's role may record
     batch_of_gtin: Callable[[str, str], str | None]  # (GTIN-14, lot) -> the SKU of the ledger's batch, if any
     has_batch: Callable[[str, str], bool]  # (sku, lot) -> whether the ledger holds the batch
@@ -170,6 +171,13 @@ class _Mapper:
             raise _SkipError(f"the importing actor's role may not record a {kind.value}")
 
     def party(self, r: _Reader, uri: str) -> str:
+        canonical = canonical_gs1_uri(uri)
+        gln = re.fullmatch(r"https://id\.gs1\.org/417/(\d{13})", canonical or "")
+        if gln is not None:
+            actor = self.ledger.actor_of_gln.get(gln.group(1))
+            if actor is None:
+                raise _SkipError(f"party GLN {gln.group(1)} ({uri}) is no registered actor's")
+            return actor
         own = re.fullmatch(r"https?://[^/]+(?:/[^?#]*)?/epcis/parties/([^/?#]+)", uri)
         actor = unquote(own.group(1)) if own else None
         if actor is None or actor not in self.ledger.actor_ids:

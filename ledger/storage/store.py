@@ -561,6 +561,7 @@ class LedgerStore:
         public_key: bytes,
         *,
         actor_id: str | None = None,
+        gln: str | None = None,
         now: datetime | None = None,
     ) -> tuple[Actor, ActorKey]:
         """Register an actor and its first key, signed by the log key (operator-attested)."""
@@ -573,7 +574,11 @@ class LedgerStore:
         key_data = {"actor": actor.id, "key_id": key_id, "public_key": b64encode(public_key)}
         self.register(
             [
-                (IdentityType.ACTOR, actor.id, {"id": actor.id, "name": name, "role": role.value}),
+                (
+                    IdentityType.ACTOR,
+                    actor.id,
+                    {"id": actor.id, "name": name, "role": role.value, **({"gln": gln} if gln else {})},
+                ),
                 (IdentityType.KEY_ADD, actor.id, key_data),
             ],
             now=now,
