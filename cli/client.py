@@ -63,10 +63,14 @@ class ServerClient:
             return self.get_json(path, **params)  # retried there, with its message if it fails again
         if response.status_code == 404:
             return None
-        return self.get_json(path, **params)
+        if response.status_code >= 400:
+            raise CliError(_problem_text(response))
+        return self._json(path, response)  # one request, not a second to read what the first answered
 
     def get_json(self, path: str, **params: Any) -> Any:
-        response = self.request("GET", path, params=params)
+        return self._json(path, self.request("GET", path, params=params))
+
+    def _json(self, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError as exc:

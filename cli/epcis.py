@@ -150,6 +150,8 @@ def _read_document(path: Path) -> Any:
 
 
 def _plan(client: Any, server: str, document: Any) -> Any:
+    from functools import cache
+
     from cli.record import whoami
     from ledger.epcis.importer import Ledger, plan_import
     from ledger.errors import LedgerError
@@ -164,10 +166,12 @@ def _plan(client: Any, server: str, document: Any) -> Any:
     glns = {str(a["gln"]): str(a["id"]) for a in listed if a.get("gln")}
     role = Role(actors[me])
 
+    @cache  # once per batch, not once per event
     def batch_of_gtin(gtin: str, lot: str) -> str | None:
         found = client.get_json_if_found(f"/v1/gtins/{gtin}/lots/{quote(lot, safe='')}")
         return None if found is None else str(found["sku"])
 
+    @cache
     def has_batch(sku: str, lot: str) -> bool:
         return client.get_json_if_found(f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}", limit=1) is not None
 

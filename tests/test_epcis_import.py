@@ -172,7 +172,7 @@ def _invalid(document: dict[str, Any], change: Any, keep_ids: bool = False) -> d
 @pytest.mark.parametrize(
     ("change", "keep_ids", "words"),
     [
-        (lambda events: events[1].pop("eventTime"), False, "event 2: 'eventTime' is a required property"),
+        (lambda events: events[1].pop("eventTime"), False, 'event 2: "eventTime" is a required property'),
         (lambda events: events[2].update(eventTimeZoneOffset="+25:00"), False, "event 3: eventTimeZoneOffset:"),
         (lambda events: events[0].update(bizStep="inspect"), False,
          "event 1: bizStep: 'inspect' is neither a CBV 2.0 term nor a URI"),
