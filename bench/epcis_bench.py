@@ -18,17 +18,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.pages.view import batch_view  # noqa: E402
-from bench.ledger_bench import raw_verify_rates  # noqa: E402
-from bench.workload import chunks  # noqa: E402
-from ledger.epcis.event_hash import Prefixes, event_hash  # noqa: E402
-from ledger.epcis.export import CONTEXT, Places, batch_document, epcis_document  # noqa: E402
-from ledger.epcis.importer import Ledger, plan_import  # noqa: E402
-from ledger.epcis.schema_check import schema_problems  # noqa: E402
-from ledger.events import EventType  # noqa: E402
-from ledger.signing import private_key_pem, public_key_bytes  # noqa: E402
-from tests.factory import make_world  # noqa: E402
-from tests.servers import start_server  # noqa: E402
+from api.pages.view import batch_view
+from bench.ledger_bench import raw_verify_rates
+from bench.workload import chunks
+from ledger.epcis.event_hash import Prefixes, event_hash
+from ledger.epcis.export import CONTEXT, Places, batch_document, epcis_document
+from ledger.epcis.importer import Ledger, plan_import
+from ledger.epcis.schema_check import schema_problems
+from ledger.events import EventType
+from ledger.signing import private_key_pem, public_key_bytes
+from tests.factory import make_world
+from tests.servers import start_server
 
 CHAINPROOF = str(Path(sys.executable).parent / "chainproof")
 
@@ -75,8 +75,8 @@ def main() -> None:
             report("GS1 JSON schema check", len(events), time.perf_counter() - start)
             assert problems == [], problems[:3]
             actors = {p.id for p in (world.merchant, world.inspector, world.carrier, world.second_carrier)}
-            ledger = Ledger(base, "act_admin", frozenset(actors), {}, frozenset(EventType), lambda g, l: None,
-                            lambda s, l: False)  # fmt: skip
+            ledger = Ledger(base, "act_admin", frozenset(actors), {}, frozenset(EventType), lambda gtin, lot: None,
+                            lambda sku, lot: False)  # fmt: skip
             start = time.perf_counter()
             plan = plan_import(document, ledger, lambda kind, data: None)
             report("import plan (check, map)", len(plan.mapped), time.perf_counter() - start)
