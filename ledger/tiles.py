@@ -132,7 +132,8 @@ def entry_bundle(entries: Sequence[bytes], first_index: int = 0) -> bytes:
 
 
 def parse_entry_bundle(data: bytes, width: int) -> list[bytes]:
-    entries, at = [], 0
+    entries: list[bytes] = []
+    at = 0
     while at < len(data):
         if at + 2 > len(data):
             raise EncodingError("entry bundle ends inside a length prefix")

@@ -88,5 +88,5 @@ def test_a_tile_that_lies_is_caught() -> None:
         data = _fetch(path)
         return data.replace(b"nain", b"naim") if "entries" in path else data
 
-    with pytest.raises(EncodingError, match="entry 8 of tile/entries/000.p/15 does not hash to its level-0"):
+    with pytest.raises(EncodingError, match=r"entry 8 of tile/entries/000\.p/15 does not hash to its level-0"):
         TileReader(lying, 15).entries()
