@@ -79,7 +79,7 @@ def parse_path(path: str) -> Tile:
 
 def tiles_of(size: int) -> list[Tile]:
     """Every hash tile a tree of `size` has (full ones, and the partial one of each level), bottom-up."""
-    tiles = []
+    tiles: list[Tile] = []
     level = 0
     while True:
         hashes = size >> (HEIGHT * level)  # subtree hashes of height 8*level that the tree holds
