@@ -18,14 +18,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Tools some tests use from outside PyPI, from Debian's packages: Go's reference signed-note implementation (an
-# independent checkpoint verifier), Chromium (product pages in a real browser), zbarimg (QR round trip) and Node
-# (the in-browser verifier's unit tests). Installed when we are root and apt is there; otherwise those tests skip
-# and say why.
+# independent checkpoint verifier), Chromium (product pages in a real browser), zbarimg (QR round trip), Node
+# (the in-browser verifier's unit tests) and nginx (published tiles served by a plain static web server).
+# Installed when we are root and apt is there; otherwise those tests skip and say why.
 TEST_TOOLS_MISSING = $(shell \
 	command -v go >/dev/null 2>&1 && test -d /usr/share/gocode/src/golang.org/x/mod/sumdb/note || echo "golang-go golang-golang-x-mod-dev"; \
 	test -x /usr/bin/chromium || echo chromium; \
 	command -v zbarimg >/dev/null 2>&1 || echo zbar-tools; \
-	command -v node >/dev/null 2>&1 || echo nodejs)
+	command -v node >/dev/null 2>&1 || echo nodejs; \
+	test -x /usr/sbin/nginx || echo nginx-light)
 
 test-deps:
 	@if [ -n "$(strip $(TEST_TOOLS_MISSING))" ]; then \

@@ -23,7 +23,7 @@ from api.pages import routes as pages
 from api.pages import sla as sla_pages
 from api.problems import problem_response
 from api.ratelimit import RateLimits
-from api.routes import actors, batches, certificates, epcis, events, log, sla
+from api.routes import actors, batches, certificates, epcis, events, log, sla, tlog
 from api.settings import Settings
 from ledger.storage import create_db_engine, migrate
 from ledger.storage.opening import open_log_store
@@ -69,7 +69,7 @@ class _TooLargeError(Exception):
     pass
 
 
-_API_MODULES = (events, batches, certificates, epcis, log, actors, sla)
+_API_MODULES = (events, batches, certificates, epcis, log, actors, sla, tlog)
 API_DESCRIPTION = """A signed, hash-chained supply-chain ledger with an RFC 9162 Merkle log. Every error is an RFC 9457
 problem (application/problem+json).
 

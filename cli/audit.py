@@ -160,6 +160,95 @@ def from_bundle(path: Path) -> Snapshot:
     return Snapshot(key, header.checkpoint, header.registrations, header.entries, entries)
 
 
+def tile_fetcher(location: str) -> Callable[[str], bytes]:
+    """Reads a tiled log's resources by path: over HTTP(S) from a URL prefix, or from a directory."""
+    if location.startswith(("http://", "https://")):
+        import httpx
+
+        prefix = location.rstrip("/")
+        http = httpx.Client(timeout=30.0, headers={"User-Agent": "chainproof-cli"})
+
+        def fetch_url(path: str) -> bytes:
+            try:
+                response = http.get(f"{prefix}/{path}")
+            except httpx.TransportError as exc:
+                raise CliError(f"cannot reach {prefix}: {exc.__class__.__name__}: {exc}") from exc
+            if response.status_code != 200:
+                raise CliError(f"{prefix}/{path}: HTTP {response.status_code}")
+            return response.content
+
+        return fetch_url
+    root = Path(location)
+    if not root.is_dir():
+        raise CliError(f"{location} is neither an http(s) URL nor a directory of tiles")
+
+    def fetch_file(path: str) -> bytes:
+        try:
+            return (root / path).read_bytes()
+        except FileNotFoundError as exc:
+            raise CliError(f"{root / path} not found: the published tiles are incomplete") from exc
+
+    return fetch_file
+
+
+def from_tiles(location: str, log_key: str | None, state_dir: Path | None) -> Snapshot:
+    """A log as published C2SP tiles (a URL prefix or a directory): its checkpoint, and every entry from the entry
+    bundles, each checked against its level-0 tile hash, every hash tile above against the tree the entries make.
+    Tiles publish no key: the one to trust is --log-key, or the one remembered for the log."""
+    from ledger.identities import is_registration
+    from ledger.tiles import TileReader, tiles_of
+
+    fetch = tile_fetcher(location)
+    try:
+        note = fetch("checkpoint").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{location}/checkpoint is not UTF-8 text") from exc
+    size = checkpoint_size(note)
+    origin = parse_note(note).text.split("\n", 1)[0]
+    if log_key is not None:
+        key = parse_key(log_key, "--log-key")
+    elif (remembered := State(state_dir, origin).log_key) is not None:
+        key = parse_key(remembered, "the log key remembered for " + origin)
+    else:
+        raise CliError(f"tiles publish no log key: give --log-key (the key of {origin} you trust)")
+    reader = TileReader(fetch, size)
+    try:
+        leaves = reader.entries()
+        _check_hash_tiles(reader, leaves, tiles_of(size))
+    except LedgerError as exc:
+        raise CliError(f"the tiles at {location} do not hold together: {exc}") from exc
+    registrations = []
+    for index, leaf in enumerate(leaves):
+        try:
+            if is_registration(parse_leaf(leaf).statement):
+                registrations.append((index, leaf))
+        except LedgerError:
+            continue  # the verifier reports an entry it cannot read
+    entries = (LogEntry(leaf, stored_index=index) for index, leaf in enumerate(leaves))
+    return Snapshot(key, note, registrations, size, entries)
+
+
+def _check_hash_tiles(reader: Any, leaves: list[bytes], tiles: list[Any]) -> None:
+    """Every hash tile above level 0 against the subtree hashes the entries make (level 0 is checked entry by
+    entry): a tile server cannot feed proof readers another tree than the one the entries make."""
+    from ledger.errors import EncodingError
+    from ledger.hashing import leaf_hash, node_hash
+    from ledger.tiles import HEIGHT
+
+    level_hashes = [leaf_hash(leaf) for leaf in leaves]
+    height = 0
+    for tile in tiles:
+        if not tile.level:
+            continue
+        while height < HEIGHT * tile.level:
+            level_hashes = [node_hash(level_hashes[i], level_hashes[i + 1]) for i in range(0, len(level_hashes) - 1, 2)]
+            height += 1
+        for offset in range(tile.width):
+            index = tile.index * 256 + offset
+            if reader.tile_hash(tile.level, index) != level_hashes[index]:
+                raise EncodingError(f"{tile.path} holds another hash at position {offset} than the entries make")
+
+
 class State:
     """What an auditor saw last of a log: its pinned key and the last checkpoint that verified."""
 

@@ -975,6 +975,10 @@ def verify(
     server: Annotated[str | None, typer.Option("--server", help="verify what this server serves")] = None,
     db: Annotated[str | None, typer.Option("--db", help="verify this database (URL)")] = None,
     bundle: Annotated[Path | None, typer.Option("--bundle", help="verify this exported bundle, offline")] = None,
+    tiles: Annotated[
+        str | None,
+        typer.Option("--tiles", help="verify the log as published C2SP tiles: their URL prefix, or a directory"),
+    ] = None,
     batch: Annotated[str | None, typer.Option("--batch", help="only this batch, SKU/LOT (with --server)")] = None,
     log_key: LogKeyOption = None,
     log_key_file: Annotated[
@@ -995,6 +999,7 @@ def verify(
       chainproof verify --server https://trace.example --log-key 'trace.example/log+1a2b3c4d+AV...'
       chainproof verify --server https://trace.example --batch COF-1/L7
       chainproof verify --bundle ledger.cpb
+      chainproof verify --tiles https://cdn.trace.example/log --log-key 'trace.example/log+1a2b3c4d+AV...'
     """
     from cli.audit import (
         State,
@@ -1007,9 +1012,9 @@ def verify(
     )
     from cli.client import ServerClient
 
-    sources = [s for s in (server, db, bundle) if s is not None]
+    sources = [s for s in (server, db, bundle, tiles) if s is not None]
     if len(sources) > 1:
-        fail("give one of --server, --db or --bundle (none: this machine's own database)")
+        fail("give one of --server, --db, --bundle or --tiles (none: this machine's own database)")
     if batch is not None:
         if server is None:
             fail("--batch works with --server")
@@ -1027,6 +1032,10 @@ def verify(
     if server is not None:
         client = ServerClient(server)
         snapshot = from_server(client)
+    elif tiles is not None:
+        from cli.audit import from_tiles
+
+        snapshot = from_tiles(tiles, log_key, state)
     elif bundle is None:
         settings = settings_for(db, log_key_file=log_key_file)
         snapshot = from_database(settings.database_url, settings.key_file, log_key, None)
@@ -1431,6 +1440,8 @@ def main() -> None:
 # last: the sla and epcis commands use this module's options and helpers
 from cli.epcis import epcis_app  # noqa: E402
 from cli.sla import sla_app  # noqa: E402
+from cli.tiles import tiles_app  # noqa: E402
 
 app.add_typer(sla_app, name="sla")
 app.add_typer(epcis_app, name="epcis")
+app.add_typer(tiles_app, name="tiles")

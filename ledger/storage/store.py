@@ -126,6 +126,9 @@ from ledger.storage.schema import (
 )
 from ledger.storage.sla import PG_INSERT_BATCHES, SlaRows
 from ledger.storage.sla import PG_UPSERT_SHIPMENTS as PG_UPSERT_SLA_SHIPMENTS
+from ledger.tiles import HEIGHT as TILE_HEIGHT
+from ledger.tiles import WIDTH as TILE_WIDTH
+from ledger.tiles import Tile, entry_bundle, tile_bytes
 from ledger.verify import LogEntry
 
 _PG_APPEND_LOCK = 0x636861696E  # "chain": one advisory lock key for all appenders of this database
@@ -1544,6 +1547,31 @@ class LedgerStore:
             gtins, units = epcis_store.context_of(conn, {(str(r.sku), str(r.lot)) for r in rows}, orders)
         last = (int(rows[-1].event_time_us), int(rows[-1].idx)) if more and rows else None
         return EpcisRows(size, entries_shown, gtins, units, last)
+
+    def tile(self, tile: Tile) -> bytes:
+        """A C2SP tlog-tiles resource (ledger/tiles.py) of the log as it stands: the hashes of a tile, read from the
+        stored perfect subtrees, or an entry bundle. NotFoundError for a tile the log does not hold (yet)."""
+        first = tile.index * TILE_WIDTH
+        with self.engine.connect() as conn:
+            if tile.level is None:
+                rows = conn.execute(
+                    select(entries.c.idx, entries.c.leaf)
+                    .where(entries.c.idx >= first, entries.c.idx < first + tile.width)
+                    .order_by(entries.c.idx)
+                ).all()
+            else:
+                rows = conn.execute(
+                    text(
+                        "SELECT idx, hash FROM merkle_nodes WHERE level = :level AND idx >= :first AND idx < :end "
+                        "ORDER BY idx"
+                    ),
+                    {"level": TILE_HEIGHT * tile.level, "first": first, "end": first + tile.width},
+                ).all()
+        if len(rows) != tile.width:
+            raise NotFoundError(f"the log holds no {tile.path} (it has {len(rows)} of its {tile.width} items)")
+        if tile.level is None:
+            return entry_bundle([bytes(row[1]) for row in rows], first)
+        return tile_bytes([bytes(row[1]) for row in rows])
 
     def latest_checkpoint(self) -> str | None:
         """The largest checkpoint the log has issued, as stored (no key needed)."""

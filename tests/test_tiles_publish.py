@@ -1,0 +1,179 @@
+"""The log published as C2SP tiles: `chainproof tiles publish` writes them incrementally, the API serves the same
+bytes under /tlog/ with caching headers for a CDN, and `chainproof verify --tiles` audits the whole log from tiles
+alone (a directory, the API, or nginx serving the published directory), catching a tile that lies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app as cli_app
+from ledger.storage.db import default_sqlite_url
+from ledger.tiles import bundles_of, tiles_of
+from tests.factory import World, make_world
+from tests.servers import Server, start_server
+
+runner = CliRunner()
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@dataclass
+class Site:
+    server: Server
+    world: World
+    db: str
+    out: Path
+    key: str
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    server = start_server(tmp_path / "server")
+    world = make_world(server.store)
+    for n in range(50):  # past 256 entries: full and partial tiles, a level-1 tile
+        world.store.append(world.journey("TEA", str(n)))
+    server.store.checkpoint()
+    try:
+        yield Site(server, world, default_sqlite_url(tmp_path / "server"), tmp_path / "published",
+                   str(server.store.signer.verifier))  # fmt: skip
+    finally:
+        server.stop()
+
+
+def _publish(site: Site) -> str:
+    said = runner.invoke(cli_app, ["tiles", "publish", "--db", site.db, "--out", str(site.out)])
+    assert said.exit_code == 0, said.output
+    return said.output
+
+
+def _verify(site: Site, where: str) -> tuple[int, str]:
+    said = runner.invoke(cli_app, ["verify", "--tiles", where, "--log-key", site.key])
+    return said.exit_code, said.output
+
+
+def test_publish_is_incremental_and_the_api_serves_the_same_bytes(site: Site) -> None:
+    size = site.server.store.size()
+    assert size > 256
+    every = [*tiles_of(size), *bundles_of(size)]
+    said = _publish(site)
+    assert f"published tree size {size} to {site.out}: {len(every)} tiles written, 0 already there" in said
+    assert (site.out / "checkpoint").read_text() == site.server.store.checkpoint()
+    for tile in every:
+        served = httpx.get(f"{site.server.url}/tlog/{tile.path}")
+        assert served.status_code == 200, tile.path
+        assert served.content == (site.out / tile.path).read_bytes(), tile.path
+        assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert served.headers["content-type"] == "application/octet-stream"
+    checkpoint = httpx.get(f"{site.server.url}/tlog/checkpoint")
+    assert checkpoint.headers["cache-control"] == "public, max-age=5"
+    assert checkpoint.headers["content-type"] == "text/plain; charset=utf-8"
+    # again: nothing new to write; after more entries and a checkpoint, only the tiles that changed
+    assert f"0 tiles written, {len(every)} already there" in _publish(site)
+    site.world.store.append(site.world.journey("TEA", "new"))
+    site.server.store.checkpoint()
+    grown = site.server.store.size()
+    new = {t.path for t in [*tiles_of(grown), *bundles_of(grown)]} - {t.path for t in every}
+    assert f"published tree size {grown} to {site.out}: {len(new)} tiles written" in _publish(site)
+    # the full tiles of the smaller tree are untouched, and its partial ones stay for clients of its checkpoint
+    assert all((site.out / t.path).exists() for t in every)
+
+
+def test_the_api_refuses_what_is_no_tile(site: Site) -> None:
+    for path, status in (
+        ("tile/0/1234", 400),
+        ("tile/0/000.p/0", 400),
+        ("tile/5/000", 404),
+        ("tile/entries/x001/000", 404),
+    ):
+        answer = httpx.get(f"{site.server.url}/tlog/{path}")
+        assert answer.status_code == status, path
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_verify_audits_the_log_from_tiles_alone(site: Site) -> None:
+    _publish(site)
+    code, said = _verify(site, str(site.out))
+    assert code == 0, said
+    code, said = _verify(site, f"{site.server.url}/tlog")
+    assert code == 0, said
+    # the key verified before is remembered (--state); an auditor new to the log must give one: tiles publish none
+    remembered = runner.invoke(cli_app, ["verify", "--tiles", str(site.out)])
+    assert remembered.exit_code == 0, remembered.output
+    fresh = site.out.parent / "new-auditor"
+    refused = runner.invoke(cli_app, ["verify", "--tiles", str(site.out), "--state", str(fresh)])
+    assert refused.exit_code == 2
+    assert "tiles publish no log key: give --log-key" in refused.output
+
+
+def test_a_tile_that_lies_is_caught(site: Site) -> None:
+    _publish(site)
+    bundle = site.out / "tile" / "entries" / "000"
+    data = bytearray(bundle.read_bytes())
+    data[100] ^= 1
+    bundle.write_bytes(bytes(data))
+    code, said = _verify(site, str(site.out))
+    assert code != 0
+    assert "does not hash to its level-0 tile hash" in said
+    _publish_fresh = site.out.with_name("fresh")
+    site.out = _publish_fresh
+    _publish(site)
+    level1 = next(p for p in (site.out / "tile" / "1").rglob("*") if p.is_file())
+    lie = bytearray(level1.read_bytes())
+    lie[0] ^= 1
+    level1.write_bytes(bytes(lie))
+    code, said = _verify(site, str(site.out))
+    assert code != 0
+    assert "holds another hash at position 0 than the entries make" in said
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed (Debian nginx-light; make test-deps)")
+def test_nginx_serves_the_published_tiles_to_verify(site: Site, tmp_path: Path) -> None:
+    """No database on the read path: a plain static web server serves the published directory."""
+    _publish(site)
+    port = _free_port()
+    prefix = tmp_path / "nginx"
+    (prefix / "logs").mkdir(parents=True)
+    conf = prefix / "nginx.conf"
+    # as root, nginx would hand the files to an unprivileged worker that cannot enter the test's private directory
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        user + f"daemon off; worker_processes 1; error_log {prefix}/logs/error.log; pid {prefix}/nginx.pid;\n"
+        "events { worker_connections 64; }\n"
+        "http { access_log off; client_body_temp_path " + str(prefix) + "/tmp;\n"
+        f"  server {{ listen 127.0.0.1:{port}; root {site.out};\n"
+        "    location /tile/ { default_type application/octet-stream; "
+        'add_header Cache-Control "public, max-age=31536000, immutable"; }\n'
+        '    location = /checkpoint { default_type "text/plain; charset=utf-8"; '
+        'add_header Cache-Control "max-age=5"; }\n'
+        "  }\n}\n"
+    )
+    process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)])
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/checkpoint").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        code, said = _verify(site, f"http://127.0.0.1:{port}")
+        assert code == 0, said
+        assert httpx.get(f"http://127.0.0.1:{port}/tile/0/000").headers["cache-control"].endswith("immutable")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
