@@ -1441,7 +1441,9 @@ def main() -> None:
 from cli.epcis import epcis_app  # noqa: E402
 from cli.sla import sla_app  # noqa: E402
 from cli.tiles import tiles_app  # noqa: E402
+from cli.witness import witness_app  # noqa: E402
 
 app.add_typer(sla_app, name="sla")
 app.add_typer(epcis_app, name="epcis")
 app.add_typer(tiles_app, name="tiles")
+app.add_typer(witness_app, name="witness")

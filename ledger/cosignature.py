@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ledger.errors import EncodingError, SignatureError
 from ledger.hashing import b64decode, b64encode, sha256
-from ledger.note import NoteVerifier, parse_note
+from ledger.note import NoteVerifier, check_key_name, parse_note
 from ledger.signing import Ed25519PrivateKey, load_public_key, public_key_bytes, sign_raw, verify_raw
 
 COSIGNATURE_TYPE = 0x04
@@ -80,6 +80,9 @@ class CosignatureVerifier:
 class Cosigner:
     name: str
     private_key: Ed25519PrivateKey
+
+    def __post_init__(self) -> None:
+        check_key_name(self.name)
 
     @property
     def verifier(self) -> CosignatureVerifier:

@@ -29,9 +29,13 @@ _VERIFIER_RE = re.compile(r"^([^\s+]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$")
 _SIZE_RE = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 
 
-def _check_key_name(name: str) -> None:
+def check_key_name(name: str) -> None:
+    """A signed-note key name: non-empty, no whitespace, no '+' (EncodingError otherwise)."""
     if not _KEY_NAME_RE.fullmatch(name):
         raise EncodingError(f"note key name {name!r} must be non-empty with no spaces or '+'")
+
+
+_check_key_name = check_key_name
 
 
 def key_hash(name: str, public_key: bytes) -> int:

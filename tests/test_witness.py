@@ -167,3 +167,59 @@ def test_racing_submissions_cosign_one_history(world: World, cosigner: Cosigner,
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200, 409]
+
+
+def test_witness_keygen_and_serve_over_http(world: World, tmp_path: Path) -> None:
+    """`chainproof witness keygen` writes a 0600 key and prints its vkey; `witness serve` answers add-checkpoint
+    over HTTP for the logs its policy lists."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+
+    runner = CliRunner()
+    key = tmp_path / "w1.pem"
+    made = runner.invoke(cli_app, ["witness", "keygen", "--name", "witness.example/w1", "--out", str(key)])
+    assert made.exit_code == 0, made.output
+    vkey = CosignatureVerifier.parse(made.output.strip())
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    again = runner.invoke(cli_app, ["witness", "keygen", "--name", "witness.example/w1", "--out", str(key)])
+    assert again.exit_code == 2
+    assert "is never overwritten" in again.output
+    policy = tmp_path / "policy"
+    policy.write_text(f"log {world.store.signer.verifier}\nwitness W1 {vkey}\nquorum W1\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    chainproof = str(Path(sys.executable).parent / "chainproof")
+    process = subprocess.Popen(
+        [chainproof, "witness", "serve", "--key", str(key), "--policy", str(policy), "--state", str(tmp_path / "s"),
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(url + "/")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        note = world.store.checkpoint()
+        answer = httpx.post(url + "/add-checkpoint", content=_request(0, [], note))
+        assert answer.status_code == 200, answer.text
+        assert vkey.timestamp_of(note + answer.text) is not None
+        size = Checkpoint.parse_body(parse_note(note).text).size
+        conflict = httpx.post(url + "/add-checkpoint", content=_request(0, [], note))
+        assert conflict.status_code == 409
+        assert conflict.headers["content-type"] == "text/x.tlog.size"
+        assert conflict.text == f"{size}\n"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
