@@ -25,8 +25,11 @@ from api.problems import problem_response
 from api.ratelimit import RateLimits
 from api.routes import actors, batches, certificates, epcis, events, log, sla, tlog
 from api.settings import Settings
-from ledger.storage import create_db_engine, migrate
+from ledger.cosignature import parse_policy
+from ledger.errors import LedgerError
+from ledger.storage import LedgerStore, create_db_engine, migrate
 from ledger.storage.opening import open_log_store
+from ledger.witnessing import LogWitnessing, run_issuer
 
 
 class BodyLimit(HttpMiddleware):
@@ -89,6 +92,20 @@ problem (application/problem+json).
 """
 
 
+def _witnessing(store: LedgerStore, settings: Settings) -> LogWitnessing | None:
+    """With a policy file, a witnessed log: reads never sign, the issuer does (and asks the witnesses)."""
+    if settings.policy_file is None:
+        return None
+    try:
+        policy = parse_policy(settings.policy_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SystemExit(f"chainproof: cannot read the policy file {settings.policy_file}: {exc.strerror}") from exc
+    except LedgerError as exc:
+        raise SystemExit(f"chainproof: {settings.policy_file}: {exc}") from exc
+    store.sign_on_read = False
+    return LogWitnessing(store, policy, freshness_s=settings.witness_freshness_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = create_db_engine(settings.database_url)
@@ -102,8 +119,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the SLA figures read every shipment once per process (seconds at 100k shipments): read them now, in the
         # background, so that the first report after a start finds them ready instead of waiting for them
         threading.Thread(target=_warm_up, args=(store,), name="chainproof-sla-warm-up", daemon=True).start()
+        stop = threading.Event()
+        if witnessing is not None:  # one process issues checkpoints and asks the witnesses (ledger/witnessing.py)
+            issuer = threading.Thread(
+                target=run_issuer,
+                args=(witnessing, settings.checkpoint_interval_s, stop, settings.data_dir / "checkpoint-issuer.lock"),
+                name="chainproof-checkpoint-issuer",
+                daemon=True,
+            )
+            issuer.start()
         yield
+        stop.set()
         engine.dispose()
+
+    witnessing = _witnessing(store, settings)
 
     app = FastAPI(
         title="Chainproof",

@@ -26,6 +26,12 @@ class Settings:
     log_name: str | None = None  # None: the database's own, or one derived from public_url (ledger.storage.opening)
     log_key_file: Path | None = None
     platform_name: str = "Chainproof"  # who issues certificates, as buyers know the platform
+    # Witnessing (ledger/witnessing.py): a C2SP tlog-policy file naming the witnesses to ask; with one, only the
+    # issuer signs checkpoints, every `checkpoint_interval_s` when the log grew, and at least every half
+    # `witness_freshness_s` even when it did not
+    policy_file: Path | None = None
+    checkpoint_interval_s: float = 5.0
+    witness_freshness_s: float = 3600.0
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 1000
     max_entries_page: int = 1000
@@ -60,6 +66,14 @@ class Settings:
             values["log_name"] = env["CHAINPROOF_LOG_NAME"]
         if "CHAINPROOF_LOG_KEY_FILE" in env:
             values["log_key_file"] = Path(env["CHAINPROOF_LOG_KEY_FILE"])
+        if env.get("CHAINPROOF_POLICY"):
+            values["policy_file"] = Path(env["CHAINPROOF_POLICY"])
+        if "CHAINPROOF_CHECKPOINT_INTERVAL_SECONDS" in env:
+            name = "CHAINPROOF_CHECKPOINT_INTERVAL_SECONDS"
+            values["checkpoint_interval_s"] = float(_number(env[name], name))
+        if "CHAINPROOF_WITNESS_FRESHNESS_MINUTES" in env:
+            name = "CHAINPROOF_WITNESS_FRESHNESS_MINUTES"
+            values["witness_freshness_s"] = 60.0 * _number(env[name], name)
         if env.get("CHAINPROOF_PLATFORM_NAME", "").strip():
             values["platform_name"] = env["CHAINPROOF_PLATFORM_NAME"].strip()
         if "CHAINPROOF_RATE_LIMITS" in env:

@@ -249,6 +249,45 @@ def _check_hash_tiles(reader: Any, leaves: list[bytes], tiles: list[Any]) -> Non
                 raise EncodingError(f"{tile.path} holds another hash at position {offset} than the entries make")
 
 
+def read_policy(path: Path) -> Any:
+    """A C2SP tlog-policy file (ledger/cosignature.py), or one readable line saying what is wrong with it."""
+    from ledger.cosignature import parse_policy
+
+    try:
+        return parse_policy(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CliError(f"policy file {path} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read the policy file {path}: {exc}") from exc
+    except LedgerError as exc:
+        raise CliError(f"{path}: {exc}") from exc
+
+
+def witness_check(note: str, key: NoteVerifier, policy: Any) -> tuple[list[Problem], dict[str, Any]]:
+    """The checkpoint against a witness policy: signed by one of its logs, cosigned by its quorum. Returns the
+    problems and, per witness that cosigned, when (POSIX seconds)."""
+    from ledger.errors import SignatureError
+
+    problems: list[Problem] = []
+    if policy.logs and key not in [log.key for log in policy.logs]:
+        problems.append(Problem(None, "policy", f"the log key {key} is not one of the policy's logs"))
+    witnessed: dict[str, int] = {}
+    for name, witness in policy.witnesses.items():
+        try:
+            timestamp = witness.key.timestamp_of(note)
+        except (SignatureError, LedgerError) as exc:
+            problems.append(Problem(None, "cosignature", f"witness {name}: {exc}"))
+            continue
+        if timestamp is not None:
+            witnessed[name] = timestamp
+    if not policy.satisfied(witnessed):
+        named = ", ".join(sorted(witnessed)) or "no witness"
+        problems.append(
+            Problem(None, "witness-quorum", f"the checkpoint is cosigned by {named}: not the policy's quorum")
+        )
+    return problems, {"quorum": policy.satisfied(witnessed), "cosigned_by": witnessed}
+
+
 class State:
     """What an auditor saw last of a log: its pinned key and the last checkpoint that verified."""
 

@@ -585,6 +585,14 @@ def serve(
             help="the platform's name as certificates state it (default: Chainproof)",
         ),
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            envvar="CHAINPROOF_POLICY",
+            help="a C2SP tlog-policy file: witness the log (checkpoints on a cadence, cosigned by its witnesses)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     forwarded_allow_ips: Annotated[
         str | None,
@@ -631,6 +639,10 @@ def serve(
     )
     if platform_name is not None and platform_name.strip():
         os.environ["CHAINPROOF_PLATFORM_NAME"] = platform_name.strip()
+    if policy is not None:
+        if not policy.is_file():
+            fail(f"policy file {policy} not found")
+        os.environ["CHAINPROOF_POLICY"] = str(policy.resolve())
     base = settings.base_url
     from cli.demo import DEMO_CERTIFICATE, DEMO_PAGE
 
@@ -980,6 +992,13 @@ def verify(
         typer.Option("--tiles", help="verify the log as published C2SP tiles: their URL prefix, or a directory"),
     ] = None,
     batch: Annotated[str | None, typer.Option("--batch", help="only this batch, SKU/LOT (with --server)")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="a C2SP tlog-policy file: its log key is trusted, and the checkpoint must carry its witness quorum",
+        ),
+    ] = None,
     log_key: LogKeyOption = None,
     log_key_file: Annotated[
         Path | None,
@@ -1029,6 +1048,13 @@ def verify(
         summary["ok"] = summary["ok"] and not problems
         _print_report(problems, summary, output_format)
         raise typer.Exit(0 if summary["ok"] else 1)
+    witness_policy = None
+    if policy is not None:
+        from cli.audit import read_policy
+
+        witness_policy = read_policy(policy)
+        if log_key is None and len(witness_policy.logs) == 1:
+            log_key = str(witness_policy.logs[0].key)  # the policy names the log to trust
     if server is not None:
         client = ServerClient(server)
         snapshot = from_server(client)
@@ -1057,6 +1083,12 @@ def verify(
     problems += report.problems
     summary = report.summary()
     summary.pop("problems")
+    if witness_policy is not None:
+        from cli.audit import witness_check
+
+        found, witnessed = witness_check(snapshot.checkpoint, key, witness_policy)
+        problems += found
+        summary["witnesses"] = witnessed
     summary["ok"] = report.ok and not problems
     if snapshot.beyond_checkpoint:  # the log has not signed them yet: counted, not a failure
         summary["not_yet_checkpointed"] = snapshot.beyond_checkpoint

@@ -180,6 +180,7 @@ def test_migration_0006_fills_the_heads_from_the_log(tmp_path: Path) -> None:
     store.append(world.journey("M", "1", shipments=3) + world.journey("M", "2"))
     store.append([world.merchant.submit("shipment", "M", "2", shipment_data("OPEN"))])
     with engine.begin() as conn:  # back to revision 0005, as a database of the previous release
+        conn.execute(text("DROP TABLE cosignatures"))
         conn.execute(text("DROP TABLE epcis_events"))
         conn.execute(text("DROP TABLE sla_shipments"))
         conn.execute(text("DROP TABLE sla_batches"))

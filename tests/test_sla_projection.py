@@ -72,6 +72,7 @@ def test_migration_0008_fills_the_projection_from_the_log(tmp_path: Path) -> Non
     world = make_world(store)
     sla_scenario.build(world)
     with engine.begin() as conn:  # back to revision 0007, as a database of the previous release
+        conn.execute(text("DROP TABLE cosignatures"))
         conn.execute(text("DROP TABLE epcis_events"))
         conn.execute(text("DROP TABLE sla_shipments"))
         conn.execute(text("DROP TABLE sla_batches"))

@@ -225,6 +225,7 @@ def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
     world.store.checkpoint()
     world.store.revoke_key(world.auditor.key.key_id)
     world.store.revoke_token(world.store.issue_token(world.auditor.id))
+    world.store.add_cosignatures(world.store.size(), [("witness.example/w+00000000+AA==", 1, "\u2014 w AAAA\n")])
     with world.store.engine.connect() as conn:
         column = conn.execute(text(f"SELECT * FROM {table} LIMIT 1")).keys()
         first_column = next(iter(column))

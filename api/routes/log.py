@@ -43,10 +43,12 @@ def entry_out(entry: LogEntry) -> LogEntryOut:
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
-    summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note), exactly as signed",
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint in a signed note), with its witnesses' cosignatures",
 )
 def checkpoint(store: StoreDep) -> PlainTextResponse:
-    return PlainTextResponse(store.checkpoint(), media_type="text/plain; charset=utf-8")
+    """The log's signature, then the newest cosignature (C2SP tlog-cosignature v1) of each witness that cosigned
+    this checkpoint, if the log is witnessed."""
+    return PlainTextResponse(store.cosigned(store.checkpoint()), media_type="text/plain; charset=utf-8")
 
 
 @router.get(

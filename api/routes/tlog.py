@@ -28,7 +28,7 @@ CHECKPOINT_CACHE = "public, max-age=5"
 )
 def tlog_checkpoint(store: StoreDep) -> Response:
     return Response(
-        store.checkpoint(),
+        store.cosigned(store.checkpoint()),
         media_type="text/plain; charset=utf-8",
         headers={"Cache-Control": CHECKPOINT_CACHE},
     )

@@ -183,6 +183,7 @@ APPEND_ONLY_TABLES = (
     "gtin_batches",
     "logged_statements",
     "log_meta",
+    "cosignatures",
 )
 NO_DELETE_TABLES = ("actors",)
 """Rows that may change (an actor's name and role follow its `actor` registrations) but never go away."""

@@ -449,6 +449,7 @@ class LedgerStore:
         # the latest evaluation, and of what: the columns' arrays and the view
         self._sla_last: tuple[object, tuple[Any, ...], Evaluation] | None = None
         self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
+        self.sign_on_read = True  # off in a witnessed log: reads serve the latest issued checkpoint, never sign
 
     @property
     def signer(self) -> NoteSigner:
@@ -1504,7 +1505,17 @@ class LedgerStore:
     # -- checkpoints --------------------------------------------------------------------------------------------
 
     def checkpoint(self, *, now: datetime | None = None) -> str:
-        """The signed checkpoint of the current tree, issued (and recorded) if it is new."""
+        """The signed checkpoint of the current tree, issued (and recorded) if it is new; in a witnessed log
+        (`sign_on_read` off) the latest issued one: there only the issuer signs (`issue_checkpoint`), on its
+        cadence, so that every checkpoint goes to the witnesses."""
+        if not self.sign_on_read:
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                return latest
+        return self.issue_checkpoint(now=now)
+
+    def issue_checkpoint(self, *, now: datetime | None = None) -> str:
+        """Sign (and record) the checkpoint of the current tree if it has none; return it."""
         with self.engine.connect() as conn:
             size = self._size(conn)
             existing = conn.execute(select(checkpoints.c.note).where(checkpoints.c.tree_size == size)).scalar()
@@ -1572,6 +1583,38 @@ class LedgerStore:
         if tile.level is None:
             return entry_bundle([bytes(row[1]) for row in rows], first)
         return tile_bytes([bytes(row[1]) for row in rows])
+
+    def add_cosignatures(self, size: int, cosignatures: Sequence[tuple[str, int, str]]) -> None:
+        """Record witnesses' cosignatures of the checkpoint at `size`: (witness vkey, timestamp, signature line)."""
+        if not cosignatures:
+            return
+        with self._write() as conn, conn.begin():
+            for witness, timestamp, line in cosignatures:
+                exists = conn.execute(
+                    text("SELECT 1 FROM cosignatures WHERE tree_size = :s AND witness = :w AND cosigned_at = :t"),
+                    {"s": size, "w": witness, "t": timestamp},
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        text(
+                            "INSERT INTO cosignatures (tree_size, witness, cosigned_at, line) VALUES (:s, :w, :t, :l)"
+                        ),
+                        {"s": size, "w": witness, "t": timestamp, "l": line},
+                    )
+
+    def cosigned(self, note: str) -> str:
+        """A checkpoint with the newest cosignature of each witness that cosigned it appended."""
+        size = Checkpoint.parse_body(parse_note(note).text).size
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT witness, cosigned_at, line FROM cosignatures WHERE tree_size = :s"), {"s": size}
+            ).all()
+        newest: dict[str, tuple[int, str]] = {}
+        for witness, timestamp, line in rows:
+            if witness not in newest or int(timestamp) > newest[witness][0]:
+                newest[str(witness)] = (int(timestamp), str(line))
+        lines = [line if line.endswith("\n") else line + "\n" for _t, line in (newest[w] for w in sorted(newest))]
+        return note + "".join(lines)
 
     def latest_checkpoint(self) -> str | None:
         """The largest checkpoint the log has issued, as stored (no key needed)."""

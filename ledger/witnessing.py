@@ -1,0 +1,118 @@
+"""The log's side of witnessing (C2SP tlog-witness): on a cadence, one issuer signs a checkpoint when the log has
+grown (or when the last one was witnessed half a freshness bound ago), asks every witness of its policy to cosign
+it with a consistency proof from the size that witness holds, and records the cosignatures that verify. A witness
+that is down or refuses is logged and skipped: appends never wait for witnesses.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ledger.cosignature import Policy, PolicyWitness
+from ledger.errors import LedgerError
+from ledger.hashing import b64encode
+from ledger.note import Checkpoint, parse_note
+
+if TYPE_CHECKING:
+    from ledger.storage import LedgerStore
+
+log = logging.getLogger("chainproof.witnessing")
+Post = Callable[[str, bytes], tuple[int, bytes]]
+
+
+class WitnessRefusedError(LedgerError):
+    """A witness answered with something other than a cosignature that verifies."""
+
+
+def _http_post(url: str, body: bytes) -> tuple[int, bytes]:
+    import httpx
+
+    response = httpx.post(url, content=body, timeout=10.0, headers={"Content-Type": "text/plain"})
+    return response.status_code, response.content
+
+
+class LogWitnessing:
+    def __init__(
+        self,
+        store: LedgerStore,
+        policy: Policy,
+        *,
+        freshness_s: float = 3600.0,
+        post: Post = _http_post,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.policy, self.freshness_s, self.post, self.clock = store, policy, freshness_s, post, clock
+        self.sizes: dict[str, int] = {}  # the size each witness holds, as far as we know
+        self.last_witnessed: float | None = None
+        self.last_size: int | None = None
+
+    def tick(self) -> int | None:
+        """Issue and witness a checkpoint if one is due; returns its size (None: nothing was due)."""
+        size = self.store.size()
+        stale = self.last_witnessed is None or self.clock() - self.last_witnessed >= self.freshness_s / 2
+        if size == self.last_size and not stale:
+            return None
+        note = self.store.issue_checkpoint()
+        checkpoint = Checkpoint.parse_body(parse_note(note).text)
+        cosignatures = []
+        for witness in self.policy.witnesses.values():
+            if witness.url is None:
+                continue
+            try:
+                cosignatures.append(self._ask(witness, note, checkpoint))
+            except Exception as exc:
+                log.warning("witness %s did not cosign tree size %d: %s", witness.name, checkpoint.size, exc)
+        self.store.add_cosignatures(checkpoint.size, cosignatures)
+        self.last_witnessed, self.last_size = self.clock(), checkpoint.size
+        return checkpoint.size
+
+    def _ask(self, witness: PolicyWitness, note: str, checkpoint: Checkpoint) -> tuple[str, int, str]:
+        assert witness.url is not None
+        old = self.sizes.get(witness.name, 0)
+        for _attempt in range(2):  # a 409 tells the size the witness holds: ask once more from there
+            proof = self.store.consistency_proof(old, checkpoint.size) if 0 < old < checkpoint.size else []
+            body = f"old {old}\n" + "".join(b64encode(h) + "\n" for h in proof) + "\n" + note
+            status, answer = self.post(witness.url.rstrip("/") + "/add-checkpoint", body.encode())
+            if status == 409:
+                old = int(answer.decode("ascii", "replace").strip() or "0")
+                continue
+            if status != 200:
+                raise WitnessRefusedError(f"HTTP {status}: {answer[:200].decode('utf-8', 'replace').strip()}")
+            for line in answer.decode("utf-8").splitlines():
+                timestamp = witness.key.timestamp_of(note + line + "\n")
+                if timestamp is not None:
+                    self.sizes[witness.name] = checkpoint.size
+                    return str(witness.key), timestamp, line + "\n"
+            raise WitnessRefusedError("its answer holds no cosignature by its key")
+        raise WitnessRefusedError(f"it holds tree size {old}, which this log cannot extend to {checkpoint.size}")
+
+
+def run_issuer(witnessing: LogWitnessing, interval_s: float, stop: threading.Event, lock_path: Path) -> None:
+    """Tick every `interval_s` until `stop`, in the one process that holds `lock_path` (several workers start
+    this; one issues, the others leave at once)."""
+    handle = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        return
+    try:
+        while not stop.is_set():
+            try:
+                witnessing.tick()
+            except Exception:
+                log.exception("issuing or witnessing a checkpoint failed; trying again in %.1f s", interval_s)
+            stop.wait(interval_s)
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+__all__ = ["LogWitnessing", "WitnessRefusedError", "run_issuer"]

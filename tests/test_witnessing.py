@@ -1,0 +1,158 @@
+"""The log's side of witnessing (ledger/witnessing.py): checkpoints issued by the issuer alone, sent to the policy's
+witnesses with consistency proofs, their cosignatures recorded and served; a witness that is down stops nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ledger.cosignature import Cosigner, parse_policy
+from ledger.note import Checkpoint, parse_note
+from ledger.signing import generate_private_key
+from ledger.witness import Witness, WitnessState
+from ledger.witnessing import LogWitnessing
+from tests.factory import World
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_796_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _setup(world: World, tmp_path: Path, clock: Clock) -> tuple[LogWitnessing, Cosigner, list[str]]:
+    store = world.store
+    up = Cosigner("witness.example/up", generate_private_key())
+    down = Cosigner("witness.example/down", generate_private_key())
+    witness = Witness(up, {store.origin: [store.signer.verifier]}, WitnessState(tmp_path / "up"), clock=clock)
+    policy = parse_policy(
+        f"log {store.signer.verifier}\n"
+        f"witness UP {up.verifier} https://up.example/\n"
+        f"witness DOWN {down.verifier} https://down.example/\n"
+        "group ANY any UP DOWN\nquorum ANY\n"
+    )
+    calls: list[str] = []
+
+    def post(url: str, body: bytes) -> tuple[int, bytes]:
+        calls.append(url)
+        if url.startswith("https://down.example/"):
+            raise ConnectionError("connection refused")
+        answer = witness.add_checkpoint(body)
+        return answer.status, answer.body
+
+    store.sign_on_read = False
+    return LogWitnessing(store, policy, freshness_s=600, post=post, clock=clock), up, calls
+
+
+def test_checkpoints_are_issued_witnessed_and_served_with_their_cosignatures(world: World, tmp_path: Path) -> None:
+    clock = Clock()
+    witnessing, up, calls = _setup(world, tmp_path, clock)
+    store = world.store
+    first = witnessing.tick()
+    assert first == store.size()
+    assert sorted(calls) == ["https://down.example/add-checkpoint", "https://up.example/add-checkpoint"]
+    served = store.cosigned(store.checkpoint())
+    assert up.verifier.timestamp_of(served) == int(clock.now)
+    # reads never sign: appended entries wait for the issuer's next checkpoint
+    store.append(world.journey("W", "1"))
+    assert Checkpoint.parse_body(parse_note(store.checkpoint()).text).size == first
+    clock.now += 5
+    second = witnessing.tick()
+    assert second == store.size() > first
+    served = store.cosigned(store.checkpoint())
+    assert Checkpoint.parse_body(parse_note(served).text).size == second
+    assert up.verifier.timestamp_of(served) == int(clock.now)  # cosigned from the size it held, with a proof
+    # nothing new: nothing issued, until half the freshness bound has passed; then re-witnessed, a newer time
+    calls.clear()
+    clock.now += 10
+    assert witnessing.tick() is None
+    assert calls == []
+    clock.now += 300
+    assert witnessing.tick() == second
+    assert up.verifier.timestamp_of(store.cosigned(store.checkpoint())) == int(clock.now)
+
+
+def test_a_witness_that_forgot_is_told_and_caught_up(world: World, tmp_path: Path) -> None:
+    """The log does not know what a witness holds (a restart): the witness's 409 says, and the log sends the
+    proof from there."""
+    clock = Clock()
+    witnessing, up, _calls = _setup(world, tmp_path, clock)
+    witnessing.tick()
+    world.store.append(world.journey("W", "2"))
+    witnessing.sizes.clear()  # the log restarted
+    clock.now += 5
+    size = witnessing.tick()
+    served = world.store.cosigned(world.store.checkpoint())
+    assert Checkpoint.parse_body(parse_note(served).text).size == size
+    assert up.verifier.timestamp_of(served) == int(clock.now)
+
+
+def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
+    """`serve --policy` (here the same settings, in process) with a real `witness serve`: the checkpoint the server
+    serves carries the witness's cosignature, `verify --policy` accepts it; a policy whose quorum needs another
+    witness fails it."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+    from ledger.logkey import load_or_create_log_signer
+    from tests.factory import make_world
+    from tests.servers import LOG, free_port, start_server
+
+    runner = CliRunner()
+    log_signer = load_or_create_log_signer(tmp_path / "log.pem", LOG)
+    witness_key = tmp_path / "w1.pem"
+    made = runner.invoke(cli_app, ["witness", "keygen", "--name", "witness.example/w1", "--out", str(witness_key)])
+    assert made.exit_code == 0, made.output
+    vkey = made.output.strip()
+    witness_port = free_port()
+    (tmp_path / "witness.policy").write_text(f"log {log_signer.verifier}\nquorum none\n")
+    (tmp_path / "log.policy").write_text(
+        f"log {log_signer.verifier}\nwitness W1 {vkey} http://127.0.0.1:{witness_port}\nquorum W1\n"
+    )
+    chainproof = str(Path(sys.executable).parent / "chainproof")
+    witness = subprocess.Popen(
+        [chainproof, "witness", "serve", "--key", str(witness_key), "--policy", str(tmp_path / "witness.policy"),
+         "--state", str(tmp_path / "witness-state"), "--port", str(witness_port)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = start_server(
+        tmp_path / "server", key_file=tmp_path / "log.pem", policy_file=tmp_path / "log.policy",
+        checkpoint_interval_s=0.2,
+    )  # fmt: skip
+    try:
+        world = make_world(server.store)
+        world.store.append(world.journey("WIT", "1"))
+        size = server.store.size()
+        note = ""
+        for _ in range(200):  # the issuer's cadence: a checkpoint of this size, cosigned
+            note = httpx.get(f"{server.url}/v1/log/checkpoint").text
+            if f"\n{size}\n" in note and "witness.example/w1" in note:
+                break
+            time.sleep(0.05)
+        assert "witness.example/w1" in note, note
+        assert httpx.get(f"{server.url}/tlog/checkpoint").text == note
+        good = runner.invoke(cli_app, ["verify", "--server", server.url, "--policy", str(tmp_path / "log.policy"),
+                                       "--format", "json"])  # fmt: skip
+        assert good.exit_code == 0, good.output
+        witnessed = json.loads(good.output)["witnesses"]
+        assert witnessed["quorum"] is True
+        assert abs(witnessed["cosigned_by"]["W1"] - time.time()) < 60
+        other = Cosigner("witness.example/w2", generate_private_key()).verifier
+        (tmp_path / "strict.policy").write_text(
+            f"log {log_signer.verifier}\nwitness W1 {vkey}\nwitness W2 {other}\ngroup BOTH all W1 W2\nquorum BOTH\n"
+        )
+        strict = runner.invoke(cli_app, ["verify", "--server", server.url, "--policy", str(tmp_path / "strict.policy"),
+                                         "--state", str(tmp_path / "auditor2")])  # fmt: skip
+        assert strict.exit_code == 1, strict.output
+        assert "cosigned by W1: not the policy's quorum" in strict.output
+    finally:
+        server.stop()
+        witness.terminate()
+        witness.wait(timeout=10)
