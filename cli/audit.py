@@ -516,10 +516,15 @@ def batch_check(client: ServerClient, key: NoteVerifier, sku: str, lot: str) -> 
 
 
 def monitor_step(
-    client: ServerClient, key: NoteVerifier, state: State, watched: Sequence[WatchedName] = ()
+    client: ServerClient,
+    key: NoteVerifier,
+    state: State,
+    watched: Sequence[WatchedName] = (),
+    policy: Any = None,
 ) -> tuple[list[Problem], int]:
     """Fetch the latest checkpoint and prove it extends the last one seen; with names to watch, look at the
-    actors registered since the last step; remember the checkpoint if all holds."""
+    actors registered since the last step; with a witness policy, require its quorum on the checkpoint;
+    remember the checkpoint if all holds."""
     note = client.get_text("/v1/log/checkpoint")
     try:
         new = open_checkpoint(note, key).checkpoint
@@ -534,6 +539,8 @@ def monitor_step(
         problems = check_consistency(state.checkpoint, note, proof, key)
     if not problems and watched:
         problems = watched_name_problems(client, key, note, watched, state.names_checked)
+    if not problems and policy is not None:
+        problems = witness_check(note, key, policy)[0]
     if not problems:
         state.save(str(key), note, names_checked=new.size if watched else None)
     return problems, new.size

@@ -1199,6 +1199,12 @@ def monitor(
             "registered under a look-alike (case, spacing and Unicode confusables folded)",
         ),
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", help="a C2SP tlog-policy file: its log key, and its witness quorum on each checkpoint"
+        ),
+    ] = None,
     output_format: FormatOption = "text",
 ) -> None:
     """Watch a log: every interval, prove the new checkpoint extends the last one seen (consistency proof).
@@ -1210,17 +1216,20 @@ def monitor(
     """
     import time
 
-    from cli.audit import State, monitor_step, read_watched_names
+    from cli.audit import State, monitor_step, read_policy, read_watched_names
     from cli.client import ServerClient
 
     watched = read_watched_names(watch_names) if watch_names is not None else []
+    witness_policy = read_policy(policy) if policy is not None else None
+    if witness_policy is not None and log_key is None and len(witness_policy.logs) == 1:
+        log_key = str(witness_policy.logs[0].key)
     with ServerClient(server) as client:
         problems: list[Any] = []
         key = server_key(client, log_key, state, problems)
         remembered = State(state, key.name)
         while True:
             if not problems:
-                problems, size = monitor_step(client, key, remembered, watched)
+                problems, size = monitor_step(client, key, remembered, watched, witness_policy)
             ok = not problems
             if output_format == "json":
                 typer.echo(
@@ -1369,6 +1378,10 @@ def certificate_verify(
         str | None, typer.Option("--server", help="also check the live log: same history, and no recall since")
     ] = None,
     state: StateOption = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="a C2SP tlog-policy file: its log key, and its witness quorum on the checkpoint"),
+    ] = None,
     output_format: FormatOption = "text",
 ) -> None:
     """Check a certificate: the log's signature, and every claim against the evidence it carries (each event's
@@ -1383,8 +1396,11 @@ def certificate_verify(
     """
     from certificates.core import verify_certificate
     from certificates.pdf import certificate_from_file
-    from cli.audit import State, certificate_status, parse_key
+    from cli.audit import State, certificate_status, parse_key, read_policy, witness_check
 
+    witness_policy = read_policy(policy) if policy is not None else None
+    if witness_policy is not None and log_key is None and len(witness_policy.logs) == 1:
+        log_key = str(witness_policy.logs[0].key)  # the policy names the log to trust
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -1423,6 +1439,9 @@ def certificate_verify(
     }
     if report.claims is None:
         summary["revocation"] = "not checked: the certificate's signature does not verify with the log key given"
+    elif witness_policy is not None:  # its checkpoint, as witnesses cosigned it when the certificate was issued
+        found, summary["witnesses"] = witness_check(certificate.checkpoint, key, witness_policy)
+        problems += found
     if client is not None:
         with client:
             if report.claims is not None:

@@ -152,6 +152,21 @@ def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
                                          "--state", str(tmp_path / "auditor2")])  # fmt: skip
         assert strict.exit_code == 1, strict.output
         assert "cosigned by W1: not the policy's quorum" in strict.output
+        # a monitor and a certificate holder apply the same policy
+        for policy, code in (("log.policy", 0), ("strict.policy", 1)):
+            arguments = ["monitor", "--server", server.url, "--once", "--policy", str(tmp_path / policy)]
+            watched = runner.invoke(cli_app, [*arguments, "--state", str(tmp_path / f"m-{policy}")])
+            assert watched.exit_code == code, watched.output
+        certificate = tmp_path / "certificate.json"
+        certificate.write_bytes(httpx.get(f"{server.url}/v1/batches/WIT/1/certificate.json").content)
+        assert "witness.example/w1" in json.loads(certificate.read_bytes())["checkpoint"]  # carried with it
+        held = runner.invoke(cli_app, ["certificate", "verify", str(certificate), "--policy",
+                                       str(tmp_path / "log.policy"), "--format", "json"])  # fmt: skip
+        assert held.exit_code == 0, held.output
+        assert json.loads(held.output)["witnesses"]["quorum"] is True
+        unmet = runner.invoke(cli_app, ["certificate", "verify", str(certificate), "--policy",
+                                        str(tmp_path / "strict.policy")])  # fmt: skip
+        assert unmet.exit_code == 1, unmet.output
     finally:
         server.stop()
         witness.terminate()

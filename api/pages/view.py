@@ -80,7 +80,7 @@ class BatchView:
 def batch_view(store: LedgerStore, sku: str, lot: str) -> BatchView:
     """Every entry of the batch up to the latest checkpoint, checked; the last one proven included (the chain
     links each entry to the next). Raises NotFoundError for an unknown batch."""
-    note = store.checkpoint()
+    note = store.cosigned(store.checkpoint())  # with its witnesses' cosignatures, if any
     checkpoint = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint
     size = checkpoint.size
     found = store.batch_range(sku, lot, before=size)
@@ -254,7 +254,8 @@ class BatchSummaries:
 
     def _latest_checkpoint(self) -> SignedCheckpoint:
         store = self._store
-        return open_checkpoint(store.checkpoint(), store.signer.verifier, store.origin)
+        # with the witnesses' cosignatures (a witnessed log): the page's script and certificates carry them
+        return open_checkpoint(store.cosigned(store.checkpoint()), store.signer.verifier, store.origin)
 
     def _forget(self, sku: str, lot: str, summary: BatchSummary) -> None:
         with self._lock:
