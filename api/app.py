@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.policy = witnessing.policy if witnessing is not None else None
     app.state.token_cache = TokenCache()
     problems.install(app)
     for module in _API_MODULES:

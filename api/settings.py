@@ -32,6 +32,7 @@ class Settings:
     policy_file: Path | None = None
     checkpoint_interval_s: float = 5.0
     witness_freshness_s: float = 3600.0
+    witness_warn_s: float = 3600.0  # a product page warns when its newest cosignature is older than this
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 1000
     max_entries_page: int = 1000
@@ -74,6 +75,9 @@ class Settings:
         if "CHAINPROOF_WITNESS_FRESHNESS_MINUTES" in env:
             name = "CHAINPROOF_WITNESS_FRESHNESS_MINUTES"
             values["witness_freshness_s"] = 60.0 * _number(env[name], name)
+        if "CHAINPROOF_WITNESS_WARN_MINUTES" in env:
+            name = "CHAINPROOF_WITNESS_WARN_MINUTES"
+            values["witness_warn_s"] = 60.0 * _number(env[name], name)
         if env.get("CHAINPROOF_PLATFORM_NAME", "").strip():
             values["platform_name"] = env["CHAINPROOF_PLATFORM_NAME"].strip()
         if "CHAINPROOF_RATE_LIMITS" in env:

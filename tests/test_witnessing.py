@@ -171,3 +171,73 @@ def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
         server.stop()
         witness.terminate()
         witness.wait(timeout=10)
+
+
+def test_the_browser_checks_cosignatures_as_the_log_does(tmp_path: Path) -> None:
+    """verify.js's verifyCosignatures against cosignatures made here: a valid one counts, with its time; one whose
+    witness is not listed, or whose bytes were changed, does not."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from ledger.hashing import b64encode as b64
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the JS verifier tests skip")
+    body = "example.com/log\n7\n" + b64(bytes(range(32))) + "\n"
+    good, other, broken = (Cosigner(f"w{n}.example", generate_private_key()) for n in range(3))
+    broken_line = broken.cosign(body, 1_700_000_300)
+    broken_line = broken_line[:-6] + ("A" if broken_line[-6] != "A" else "B") + broken_line[-5:]
+    note = body + "\n" + good.cosign(body, 1_700_000_000) + other.cosign(body, 1_700_000_100) + broken_line
+    witnesses = [{"name": "GOOD", "vkey": str(good.verifier)}, {"name": "BROKEN", "vkey": str(broken.verifier)}]
+    script = (
+        f"import {{verifyCosignatures}} from '{Path(__file__).parent.parent / 'api/static/verify.js'}';"
+        f"verifyCosignatures({json.dumps(note)}, {json.dumps(witnesses)}).then(r => console.log(JSON.stringify(r)));"
+    )
+    done = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"name": "GOOD", "timestamp": 1_700_000_000}]
+
+
+def test_the_product_page_shows_its_witnesses_and_warns_when_they_are_old(tmp_path: Path, browser) -> None:
+    """In Chromium: a witnessed log's product page says how many witnesses vouch for it and how recently; when the
+    newest cosignature is older than the bound, it warns that a recent recall could be missing."""
+    from tests.factory import make_world
+    from tests.servers import start_server
+
+    up = Cosigner("witness.example/up", generate_private_key())
+    states = {}
+    server = None
+    try:
+        from ledger.logkey import load_or_create_log_signer
+        from tests.servers import LOG
+
+        signer = load_or_create_log_signer(tmp_path / "log.pem", LOG)
+        policy = tmp_path / "log.policy"
+        policy.write_text(f"log {signer.verifier}\nwitness UP {up.verifier} http://witness.invalid\nquorum UP\n")
+        for name, warn in (("fresh", 3600.0), ("stale", 0.0)):
+            server = start_server(tmp_path / name, key_file=tmp_path / "log.pem", policy_file=policy,
+                                  checkpoint_interval_s=3600.0, witness_warn_s=warn)  # fmt: skip
+            world = make_world(server.store)
+            world.store.append(world.journey("PAGE", "1"))
+            note = server.store.issue_checkpoint()
+            size = Checkpoint.parse_body(parse_note(note).text).size
+            line = up.cosign(parse_note(note).text, int(__import__("time").time()) - 120)
+            server.store.add_cosignatures(size, [(str(up.verifier), 0, line)])
+            page = browser.new_page()
+            page.goto(f"{server.url}/p/PAGE/1")
+            page.wait_for_selector("#witness-check:not([data-state=waiting])", timeout=15000)
+            states[name] = (page.get_attribute("#witness-check", "data-state"), page.inner_text("#witness-check"))
+            page.close()
+            server.stop()
+            server = None
+    finally:
+        if server is not None:
+            server.stop()
+    assert states["fresh"][0] == "ok", states
+    assert "1 of 1 independent witnesses vouch" in states["fresh"][1]
+    assert "the latest 2 minutes ago" in states["fresh"][1]
+    assert states["stale"][0] == "stale", states
+    assert "a recall made since could be missing" in states["stale"][1]

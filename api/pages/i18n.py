@@ -84,6 +84,11 @@ TEXT: dict[str, dict[str, str]] = {
         "no_label": "Opened without the label's code (#k=…&o=…): this check rests on the log key the server gave.",
         "browser_checking": "Checking in your browser…",
         "browser_ok": "Verified in your browser: signatures, hash links and log inclusion all check out.",
+        "witness_ok": "{n} of {m} independent witnesses vouch that everyone sees this same record; the latest "
+        "{minutes} minutes ago.",
+        "witness_stale": "The latest witness saw this record {minutes} minutes ago: a recall made since could be "
+        "missing here. Check again later.",
+        "witness_none": "No independent witness has vouched for this record yet: a recall could be missing here.",
         "browser_failed": "Your browser found a problem:",
         "browser_unsupported": "Your browser cannot check Ed25519 signatures itself; showing the server's verdict.",
         "server_verdict": "Server's verdict",
@@ -174,6 +179,9 @@ TEXT: dict[str, dict[str, str]] = {
         "no_label": "打开时未带标签上的代码（#k=…&o=…）：本次校验以服务器提供的日志公钥为准。",
         "browser_checking": "正在您的浏览器中校验…",
         "browser_ok": "已在您的浏览器中验证：签名、哈希链接和日志收录均无误。",
+        "witness_ok": "{m} 个独立见证方中有 {n} 个确认所有人看到的是同一份记录；最近一次在 {minutes} 分钟前。",
+        "witness_stale": "最近一次见证在 {minutes} 分钟前：此后的召回可能未显示在此。请稍后再查看。",
+        "witness_none": "尚无独立见证方确认此记录：召回可能未显示在此。",
         "browser_failed": "您的浏览器发现问题：",
         "browser_unsupported": "您的浏览器无法自行校验 Ed25519 签名；显示服务器的结论。",
         "server_verdict": "服务器结论",

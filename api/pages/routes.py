@@ -217,6 +217,15 @@ def _journey_step(directory: Mapping[str, Actor], shown: Shown) -> dict[str, Any
     return None
 
 
+def witnesses_for_page(policy: Any, warn_after_s: float) -> dict[str, Any]:
+    """The witnesses the page's script checks the checkpoint's cosignatures against (the log's policy), and how old
+    the newest may be before the page warns that a recent recall could be missing."""
+    if policy is None or not policy.witnesses:
+        return {}
+    witnesses = [{"name": name, "vkey": str(w.key)} for name, w in sorted(policy.witnesses.items())]
+    return {"witnesses": witnesses, "witness_warn_s": warn_after_s}
+
+
 def _web_link(url: object) -> str | None:
     """Only http(s) links reach the page (the schema already refuses others; a page never trusts that alone)."""
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
@@ -256,7 +265,9 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         log_key=log_key,
         base_url=settings.base_url,
         certificate_url=f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}/certificate.pdf",
-        ledger_json=_script_json(page.browser_data(log_key)),
+        ledger_json=_script_json(
+            page.browser_data(log_key) | witnesses_for_page(request.app.state.policy, settings.witness_warn_s)
+        ),
         i18n_json=_script_json(
             {
                 "ok": TEXT[lang]["browser_ok"],
@@ -265,6 +276,9 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
                 "no_label": TEXT[lang]["no_label"],
                 "failed": TEXT[lang]["browser_failed"],
                 "unsupported": TEXT[lang]["browser_unsupported"] + " " + TEXT[lang][context["verdict"]],
+                "witness_ok": TEXT[lang]["witness_ok"],
+                "witness_stale": TEXT[lang]["witness_stale"],
+                "witness_none": TEXT[lang]["witness_none"],
             }
         ),
     )

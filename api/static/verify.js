@@ -385,6 +385,62 @@ export async function verifyBatch(data, label = null) {
   return problems;
 }
 
+// C2SP tlog-cosignature v1: the witnesses (vkeys of type 0x04) whose timestamped cosignature on the checkpoint
+// verifies. Returns [{name, timestamp}] (POSIX seconds); a line by a listed witness that does not verify is skipped.
+export async function verifyCosignatures(note, witnesses) {
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0 || !Array.isArray(witnesses) || !witnesses.length) return [];
+  const body = note.slice(0, split + 1);
+  const keys = [];
+  for (const w of witnesses) {
+    const m = /^([^\s+]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(w.vkey || "").trim());
+    if (!m) continue;
+    const raw = b64decode(m[3]);
+    if (raw.length !== 33 || raw[0] !== 4) continue;
+    const digest = await sha256(concat(enc.encode(m[1] + "\n"), Uint8Array.of(4), raw.slice(1)));
+    if (!equal(digest.slice(0, 4), Uint8Array.from(m[2].match(/../g).map((h) => parseInt(h, 16))))) continue;
+    keys.push({ label: w.name, name: m[1], id: digest.slice(0, 4), key: raw.slice(1) });
+  }
+  const found = [];
+  for (const line of note.slice(split + 2).split("\n")) {
+    const m = /^\u2014 ([^\s+]+) ([A-Za-z0-9+/=]+)$/.exec(line);
+    if (!m) continue;
+    let raw;
+    try { raw = b64decode(m[2]); } catch (e) { continue; }
+    if (raw.length !== 4 + 8 + 64) continue;
+    const witness = keys.find((k) => k.name === m[1] && equal(k.id, raw.slice(0, 4)));
+    if (!witness || found.some((f) => f.name === witness.label)) continue;
+    const timestamp = new DataView(raw.buffer, raw.byteOffset + 4, 8).getBigUint64(0);
+    const message = enc.encode(`cosignature/v1\ntime ${timestamp}\n${body}`);
+    if (await ed25519Verify(witness.key, raw.slice(12), message)) found.push({ name: witness.label, timestamp: Number(timestamp) });
+  }
+  return found;
+}
+
+// On a product page of a witnessed log: how many of the log's witnesses vouch for the checkpoint, and how recently.
+export async function showWitnesses(doc, data, t, nowSeconds) {
+  const box = doc.getElementById("witness-check");
+  if (!box || !Array.isArray(data.witnesses) || !data.witnesses.length) return;
+  const found = await verifyCosignatures(data.checkpoint, data.witnesses);
+  box.hidden = false;
+  const newest = found.reduce((n, f) => Math.max(n, f.timestamp), 0);
+  const minutes = Math.max(0, Math.floor((nowSeconds - newest) / 60));
+  let state;
+  if (!found.length) {
+    state = "none";
+    box.textContent = t.witness_none;
+  } else if (nowSeconds - newest > Number(data.witness_warn_s ?? 3600)) {
+    state = "stale";
+    box.textContent = t.witness_stale.replace("{minutes}", minutes);
+  } else {
+    state = "ok";
+    box.textContent = t.witness_ok.replace("{n}", found.length).replace("{m}", data.witnesses.length).replace("{minutes}", minutes);
+  }
+  box.className = "check " + (state === "ok" ? "ok" : "witness-warning");
+  box.setAttribute("data-state", state);
+  box.setAttribute("data-witnesses", String(found.length));
+}
+
 export function b64url(bytes) {
   return b64encode(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
@@ -409,7 +465,9 @@ export async function runOnPage(doc) {
   }
   try {
     const label = parseLabel(doc.defaultView ? doc.defaultView.location.hash : "");
-    const problems = await verifyBatch(JSON.parse(source.textContent), label);
+    const data = JSON.parse(source.textContent);
+    await showWitnesses(doc, data, t, Math.floor(Date.now() / 1000));
+    const problems = await verifyBatch(data, label);
     const verdict = doc.getElementById("verdict");
     const recalled = verdict !== null && verdict.getAttribute("data-verdict") === "recalled";
     if (!problems.length) {
