@@ -142,6 +142,8 @@ def _read_document(path: Path) -> Any:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CliError(f"{path} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise CliError(f"{path} nests its JSON too deeply to be an EPCIS document") from exc
     problems = schema_problems(document)
     if problems:
         more = f" (and {len(problems) - 1} more; nothing was sent)" if len(problems) > 1 else " (nothing was sent)"

@@ -65,7 +65,11 @@ def parse_path(path: str) -> Tile:
     if match is None:
         raise EncodingError(f"{path!r} is not a tile path (tile/<level>/<index>[.p/<width>])")
     kind, digits, width = match.groups()
+    if len(digits) > 32:  # 7 groups: indices up to 10**21, beyond any tree of 2**63 entries
+        raise EncodingError(f"{path!r}: the index is beyond any tree")
     index = int(digits.replace("x", "").replace("/", ""))
+    if index * WIDTH >= 1 << 63:
+        raise EncodingError(f"{path!r}: the index is beyond any tree")
     if index_path(index) != digits:  # one spelling per index: no extra leading groups
         raise EncodingError(f"{path!r} does not spell its index as tiles do ({index_path(index)})")
     tile_width = WIDTH if width is None else int(width)

@@ -3,6 +3,7 @@ test records (their business times are written out below)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -165,3 +166,14 @@ def test_a_rebuilt_database_is_indexed_again(site) -> None:
     world.store.rebuild_heads()
     after, _d, _a = _query(client)
     assert after == before
+
+
+def test_a_made_up_page_token_beyond_any_database_integer_is_a_400(site) -> None:
+    import base64
+
+    client, _world = site
+    for values in ([10**30, 0, 0], [1, 10**30, 0], [1, 0, -1]):
+        token = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+        answer = client.get("/v1/epcis/events", params={"nextPageToken": token})
+        assert answer.status_code == 400, values
+        assert "nextPageToken is not one this server gave" in answer.json()["detail"]

@@ -177,3 +177,10 @@ def test_nginx_serves_the_published_tiles_to_verify(site: Site, tmp_path: Path) 
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_tile_index_beyond_any_tree_is_a_400_not_a_500(site: Site) -> None:
+    for path in ("tile/0/x999/x999/x999/x999/x999/x999/999", "tile/entries/" + "x999/" * 12 + "999"):
+        answer = httpx.get(f"{site.server.url}/tlog/{path}")
+        assert answer.status_code == 400, path
+        assert "beyond any tree" in answer.json()["detail"]

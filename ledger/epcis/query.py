@@ -25,7 +25,9 @@ from ledger.events import parse_time
 SUPPORTED = ("GE_eventTime", "LT_eventTime", "EQ_bizStep", "MATCH_anyEPCClass", "perPage", "nextPageToken")
 DEFAULT_PER_PAGE = 100
 MOST_PER_PAGE = 1000
+MOST_CLASSES = 100
 _BIZ_STEP_URI = "https://ref.gs1.org/cbv/BizStep-"
+_BIGINT = 1 << 63
 _URN_BIZ_STEP = "urn:epcglobal:cbv:bizstep:"
 
 
@@ -115,8 +117,10 @@ def _decode_token(token: str) -> tuple[int, int, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         size, at, index = json.loads(raw)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (size, at, index)) or size < 0:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (size, at, index)):
             raise ValueError("not three integers")
+        if not (0 <= size < _BIGINT and -_BIGINT <= at < _BIGINT and 0 <= index < _BIGINT):
+            raise ValueError("out of range")  # what a database column holds: a made-up token is a 400, not a 500
     except (ValueError, TypeError) as exc:
         raise ValidationError("nextPageToken is not one this server gave: start again without it") from exc
     return size, at, index
@@ -143,11 +147,14 @@ def parse_query(items: Iterable[tuple[str, str]], base_url: str) -> EventQuery:
     if token is not None:
         tree_size, at, index = _decode_token(token)
         after = (at, index)
+    classes = _values(params, "MATCH_anyEPCClass")
+    if len(classes) > MOST_CLASSES:
+        raise ValidationError(f"MATCH_anyEPCClass names {len(classes)} classes: at most {MOST_CLASSES} a query")
     return EventQuery(
         since_us=_time_us(params, "GE_eventTime"),
         before_us=_time_us(params, "LT_eventTime"),
         biz_steps=frozenset(_biz_step(v) for v in _values(params, "EQ_bizStep")),
-        classes=tuple(_epc_class(v, base_url) for v in _values(params, "MATCH_anyEPCClass")),
+        classes=tuple(_epc_class(v, base_url) for v in classes),
         per_page=per_page,
         after=after,
         tree_size=tree_size,
