@@ -184,3 +184,19 @@ def test_a_tile_index_beyond_any_tree_is_a_400_not_a_500(site: Site) -> None:
         answer = httpx.get(f"{site.server.url}/tlog/{path}")
         assert answer.status_code == 400, path
         assert "beyond any tree" in answer.json()["detail"]
+
+
+def test_publish_refuses_an_entry_too_long_for_a_bundle_naming_it(site: Site) -> None:
+    """Intake keeps entries under 65,536 bytes; one that got into the database some other way (here, edited in)
+    is named, and nothing of the bundle is written."""
+    from sqlalchemy import text
+
+    store = site.server.store
+    index = store.size() - 1
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS entries_no_update"))
+        conn.execute(text("UPDATE entries SET leaf = :leaf WHERE idx = :i"), {"leaf": b"x" * 70_000, "i": index})
+    said = runner.invoke(cli_app, ["tiles", "publish", "--db", site.db, "--out", str(site.out)])
+    assert said.exit_code == 2, said.output
+    assert f"entry {index} is 70,000 bytes: a tile bundle holds entries of at most 65,535" in said.output
+    assert not (site.out / "checkpoint").exists()  # the checkpoint is written last: nothing claims the bundle
