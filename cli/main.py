@@ -184,6 +184,65 @@ def db_rebuild(db: DbOption = None, output_format: FormatOption = "text") -> Non
         typer.echo(f"rebuilt the heads of {batches} batches from the log")
 
 
+@db_app.command("restore")
+@handled
+def db_restore(
+    tiles: Annotated[str, typer.Option("--tiles", help="the log's published tiles: their URL prefix, or a directory")],
+    db: DbOption = None,
+    output_format: FormatOption = "text",
+) -> None:
+    """After restoring a database backup: put back the log's tail the backup lost, from the published tiles, so
+    the log continues the history its witnesses cosigned instead of forking it. Checked before anything is written:
+    the tiles' checkpoint must be signed by this log's key, the database's tree must be a prefix of the published
+    one, and the entries from the tiles must complete it to the checkpoint's root.
+
+    \b
+    Example: chainproof db restore --tiles https://cdn.trace.example/log --db postgresql://postgres@127.0.0.1/chainproof
+    """
+    from cli.audit import tile_fetcher
+    from ledger import merkle
+    from ledger.note import open_checkpoint
+    from ledger.tiles import TileReader
+
+    store = open_store(settings_for(db))
+    fetch = tile_fetcher(tiles)
+    note = fetch("checkpoint").decode("utf-8", "replace")
+    try:
+        published = open_checkpoint(note, store.signer.verifier, store.origin).checkpoint
+    except LedgerError as exc:
+        fail(f"the tiles' checkpoint is not this log's ({store.signer.verifier}): {exc}")
+    held = store.size()
+    common = min(held, published.size)
+    reader = TileReader(fetch, published.size)
+    try:
+        published_root = merkle.root_from_nodes(common, reader.nodes(set(merkle.root_keys(common))))
+    except LedgerError as exc:
+        fail(f"the published tiles do not hold together: {exc}")
+    if published_root != store.root(common):
+        fail(
+            f"the database's first {common} entries are not the published log's: a fork, not a lost tail; "
+            "nothing was written"
+        )
+    restored = 0
+    if published.size > held:
+        try:
+            leaves = reader.entries(held, published.size)
+            store.restore_tail(held, leaves, note)
+        except LedgerError as exc:
+            fail(f"{exc}; nothing was written")
+        restored = len(leaves)
+    result = {"restored_entries": restored, "tree_size": max(held, published.size), "published_size": published.size}
+    if output_format == "json":
+        typer.echo(json.dumps(result))
+    elif restored:
+        typer.echo(
+            f"restored {restored} entries ({held} to {published.size - 1}) from the published tiles: the log continues "
+            f"the published history at tree size {published.size}"
+        )
+    else:
+        typer.echo(f"nothing to restore: the database holds the published history (tree size {published.size})")
+
+
 @actor_app.command("add")
 @handled
 def actor_add(

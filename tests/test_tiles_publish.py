@@ -200,3 +200,91 @@ def test_publish_refuses_an_entry_too_long_for_a_bundle_naming_it(site: Site) ->
     assert said.exit_code == 2, said.output
     assert f"entry {index} is 70,000 bytes: a tile bundle holds entries of at most 65,535" in said.output
     assert not (site.out / "checkpoint").exists()  # the checkpoint is written last: nothing claims the bundle
+
+
+def _backup(source: Path, target_dir: Path) -> str:
+    """A consistent copy of a live SQLite database (its backup API), as an operator's backup would be."""
+    import sqlite3
+
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(source) as live, sqlite3.connect(target_dir / "chainproof.db") as copy:
+        live.backup(copy)
+    shutil.copy(source.parent / "log-key.pem", target_dir / "log-key.pem")
+    return default_sqlite_url(target_dir)
+
+
+def test_db_restore_refills_the_lost_tail_so_witnesses_see_no_fork(tmp_path: Path) -> None:
+    from ledger.cosignature import Cosigner
+    from ledger.note import Checkpoint, parse_note
+    from ledger.signing import generate_private_key
+    from ledger.storage import LedgerStore, create_db_engine
+    from ledger.witness import Witness, WitnessState
+
+    server = start_server(tmp_path / "server")
+    try:
+        world = make_world(server.store)
+        world.store.append(world.journey("OLD", "1"))
+        live = tmp_path / "server" / "chainproof.db"
+        backup_url = _backup(live, tmp_path / "backup")  # the nightly backup: the tail below is lost with the disk
+        fork_url = _backup(live, tmp_path / "fork")
+        world.store.append(world.journey("LOST", "1", shipments=3))
+        published = world.store.checkpoint()
+        size = Checkpoint.parse_body(parse_note(published).text).size
+        out = tmp_path / "published"
+        said = runner.invoke(cli_app, ["tiles", "publish", "--db", default_sqlite_url(tmp_path / "server"),
+                                       "--out", str(out)])  # fmt: skip
+        assert said.exit_code == 0, said.output
+        # a witness cosigned the published checkpoint
+        logs = {world.store.origin: [world.store.signer.verifier]}
+        witness = Witness(Cosigner("w.example/1", generate_private_key()), logs, WitnessState(tmp_path / "witness"))
+        assert witness.add_checkpoint(f"old 0\n\n{published}".encode()).status == 200
+        origin, verifier = world.store.origin, world.store.signer.verifier
+    finally:
+        server.stop()
+
+    restored = runner.invoke(cli_app, ["db", "restore", "--tiles", str(out), "--db", backup_url],
+                             env={"CHAINPROOF_DATA_DIR": str(tmp_path / "backup")})  # fmt: skip
+    assert restored.exit_code == 0, restored.output
+    assert "restored" in restored.output
+    assert f"the log continues the published history at tree size {size}" in restored.output
+    audit = runner.invoke(cli_app, ["verify", "--db", backup_url, "--log-key", str(verifier)],
+                          env={"CHAINPROOF_DATA_DIR": str(tmp_path / "backup")})  # fmt: skip
+    assert audit.exit_code == 0, audit.output
+    # the restored log goes on from the history the witness saw: its next checkpoint is cosigned, not a fork
+    from ledger.logkey import load_or_create_log_signer
+
+    engine = create_db_engine(backup_url)
+    store = LedgerStore(engine, load_or_create_log_signer(tmp_path / "backup" / "log-key.pem", origin))
+    assert store.root(size) == Checkpoint.parse_body(parse_note(published).text).root_hash
+    assert len(store.batch_entries("LOST", "1")) == 14
+    again = runner.invoke(cli_app, ["db", "restore", "--tiles", str(out), "--db", backup_url],
+                          env={"CHAINPROOF_DATA_DIR": str(tmp_path / "backup")})  # fmt: skip
+    assert "nothing to restore" in again.output
+    later_world = make_world(store)
+    later_world.store.append(later_world.journey("NEW", "1"))
+    later = store.checkpoint()
+    grown = Checkpoint.parse_body(parse_note(later).text).size
+    proof = "".join(b64 + "\n" for b64 in _b64(store.consistency_proof(size, grown)))
+    assert witness.add_checkpoint(f"old {size}\n{proof}\n{later}".encode()).status == 200
+    engine.dispose()
+    # a database whose history differs from the published one is a fork: refused, nothing written
+    fork_store = LedgerStore(create_db_engine(fork_url), load_or_create_log_signer(tmp_path / "fork" / "log-key.pem",
+                                                                                   origin))  # fmt: skip
+    make_world(fork_store).store.append(make_world(fork_store).journey("OTHER", "1"))
+    before = fork_store.size()
+    fork_store.engine.dispose()
+    refused = runner.invoke(cli_app, ["db", "restore", "--tiles", str(out), "--db", fork_url],
+                            env={"CHAINPROOF_DATA_DIR": str(tmp_path / "fork")})  # fmt: skip
+    assert refused.exit_code == 2
+    assert "a fork, not a lost tail; nothing was written" in refused.output
+    check = LedgerStore(
+        create_db_engine(fork_url), load_or_create_log_signer(tmp_path / "fork" / "log-key.pem", origin)
+    )
+    assert check.size() == before
+    check.engine.dispose()
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    from ledger.hashing import b64encode
+
+    return [b64encode(h) for h in hashes]

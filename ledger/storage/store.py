@@ -122,6 +122,8 @@ from ledger.storage.schema import (
     gtin_batches,
     idempotency_keys,
     log_meta,
+    logged_statements,
+    merkle_nodes,
     token_revocations,
 )
 from ledger.storage.sla import PG_INSERT_BATCHES, SlaRows
@@ -1390,6 +1392,76 @@ class LedgerStore:
         with self._batch_cache_lock:
             self._batch_cache.clear()
         return sum(1 for sku, _lot in states if sku != IDENTITY_SKU)
+
+    def restore_tail(self, start: int, leaves: Sequence[bytes], checkpoint_note: str) -> int:
+        """Put back entries [start, start + len(leaves)) a restored database lost, exactly as the log had them (their
+        leaves, from published tiles), with the checkpoint that covers them: refused (nothing written) unless the
+        database holds `start` entries and the tree the leaves complete has the checkpoint's root. The entries were
+        judged when first appended; the log's signed checkpoint vouches that these are they. Derived tables are
+        rebuilt after. Returns the new size."""
+        checkpoint = Checkpoint.parse_body(parse_note(checkpoint_note).text)
+        if checkpoint.size != start + len(leaves):
+            raise ValidationError(f"the checkpoint covers {checkpoint.size} entries, not {start} + {len(leaves)}")
+        with self._write() as conn, conn.begin():
+            self._lock_appends(conn)
+            size = self._size(conn)
+            if size != start:
+                raise ConflictError(f"the database holds {size} entries, not the {start} the tail continues from")
+            tree = self._tree_at(conn, start)
+            entry_rows, node_rows, statement_rows, gtin_rows = [], [], [], []
+            registrations: list[LoggedRegistration] = []
+            for offset, leaf in enumerate(leaves):
+                index = start + offset
+                parsed = parse_leaf(leaf)
+                if parsed.index != index:
+                    raise ValidationError(f"entry {index} says it is entry {parsed.index}")
+                entry_hash = leaf_hash(leaf)
+                raw = parsed.statement
+                entry_rows.append(
+                    {
+                        "idx": index,
+                        "sku": str(raw["sku"]),
+                        "lot": str(raw["lot"]),
+                        "leaf": leaf,
+                        "leaf_hash": entry_hash,
+                    }
+                )
+                node_rows += [{"level": lv, "idx": i, "hash": h} for lv, i, h in tree.append(entry_hash)]
+                if is_registration(raw):
+                    registration, data = validate_registration(raw)
+                    registrations.append(LoggedRegistration(index, registration, data, parsed.logged_at))
+                    signed_at = registration.signed_at
+                else:
+                    statement, data = validate_statement(raw)
+                    signed_at = statement.signed_at
+                    if isinstance(data, OriginData) and data.gtin:
+                        gtin_rows.append({"gtin": gtin14(data.gtin), "lot": statement.lot, "sku": statement.sku,
+                                          "idx": index})  # fmt: skip
+                signed_at_us = (parse_time(signed_at) - EARLIEST_TIME) // _MICROSECOND
+                statement_rows.append(
+                    {"signed_at_us": signed_at_us, "statement_hash": sha256(parsed.statement_bytes), "idx": index}
+                )
+            if tree.root() != checkpoint.root_hash:
+                raise ValidationError(
+                    "the restored tree's root is not the checkpoint's: these are not the log's entries"
+                )
+            if entry_rows:
+                conn.execute(insert(entries), entry_rows)
+                conn.execute(insert(merkle_nodes), node_rows)
+                conn.execute(insert(logged_statements), statement_rows)
+            if gtin_rows:
+                conn.execute(insert(gtin_batches), gtin_rows)
+            write_projection(conn, registrations)
+            stored = conn.execute(select(checkpoints.c.note).where(checkpoints.c.tree_size == checkpoint.size)).scalar()
+            if stored is None:
+                conn.execute(
+                    insert(checkpoints).values(
+                        tree_size=checkpoint.size, note=checkpoint_note, created_at=format_time(utc_now())
+                    )
+                )
+        self._head, self._epoch_size = None, -1  # another process's appends, as far as our caches know
+        self.rebuild_heads()
+        return checkpoint.size
 
     def head_differences(self, states: dict[tuple[str, str], BatchState], after: int) -> list[str]:
         """How the derived tables differ from `states` (the batches as the log's first `after` entries tell
