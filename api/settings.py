@@ -33,6 +33,7 @@ class Settings:
     checkpoint_interval_s: float = 5.0
     witness_freshness_s: float = 3600.0
     witness_warn_s: float = 3600.0  # a product page warns when its newest cosignature is older than this
+    page_proofs_from_tiles: bool = False  # product pages' scripts build their inclusion proofs from /tlog/ tiles
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 1000
     max_entries_page: int = 1000
@@ -75,6 +76,9 @@ class Settings:
         if "CHAINPROOF_WITNESS_FRESHNESS_MINUTES" in env:
             name = "CHAINPROOF_WITNESS_FRESHNESS_MINUTES"
             values["witness_freshness_s"] = 60.0 * _number(env[name], name)
+        if "CHAINPROOF_PAGE_PROOFS_FROM_TILES" in env:
+            name = "CHAINPROOF_PAGE_PROOFS_FROM_TILES"
+            values["page_proofs_from_tiles"] = _switch(env[name], name)
         if "CHAINPROOF_WITNESS_WARN_MINUTES" in env:
             name = "CHAINPROOF_WITNESS_WARN_MINUTES"
             values["witness_warn_s"] = 60.0 * _number(env[name], name)

@@ -288,3 +288,49 @@ def _b64(hashes: list[bytes]) -> list[str]:
     from ledger.hashing import b64encode
 
     return [b64encode(h) for h in hashes]
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium is not installed (make test-deps)")
+def test_product_pages_can_build_their_proofs_from_tiles(tmp_path: Path, browser) -> None:
+    """With proofs from tiles, the page carries no inclusion proof: the browser builds them from the /tlog/ tiles
+    every page shares, verifies, and fails when a tile lies."""
+    import json as json_module
+
+    server = start_server(tmp_path / "server", page_proofs_from_tiles=True)
+    try:
+        world = make_world(server.store)
+        for n in range(30):  # past 256 entries: proofs from a level-1 tile and partial tiles
+            world.store.append(world.journey("TILE", str(n)))
+        html = httpx.get(f"{server.url}/p/TILE/29").text
+        data = json_module.loads(html.split('id="ledger-data">', 1)[1].split("</script>", 1)[0])
+        assert data["tiles"] == "/tlog"
+        assert not any("proof" in item for item in data["entries"] + data["registrations"])
+        assert any(item.get("needs_proof") for item in data["entries"])
+
+        def check(lie: bool) -> tuple[str | None, list[str]]:
+            page = browser.new_page()
+            fetched: list[str] = []
+            page.on("request", lambda r: fetched.append(r.url) if "/tlog/tile/" in r.url else None)
+            if lie:
+
+                def corrupt(route) -> None:
+                    response = route.fetch()
+                    body = bytearray(response.body())
+                    body[5] ^= 1
+                    route.fulfill(response=response, body=bytes(body))
+
+                page.route("**/tlog/tile/**", corrupt)
+            page.goto(f"{server.url}/p/TILE/29")
+            page.wait_for_selector("#browser-check:not([data-state=checking])", timeout=15000)
+            state = page.get_attribute("#browser-check", "data-state")
+            page.close()
+            return state, fetched
+
+        state, fetched = check(lie=False)
+        assert state == "ok"
+        assert fetched
+        assert all("/tlog/tile/" in url for url in fetched)
+        state, _fetched = check(lie=True)
+        assert state == "failed"
+    finally:
+        server.stop()

@@ -217,6 +217,19 @@ def _journey_step(directory: Mapping[str, Actor], shown: Shown) -> dict[str, Any
     return None
 
 
+def _proofs_from_tiles(data: dict[str, Any], enabled: bool) -> dict[str, Any]:
+    """With proofs from tiles, the page's script builds each inclusion proof from the log's tiles under /tlog/,
+    which every page shares (a CDN keeps them), instead of reading one made for this page."""
+    if not enabled:
+        return data
+    for key in ("entries", "registrations"):
+        data[key] = [
+            {k: v for k, v in item.items() if k != "proof"} | ({"needs_proof": True} if "proof" in item else {})
+            for item in data[key]
+        ]
+    return data | {"tiles": "/tlog"}
+
+
 def witnesses_for_page(policy: Any, warn_after_s: float) -> dict[str, Any]:
     """The witnesses the page's script checks the checkpoint's cosignatures against (the log's policy), and how old
     the newest may be before the page warns that a recent recall could be missing."""
@@ -266,7 +279,8 @@ def _render_product(request: Request, store: Any, settings: Any, sku: str, lot: 
         base_url=settings.base_url,
         certificate_url=f"/v1/batches/{quote(sku, safe='')}/{quote(lot, safe='')}/certificate.pdf",
         ledger_json=_script_json(
-            page.browser_data(log_key) | witnesses_for_page(request.app.state.policy, settings.witness_warn_s)
+            _proofs_from_tiles(page.browser_data(log_key), settings.page_proofs_from_tiles)
+            | witnesses_for_page(request.app.state.policy, settings.witness_warn_s)
         ),
         i18n_json=_script_json(
             {

@@ -385,6 +385,95 @@ export async function verifyBatch(data, label = null) {
   return problems;
 }
 
+// C2SP tlog-tiles: inclusion proofs built from the log's tiles (ledger/tiles.py), which every page shares, so
+// browsers and CDNs cache them. `fetchTile(path)` returns a tile's bytes.
+export function tilePath(level, index, width) {
+  const groups = [];
+  let n = index;
+  do { groups.push(String(n % 1000).padStart(3, "0")); n = Math.floor(n / 1000); } while (n > 0);
+  const digits = groups.slice(1).reverse().map((g) => "x" + g).concat([groups[0]]).join("/");
+  return `tile/${level}/${digits}` + (width === 256 ? "" : `.p/${width}`);
+}
+
+export class TileProofs {
+  constructor(fetchTile, size) {
+    this.fetchTile = fetchTile;
+    this.size = size;
+    this.tiles = new Map();
+  }
+
+  async tileHash(level, index) {
+    const tile = Math.floor(index / 256);
+    const key = `${level}/${tile}`;
+    if (!this.tiles.has(key)) {
+      const available = Math.floor(this.size / 256 ** level);
+      const width = Math.min(256, available - tile * 256);
+      if (width <= 0) throw new Error(`a tree of size ${this.size} has no tile ${tile} at level ${level}`);
+      const bytes = await this.fetchTile(tilePath(level, tile, width));
+      if (bytes.length !== width * 32) throw new Error(`tile ${tilePath(level, tile, width)} is not ${width} hashes`);
+      this.tiles.set(key, bytes);
+    }
+    const offset = (index % 256) * 32;
+    return this.tiles.get(key).slice(offset, offset + 32);
+  }
+
+  // The hash of the perfect subtree of height `height` at `index`, hashed up from its tile level.
+  async node(height, index) {
+    const level = Math.floor(height / 8), rest = height % 8;
+    let hashes = [];
+    for (let i = 0; i < 1 << rest; i++) hashes.push(await this.tileHash(level, index * (1 << rest) + i));
+    while (hashes.length > 1) {
+      const up = [];
+      for (let i = 0; i < hashes.length; i += 2) up.push(await nodeHash(hashes[i], hashes[i + 1]));
+      hashes = up;
+    }
+    return hashes[0];
+  }
+
+  // The RFC 9162 hash of leaves [start, end): its perfect subtrees, folded right to left.
+  async rangeHash(start, end) {
+    const keys = [];
+    let offset = start;
+    const size = end - start;
+    for (let level = Math.floor(Math.log2(size)); level >= 0; level--) {
+      if (Math.floor(size / 2 ** level) % 2 === 1) { keys.push([level, offset / 2 ** level]); offset += 2 ** level; }
+    }
+    const hashes = [];
+    for (const [level, index] of keys) hashes.push(await this.node(level, index));
+    let result = hashes[hashes.length - 1];
+    for (let i = hashes.length - 2; i >= 0; i--) result = await nodeHash(hashes[i], result);
+    return result;
+  }
+
+  // PATH(index, D[size]) (RFC 9162 2.1.3.1), bottom-up, as base64 hashes (the form pages carry proofs in).
+  async inclusionProof(index) {
+    const ranges = [];
+    let start = 0, end = this.size;
+    while (end - start > 1) {
+      let k = 1;
+      while (k * 2 < end - start) k *= 2;
+      if (index < start + k) { ranges.push([start + k, end]); end = start + k; } else { ranges.push([start, start + k]); start += k; }
+    }
+    ranges.reverse();
+    const proof = [];
+    for (const [a, b] of ranges) proof.push(b64encode(await this.rangeHash(a, b)));
+    return proof;
+  }
+}
+
+// Give every listed entry that needs an inclusion proof and carries none (a page that reads its proofs from
+// tiles: `data.tiles`, the tiles' URL prefix) its proof, built from the tiles of the page's checkpoint.
+export async function proofsFromTiles(data, fetchTile) {
+  if (!data.tiles) return;
+  const size = Number(parseCheckpoint(data.checkpoint.slice(0, data.checkpoint.lastIndexOf("\n\n") + 1)).size);
+  const tiles = new TileProofs(fetchTile, size);
+  for (const list of [data.entries || [], data.registrations || []]) {
+    for (const item of list) {
+      if (item.needs_proof && !item.proof) item.proof = await tiles.inclusionProof(item.index);
+    }
+  }
+}
+
 // C2SP tlog-cosignature v1: the witnesses (vkeys of type 0x04) whose timestamped cosignature on the checkpoint
 // verifies. Returns [{name, timestamp}] (POSIX seconds); a line by a listed witness that does not verify is skipped.
 export async function verifyCosignatures(note, witnesses) {
@@ -467,6 +556,11 @@ export async function runOnPage(doc) {
     const label = parseLabel(doc.defaultView ? doc.defaultView.location.hash : "");
     const data = JSON.parse(source.textContent);
     await showWitnesses(doc, data, t, Math.floor(Date.now() / 1000));
+    await proofsFromTiles(data, async (path) => {
+      const response = await fetch(`${data.tiles.replace(/\/$/, "")}/${path}`);
+      if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+      return new Uint8Array(await response.arrayBuffer());
+    });
     const problems = await verifyBatch(data, label);
     const verdict = doc.getElementById("verdict");
     const recalled = verdict !== null && verdict.getAttribute("data-verdict") === "recalled";
