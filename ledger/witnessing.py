@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chainproof.witnessing")
 Post = Callable[[str, bytes], tuple[int, bytes]]
+RETRY_PAUSE_S = 30.0
 
 
 class WitnessRefusedError(LedgerError):
@@ -50,27 +51,35 @@ class LogWitnessing:
     ) -> None:
         self.store, self.policy, self.freshness_s, self.post, self.clock = store, policy, freshness_s, post, clock
         self.sizes: dict[str, int] = {}  # the size each witness holds, as far as we know
+        self.retry_at: dict[str, float] = {}  # when to ask again a witness that did not cosign
         self.last_witnessed: float | None = None
         self.last_size: int | None = None
 
     def tick(self) -> int | None:
-        """Issue and witness a checkpoint if one is due; returns its size (None: nothing was due)."""
+        """Issue and witness a checkpoint if one is due (the log grew, a witness has not cosigned the latest yet,
+        or half the freshness bound has passed); returns its size (None: nothing was due)."""
         size = self.store.size()
         stale = self.last_witnessed is None or self.clock() - self.last_witnessed >= self.freshness_s / 2
-        if size == self.last_size and not stale:
+        reachable = [w for w in self.policy.witnesses.values() if w.url is not None]
+        now = self.clock()
+        # down or refusing last time: asked again once the log grows, or after a pause (not at every tick)
+        behind = [w for w in reachable if self.sizes.get(w.name) != size and now >= self.retry_at.get(w.name, 0.0)]
+        if size == self.last_size and not stale and not behind:
             return None
         note = self.store.issue_checkpoint()
         checkpoint = Checkpoint.parse_body(parse_note(note).text)
         cosignatures = []
-        for witness in self.policy.witnesses.values():
-            if witness.url is None:
-                continue
+        asked = reachable if stale or size != self.last_size else behind
+        for witness in asked:
             try:
                 cosignatures.append(self._ask(witness, note, checkpoint))
-            except Exception as exc:
+            except Exception as exc:  # a witness down or refusing never stops the log
+                self.retry_at[witness.name] = now + RETRY_PAUSE_S
                 log.warning("witness %s did not cosign tree size %d: %s", witness.name, checkpoint.size, exc)
         self.store.add_cosignatures(checkpoint.size, cosignatures)
-        self.last_witnessed, self.last_size = self.clock(), checkpoint.size
+        if stale or size != self.last_size:
+            self.last_witnessed = self.clock()
+        self.last_size = checkpoint.size
         return checkpoint.size
 
     def _ask(self, witness: PolicyWitness, note: str, checkpoint: Checkpoint) -> tuple[str, int, str]:

@@ -122,6 +122,12 @@ def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
          "--state", str(tmp_path / "witness-state"), "--port", str(witness_port)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    for _ in range(400):  # up before the log's first checkpoint (one asked while it starts is asked again later)
+        try:
+            httpx.get(f"http://127.0.0.1:{witness_port}/")
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
     server = start_server(
         tmp_path / "server", key_file=tmp_path / "log.pem", policy_file=tmp_path / "log.policy",
         checkpoint_interval_s=0.2,
@@ -241,3 +247,16 @@ def test_the_product_page_shows_its_witnesses_and_warns_when_they_are_old(tmp_pa
     assert "the latest 2 minutes ago" in states["fresh"][1]
     assert states["stale"][0] == "stale", states
     assert "a recall made since could be missing" in states["stale"][1]
+
+
+def test_a_witness_that_was_down_is_asked_again_after_a_pause(world: World, tmp_path: Path) -> None:
+    clock = Clock()
+    witnessing, _up, calls = _setup(world, tmp_path, clock)
+    witnessing.tick()
+    calls.clear()
+    clock.now += 5
+    assert witnessing.tick() is None  # nothing grew, and the witness that was down is not asked at every tick
+    assert calls == []
+    clock.now += 30
+    assert witnessing.tick() == world.store.size()  # after the pause it is asked again, the other is not
+    assert calls == ["https://down.example/add-checkpoint"]
