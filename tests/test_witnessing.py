@@ -222,7 +222,7 @@ def test_the_product_page_shows_its_witnesses_and_warns_when_they_are_old(tmp_pa
 
         signer = load_or_create_log_signer(tmp_path / "log.pem", LOG)
         policy = tmp_path / "log.policy"
-        policy.write_text(f"log {signer.verifier}\nwitness UP {up.verifier} http://witness.invalid\nquorum UP\n")
+        policy.write_text(f"log {signer.verifier}\nwitness UP {up.verifier} http://127.0.0.1:9\nquorum UP\n")
         for name, warn in (("fresh", 3600.0), ("stale", 0.0)):
             server = start_server(tmp_path / name, key_file=tmp_path / "log.pem", policy_file=policy,
                                   checkpoint_interval_s=3600.0, witness_warn_s=warn)  # fmt: skip
