@@ -243,6 +243,8 @@ def sla_report(
     source = _one_source(server, db, bundle)
     groups = [g.strip() for g in (group_by or "").split(",") if g.strip()]
     if source == "--server":
+        _bound(since, "--since")  # told by the flag's name here, not by the server's parameter's
+        _bound(until, "--until", end=True)
         params: dict[str, Any] = {
             "merchant": merchant, "carrier": carrier, "lane": lane, "from": since, "to": until, "as_of": as_of,
             "group_by": ",".join(groups) or None, "tree_size": tree_size, "window_share": window_share,
@@ -401,6 +403,8 @@ def sla_scorecard(
     \b
     Example: chainproof sla scorecard --server https://ledger.example --since 2026-11-01 --out scorecard.json
     """
+    _bound(since, "--since")  # told by the flag's name here, not by the server's parameter's
+    _bound(until, "--until", end=True)
     params = {"merchant": merchant, "from": since, "to": until, "as_of": as_of}
     with _client(ctx, server, token, token_file) as client:
         body = client.get_json("/v1/sla/scorecard", **{k: v for k, v in params.items() if v is not None})

@@ -152,3 +152,19 @@ def test_bad_usage_is_one_line(setup: Setup) -> None:
     assert "not found" in out
     out = cli("sla", "report", "--server", setup.server.url, env={"CHAINPROOF_TOKEN": ""}, code=2)
     assert "no API token" in out
+
+
+def test_a_bad_bound_is_named_by_its_flag_against_a_server_too(setup: Setup) -> None:
+    """The server calls the bounds `from` and `to`; the user typed --since and --until, and is told so."""
+    token = setup.token_file(setup.world.admin)
+    for command in ("report", "scorecard"):
+        extra = (
+            ["--merchant", setup.world.merchant.id, "--out", str(setup.tmp / "s.json")]
+            if command == "scorecard"
+            else []
+        )
+        out = cli("sla", command, "--server", setup.server.url, "--token-file", token, "--since", "yesterday",
+                  *extra, code=2)  # fmt: skip
+        assert "--since" in out, out
+        assert "from:" not in out
+        assert len(out.strip().splitlines()) == 1
