@@ -23,6 +23,7 @@ from ledger.epcis.identifiers import canonical_gs1_uri
 from ledger.epcis.vocabulary import BIZ_STEPS, DISPOSITIONS, UNITS_OF_CODE
 from ledger.errors import LedgerError, ValidationError
 from ledger.events import IDENT_PATTERN, EventType, gtin14, parse_time, validate_gtin
+from ledger.sla import epoch_us
 
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 """The largest document an import reads (about 50,000 events)."""
@@ -403,11 +404,6 @@ class _Mapper:
         return EventType.RECALL, sku, lot, data | {"recalled_at": at}
 
 
-def _time_us(text: str) -> int:
-    moment = parse_time(text)
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
 def plan_import(
     document: object, ledger: Ledger, check_data: Callable[[EventType, dict[str, Any]], None]
 ) -> ImportPlan:
@@ -446,7 +442,7 @@ def plan_import(
             mapper.started.add((sku, lot))
             if "gtin" in data:
                 mapper.document_batches.setdefault((gtin14(str(data["gtin"])), lot), sku)
-        mapped.append(Mapped(number, event_id, _time_us(str(event["eventTime"])), kind, sku, lot, data))
+        mapped.append(Mapped(number, event_id, epoch_us(parse_time(str(event["eventTime"]))), kind, sku, lot, data))
     mapped.sort(key=lambda m: (m.event_time_us, m.number))
     return ImportPlan(mapped, skipped)
 

@@ -15,12 +15,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from urllib.parse import unquote
 
 from ledger.epcis.identifiers import canonical_gs1_uri
 from ledger.epcis.vocabulary import BIZ_STEPS
 from ledger.errors import ValidationError
 from ledger.events import parse_time
+from ledger.sla import epoch_us
 
 SUPPORTED = ("GE_eventTime", "LT_eventTime", "EQ_bizStep", "MATCH_anyEPCClass", "perPage", "nextPageToken")
 DEFAULT_PER_PAGE = 100
@@ -71,11 +72,7 @@ def _time_us(params: dict[str, list[str]], name: str) -> int | None:
         moment = parse_time(text)
     except ValidationError as exc:
         raise ValidationError(f"{name}: {exc} (an RFC 3339 time with an offset, e.g. 2026-11-01T00:00:00Z)") from exc
-    return _us(moment)
-
-
-def _us(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+    return epoch_us(moment)
 
 
 def _biz_step(value: str) -> str:
@@ -90,15 +87,11 @@ def _biz_step(value: str) -> str:
 def _epc_class(value: str, base_url: str) -> EpcClass:
     own = re.fullmatch(re.escape(base_url.rstrip("/")) + r"/p/([^/?#]+)/([^/?#]+)", value)
     if own is not None:
-        from urllib.parse import unquote
-
         return EpcClass(sku=unquote(own.group(1)), lot=unquote(own.group(2)))
     canonical = canonical_gs1_uri(value)
     if canonical is not None:
         match = re.fullmatch(r"https://id\.gs1\.org/01/(\d{14})(?:/10/([^/]+))?", canonical)
         if match is not None:
-            from urllib.parse import unquote
-
             lot = match.group(2)
             return EpcClass(gtin=match.group(1), lot=None if lot is None else unquote(lot))
     raise ValidationError(

@@ -23,6 +23,7 @@ from ledger.epcis.export import BIZ_STEP_OF_TYPE, event_time
 from ledger.epcis.query import EventQuery
 from ledger.errors import LedgerError
 from ledger.events import gtin14, parse_time, validate_statement
+from ledger.sla import epoch_us
 from ledger.storage.schema import entries, gtin_batches
 
 _metadata = MetaData()
@@ -57,7 +58,7 @@ def index_row(index: int, leaf: bytes) -> dict[str, Any]:
         "sku": statement.sku,
         "lot": statement.lot,
         "biz_step": BIZ_STEP_OF_TYPE[statement.type],
-        "event_time_us": int(moment.timestamp()) * 1_000_000 + moment.microsecond,
+        "event_time_us": epoch_us(moment),
     }
 
 
