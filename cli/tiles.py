@@ -4,8 +4,6 @@ serve (ledger/tiles.py), written incrementally and atomically."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +12,7 @@ import typer
 
 from cli.errors import CliError
 from cli.main import DbOption, FormatOption, handled, open_store, settings_for
+from ledger.files import write_atomically
 
 if TYPE_CHECKING:
     from ledger.storage import LedgerStore
@@ -23,21 +22,6 @@ tiles_app: typer.Typer = typer.Typer(
     help="The log as static C2SP tlog-tiles: publish it for any web server or CDN.",
     no_args_is_help=True,
 )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a file whole or not at all: a temporary file beside it, synced, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".publishing-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def publish(store: LedgerStore, out: Path) -> dict[str, Any]:
@@ -57,9 +41,9 @@ def publish(store: LedgerStore, out: Path) -> dict[str, Any]:
         if path.exists():  # tiles are immutable: one written before is the same
             kept += 1
             continue
-        _write_atomically(path, store.tile(tile))
+        write_atomically(path, store.tile(tile))
         written += 1
-    _write_atomically(out / "checkpoint", note.encode("utf-8"))
+    write_atomically(out / "checkpoint", note.encode("utf-8"))
     return {"tree_size": size, "tiles_written": written, "tiles_already_there": kept, "out": str(out)}
 
 

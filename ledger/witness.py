@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from ledger import merkle
 from ledger.cosignature import Cosigner
 from ledger.errors import EncodingError, LedgerError, SignatureError
+from ledger.files import write_atomically
 from ledger.hashing import EMPTY_ROOT, b64decode, b64encode
 from ledger.note import Checkpoint, NoteVerifier, open_note, parse_note
 
@@ -62,18 +62,9 @@ class WitnessState:
         return int(data["size"]), b64decode(str(data["root"]), what="stored root", size=32)
 
     def save(self, origin: str, size: int, root: bytes) -> None:
-        path = self._path(origin)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".saving-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump({"origin": origin, "size": size, "root": b64encode(root)}, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash
-        finally:
-            os.close(directory)
+        state = {"origin": origin, "size": size, "root": b64encode(root)}
+        # the rename itself must survive a crash: a witness that forgot a size could cosign a fork
+        write_atomically(self._path(origin), json.dumps(state).encode("utf-8"), sync_directory=True)
 
     def locked(self) -> _Locked:
         return _Locked(self)
