@@ -35,12 +35,9 @@ def check_key_name(name: str) -> None:
         raise EncodingError(f"note key name {name!r} must be non-empty with no spaces or '+'")
 
 
-_check_key_name = check_key_name
-
-
 def key_hash(name: str, public_key: bytes) -> int:
     """key ID = SHA-256(key name || 0x0A || 0x01 || 32-byte Ed25519 public key)[:4], big-endian."""
-    _check_key_name(name)
+    check_key_name(name)
     digest = sha256(name.encode("utf-8") + b"\n" + bytes([ED25519_TYPE]) + public_key)
     return int(struct.unpack(">I", digest[:4])[0])
 
@@ -82,7 +79,7 @@ class NoteSigner:
     private_key: Ed25519PrivateKey
 
     def __post_init__(self) -> None:
-        _check_key_name(self.name)
+        check_key_name(self.name)
 
     @property
     def verifier(self) -> NoteVerifier:
