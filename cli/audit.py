@@ -210,7 +210,7 @@ def from_tiles(location: str, log_key: str | None, state_dir: Path | None) -> Sn
     elif (remembered := State(state_dir, origin).log_key) is not None:
         key = parse_key(remembered, "the log key remembered for " + origin)
     else:
-        raise CliError(f"tiles publish no log key: give --log-key (the key of {origin} you trust)")
+        raise CliError(f"the tiles at {location} carry no log key: give --log-key (the key of {origin} you trust)")
     reader = TileReader(fetch, size)
     try:
         leaves = reader.entries()

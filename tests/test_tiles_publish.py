@@ -112,7 +112,7 @@ def test_verify_audits_the_log_from_tiles_alone(site: Site) -> None:
     fresh = site.out.parent / "new-auditor"
     refused = runner.invoke(cli_app, ["verify", "--tiles", str(site.out), "--state", str(fresh)])
     assert refused.exit_code == 2
-    assert "tiles publish no log key: give --log-key" in refused.output
+    assert "carry no log key: give --log-key (the key of" in refused.output
 
 
 def test_a_tile_that_lies_is_caught(site: Site) -> None:
