@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems, security
@@ -25,7 +27,8 @@ from api.problems import problem_response
 from api.ratelimit import RateLimits
 from api.routes import actors, batches, certificates, epcis, events, log, sla, tlog
 from api.settings import Settings
-from ledger.cosignature import parse_policy
+from api.visibility import CheckpointWaiter
+from ledger.cosignature import Policy, parse_policy
 from ledger.errors import LedgerError
 from ledger.storage import LedgerStore, create_db_engine, migrate
 from ledger.storage.opening import open_log_store
@@ -92,17 +95,31 @@ problem (application/problem+json).
 """
 
 
-def _witnessing(store: LedgerStore, settings: Settings) -> LogWitnessing | None:
-    """With a policy file, a witnessed log: reads never sign, the issuer does (and asks the witnesses)."""
+def _await_current_checkpoint(store: LedgerStore, stop: threading.Event, timeout_s: float = 5.0) -> None:
+    """Until a checkpoint covers the log as this process found it (the issuer's first tick, moments away), so that
+    the first reads find what was appended while no server ran, rather than a 503 or an older tree."""
+    try:
+        size = store.size()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not stop.is_set():
+            checkpointed = store.checkpointed_size()
+            if checkpointed is not None and checkpointed >= size:
+                return
+            stop.wait(0.01)
+    except Exception:  # the database cannot be reached yet: readiness (/readyz) says so, not start-up
+        return
+
+
+def _issuer(store: LedgerStore, settings: Settings) -> LogWitnessing:
+    """The checkpoint issuer, with the witnesses of the policy file if there is one (ledger/witnessing.py)."""
     if settings.policy_file is None:
-        return None
+        return LogWitnessing(store, Policy(), freshness_s=settings.witness_freshness_s)
     try:
         policy = parse_policy(settings.policy_file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SystemExit(f"chainproof: cannot read the policy file {settings.policy_file}: {exc.strerror}") from exc
     except LedgerError as exc:
         raise SystemExit(f"chainproof: {settings.policy_file}: {exc}") from exc
-    store.sign_on_read = False
     return LogWitnessing(store, policy, freshness_s=settings.witness_freshness_s)
 
 
@@ -120,19 +137,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # background, so that the first report after a start finds them ready instead of waiting for them
         threading.Thread(target=_warm_up, args=(store,), name="chainproof-sla-warm-up", daemon=True).start()
         stop = threading.Event()
-        if witnessing is not None:  # one process issues checkpoints and asks the witnesses (ledger/witnessing.py)
-            issuer = threading.Thread(
-                target=run_issuer,
-                args=(witnessing, settings.checkpoint_interval_s, stop, settings.data_dir / "checkpoint-issuer.lock"),
-                name="chainproof-checkpoint-issuer",
-                daemon=True,
-            )
-            issuer.start()
+        # one process (among every worker) issues checkpoints and asks the witnesses; reads never sign one
+        issuer = threading.Thread(
+            target=run_issuer,
+            args=(witnessing, settings.checkpoint_interval_s, stop, settings.data_dir / "checkpoint-issuer.lock"),
+            name="chainproof-checkpoint-issuer",
+            daemon=True,
+        )
+        issuer.start()
+        await run_in_threadpool(_await_current_checkpoint, store, stop)
         yield
         stop.set()
         engine.dispose()
 
-    witnessing = _witnessing(store, settings)
+    witnessing = _issuer(store, settings)
 
     app = FastAPI(
         title="Chainproof",
@@ -144,7 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.policy = witnessing.policy if witnessing is not None else None
+    app.state.policy = witnessing.policy if settings.policy_file is not None else None
+    app.state.checkpoints = CheckpointWaiter(store, settings.append_wait_s)
     app.state.token_cache = TokenCache()
     problems.install(app)
     for module in _API_MODULES:

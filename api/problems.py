@@ -21,6 +21,7 @@ from ledger.errors import (
     EncodingError,
     IdempotencyKeyReusedError,
     LedgerError,
+    NoCheckpointYetError,
     NotFoundError,
     ProofError,
     RuleError,
@@ -99,6 +100,8 @@ def ledger_error_status(exc: LedgerError) -> tuple[int, str]:
         return 409, "conflict"
     if isinstance(exc, ProofError):
         return 400, "bad-proof-request"
+    if isinstance(exc, NoCheckpointYetError):
+        return 503, "no-checkpoint-yet"
     return 500, "internal"
 
 
@@ -111,7 +114,8 @@ def install(app: FastAPI) -> None:
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
         status, kind = ledger_error_status(exc)
         extra: dict[str, Any] = {"index": exc.index} if isinstance(exc, DuplicateStatementError) else {}
-        return problem_response(status, str(exc), kind, request, **extra)
+        headers = {"Retry-After": "1"} if isinstance(exc, NoCheckpointYetError) else None
+        return problem_response(status, str(exc), kind, request, headers, **extra)
 
     outage = ThrottledWarning(logger, "database unreachable, answering 503")
 

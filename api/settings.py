@@ -26,11 +26,13 @@ class Settings:
     log_name: str | None = None  # None: the database's own, or one derived from public_url (ledger.storage.opening)
     log_key_file: Path | None = None
     platform_name: str = "Chainproof"  # who issues certificates, as buyers know the platform
-    # Witnessing (ledger/witnessing.py): a C2SP tlog-policy file naming the witnesses to ask; with one, only the
-    # issuer signs checkpoints, every `checkpoint_interval_s` when the log grew, and at least every half
-    # `witness_freshness_s` even when it did not
+    # Checkpoints (ledger/witnessing.py): only the issuer signs them, every `checkpoint_interval_s` when the log
+    # grew, and at least every half `witness_freshness_s` even when it did not; a C2SP tlog-policy file names the
+    # witnesses it asks to cosign each one. An append is answered once a checkpoint covers it (so that whoever
+    # recorded it reads it back at once), or after `append_wait_s` if none does by then (the issuer is down).
     policy_file: Path | None = None
-    checkpoint_interval_s: float = 5.0
+    checkpoint_interval_s: float = 1.0
+    append_wait_s: float = 5.0
     witness_freshness_s: float = 3600.0
     witness_warn_s: float = 3600.0  # a product page warns when its newest cosignature is older than this
     page_proofs_from_tiles: bool = False  # product pages' scripts build their inclusion proofs from /tlog/ tiles
@@ -72,7 +74,9 @@ class Settings:
             values["policy_file"] = Path(env["CHAINPROOF_POLICY"])
         if "CHAINPROOF_CHECKPOINT_INTERVAL_SECONDS" in env:
             name = "CHAINPROOF_CHECKPOINT_INTERVAL_SECONDS"
-            values["checkpoint_interval_s"] = float(_number(env[name], name))
+            values["checkpoint_interval_s"] = _seconds(env[name], name)
+        if "CHAINPROOF_APPEND_WAIT_SECONDS" in env:
+            values["append_wait_s"] = _seconds(env["CHAINPROOF_APPEND_WAIT_SECONDS"], "CHAINPROOF_APPEND_WAIT_SECONDS")
         if "CHAINPROOF_WITNESS_FRESHNESS_MINUTES" in env:
             name = "CHAINPROOF_WITNESS_FRESHNESS_MINUTES"
             values["witness_freshness_s"] = 60.0 * _number(env[name], name)
@@ -182,6 +186,16 @@ def _switch(value: str, name: str) -> bool:
     if value.lower() in ("0", "off", "false", "no"):
         return False
     raise ValueError(f"{name} is {value!r}: say on or off")
+
+
+def _seconds(value: str, name: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0.01 <= seconds <= 3600:
+        raise ValueError(f"{name} is {value!r}: a number of seconds from 0.01 to 3600, like 1 or 0.5, is expected")
+    return seconds
 
 
 def _number(value: str, name: str) -> int:

@@ -53,7 +53,7 @@ def main() -> None:
     store, world, _tokens = _setup(db_url, data_dir)
     print(f"filling {args.entries} entries (not timed) ...", file=sys.stderr)
     append_all(store, chunks(world, args.entries, "AUDIT"))
-    store.checkpoint()
+    store.issue_checkpoint()
     log_key = str(store.signer.verifier)
     store.engine.dispose()
     bundle = data_dir / "ledger.cpb"

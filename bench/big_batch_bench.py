@@ -156,7 +156,7 @@ def main() -> None:
     print(f"filling {args.entries} entries (not timed) ...", file=sys.stderr)
     fill(store, world, args.entries)
     print(f"filled {store.size()} entries in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    store.checkpoint()
+    store.issue_checkpoint()
     store.engine.dispose()
 
     port = free_port()

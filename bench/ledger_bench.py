@@ -98,7 +98,7 @@ def main() -> None:
         f"(ratio {append_rate / rate:.2f}; target 0.6; {append_rate / sodium_rate:.2f} of libsodium's rate)"
     )
 
-    checkpoint = store.checkpoint()
+    checkpoint = store.issue_checkpoint()
     cp = open_checkpoint(checkpoint, store.signer.verifier).checkpoint
     rng = random.Random(1)
     inclusion_ms, consistency_ms = [], []

@@ -29,7 +29,7 @@ def build(size: int, directory: Path) -> Path:
     store = LedgerStore(engine, load_or_create_log_signer(directory / "log-key.pem", "bench.chainproof/log"))
     world = make_world(store)
     append_all(store, chunks(world, size, "MEM"))
-    note = store.checkpoint()
+    note = store.issue_checkpoint()
     bundle = directory / "ledger.cpb"
     snapshot = Snapshot(
         store.signer.verifier, note, store.registrations(0, store.size()), store.size(), store.iter_entries()

@@ -143,7 +143,7 @@ def build(url: str, key_file: Path, shipments: int, now: datetime) -> LedgerStor
             pending.append(pool.submit(store.append_queued, chunk))
         for future in pending:
             future.result()
-    store.checkpoint()
+    store.issue_checkpoint()
     print(f"built {store.size()} entries in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return store
 

@@ -612,7 +612,7 @@ def demo(
         fail("the ledger is not empty; the demo only fills an empty ledger")
     key_dir = settings.data_dir / "demo-keys"
     shown = seed_demo(store, key_dir)
-    store.checkpoint()  # signed by the log's own key: auditors can verify the demo at once
+    store.issue_checkpoint()  # the demo's writer issues its first checkpoint: auditors can verify it at once
     actors = store.directory().actors
     typer.echo(f"demo ledger: {store.size()} entries; {len(actors)} actors")
     for label, url in shown.items():

@@ -63,5 +63,9 @@ class DuplicateStatementError(ConflictError):
         super().__init__(message)
 
 
+class NoCheckpointYetError(LedgerError):
+    """A read of a log whose issuer has not signed its first checkpoint yet: nothing can be proven until it has."""
+
+
 class WrongLogKeyError(LedgerError):
     """A log key other than the one the database records as its log's."""

@@ -1,7 +1,11 @@
-"""The log's side of witnessing (C2SP tlog-witness): on a cadence, one issuer signs a checkpoint when the log has
-grown (or when the last one was witnessed half a freshness bound ago), asks every witness of its policy to cosign
-it with a consistency proof from the size that witness holds, and records the cosignatures that verify. A witness
-that is down or refuses is logged and skipped: appends never wait for witnesses.
+"""The checkpoint issuer, and the log's side of witnessing (C2SP tlog-witness).
+
+One process (the holder of the issuer lock, among every worker on every machine) signs the log's checkpoints, on a
+cadence: when the log has grown, or when the last one was witnessed half a freshness bound ago. Nothing else
+signs one: a read serves the latest issued checkpoint. In a witnessed log the issuer then asks every witness of
+its policy to cosign it, with a consistency proof from the size that witness holds, and records the cosignatures
+that verify. A witness that is down or refuses is logged and skipped: the checkpoint is stored (and served) before
+the witnesses are asked, so appends never wait for witnesses.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, text
 
 from ledger.cosignature import Policy, PolicyWitness
 from ledger.errors import LedgerError
@@ -26,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chainproof.witnessing")
 Post = Callable[[str, bytes], tuple[int, bytes]]
 RETRY_PAUSE_S = 30.0
+TAKEOVER_PAUSE_S = 2.0  # how often a worker that is not the issuer checks whether the issuer's process is gone
+_PG_ISSUER_LOCK = 0x6973737565  # "issue": the advisory lock key of the one checkpoint issuer of this database
 
 
 class WitnessRefusedError(LedgerError):
@@ -103,25 +112,53 @@ class LogWitnessing:
         raise WitnessRefusedError(f"it holds tree size {old}, which this log cannot extend to {checkpoint.size}")
 
 
-def run_issuer(witnessing: LogWitnessing, interval_s: float, stop: threading.Event, lock_path: Path) -> None:
-    """Tick every `interval_s` until `stop`, in the one process that holds `lock_path` (several workers start
-    this; one issues, the others leave at once)."""
+@contextmanager
+def issuer_lock(engine: Engine, lock_path: Path) -> Iterator[bool]:
+    """Whether this process holds the issuer lock (yields False at once when another does). PostgreSQL: a session
+    advisory lock on a connection kept for the purpose, so that workers on several machines agree, and released by
+    the database when the process dies; SQLite (one machine): a lock on `lock_path`."""
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        try:
+            held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_ISSUER_LOCK}).scalar())
+            conn.commit()  # idle, not idle in a transaction: the lock belongs to the session
+            yield held
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_ISSUER_LOCK})
+                conn.commit()
+        finally:
+            conn.close()
+        return
     handle = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(handle)
-        return
-    try:
-        while not stop.is_set():
-            try:
-                witnessing.tick()
-            except Exception:
-                log.exception("issuing or witnessing a checkpoint failed; trying again in %.1f s", interval_s)
-            stop.wait(interval_s)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
         os.close(handle)
 
 
-__all__ = ["LogWitnessing", "WitnessRefusedError", "run_issuer"]
+def run_issuer(witnessing: LogWitnessing, interval_s: float, stop: threading.Event, lock_path: Path) -> None:
+    """Tick every `interval_s` until `stop`, in the one process that holds the issuer lock. Every worker starts
+    this; the others try again now and then, so that one of them takes over when the issuer's process ends."""
+    while not stop.is_set():
+        try:
+            with issuer_lock(witnessing.store.engine, lock_path) as held:
+                while held and not stop.is_set():
+                    try:
+                        witnessing.tick()
+                    except Exception:
+                        log.exception("issuing or witnessing a checkpoint failed; trying again in %.1f s", interval_s)
+                    stop.wait(interval_s)
+        except Exception:  # the database cannot be reached: try again later
+            log.exception("cannot take the checkpoint issuer's lock; trying again in %.1f s", TAKEOVER_PAUSE_S)
+        stop.wait(TAKEOVER_PAUSE_S)
+
+
+__all__ = ["LogWitnessing", "WitnessRefusedError", "issuer_lock", "run_issuer"]

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from ledger.logkey import load_or_create_log_signer
 from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
-from tests.factory import World, make_world
+from tests.factory import EagerlyCheckpointedStore, World, make_world
 
 # CI runs the same examples every time (a failure there is reproducible, and main stays green on a clean clone);
 # developers' runs explore new ones (HYPOTHESIS_PROFILE=ci reproduces CI's).
@@ -76,12 +76,18 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 @pytest.fixture
 def store(engine: Engine, tmp_path: Path) -> LedgerStore:
-    return LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", LOG_NAME))
+    return EagerlyCheckpointedStore(engine, load_or_create_log_signer(tmp_path / "log.key", LOG_NAME))
 
 
 @pytest.fixture
 def world(store: LedgerStore) -> World:
     return make_world(store)
+
+
+@pytest.fixture
+def plain_world(engine: Engine, tmp_path: Path) -> World:
+    """Over the store as deployed: nothing signs a checkpoint but the issuer (here: the test, explicitly)."""
+    return make_world(LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", LOG_NAME)))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +13,20 @@ from ledger.events import Role, format_time, new_statement
 from ledger.rules import Actor, ActorKey
 from ledger.signing import Ed25519PrivateKey, generate_private_key, public_key_bytes, sign_statement
 from ledger.storage import LedgerStore, Submission
+from ledger.storage.store import AppendOutcome, PreparedAppend
 
 _last_signed_at = datetime.min.replace(tzinfo=UTC)
+
+
+class EagerlyCheckpointedStore(LedgerStore):
+    """A log whose issuer signs a checkpoint the moment anything is committed (a zero cadence), for tests of what
+    is read back after an append. The cadence itself, and that reads never sign, are tested with the plain store
+    (tests/test_witnessing.py) and through servers, whose issuer runs as deployed."""
+
+    def commit(self, group: Sequence[PreparedAppend], *, now: datetime | None = None) -> list[AppendOutcome]:
+        outcomes = super().commit(group, now=now)
+        self.issue_checkpoint(now=now)
+        return outcomes
 
 
 def signed_now() -> str:

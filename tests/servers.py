@@ -34,6 +34,17 @@ def listening_sockets(port: int) -> int:
     return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
 
 
+def until_checkpointed(store: Any, timeout_s: float = 10.0) -> None:
+    """Until the server's checkpoint issuer has covered everything appended so far (a test that appends through
+    the store, not the API, whose answer would have waited for it)."""
+    size = store.size()
+    deadline = time.monotonic() + timeout_s
+    while (store.checkpointed_size() or 0) < size:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no checkpoint covered tree size {size} within {timeout_s} s: is the issuer running?")
+        time.sleep(0.01)
+
+
 @dataclass
 class Server:
     url: str
@@ -52,7 +63,12 @@ class Server:
 
 def start_server(data_dir: Path, key_file: Path | None = None, **overrides: Any) -> Server:
     port = free_port()
-    values: dict[str, Any] = {"public_url": f"http://127.0.0.1:{port}", "log_name": LOG, "log_key_file": key_file}
+    values: dict[str, Any] = {
+        "public_url": f"http://127.0.0.1:{port}",
+        "log_name": LOG,
+        "log_key_file": key_file,
+        "checkpoint_interval_s": 0.05,  # tests append and read back at once: the issuer ticks often
+    }
     settings = Settings(data_dir=data_dir, **(values | overrides))
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", server_header=False, proxy_headers=False

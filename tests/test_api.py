@@ -65,6 +65,7 @@ class Api:
 @pytest.fixture
 def api(engine: Engine, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
+        checkpoint_interval_s=0.05,
         data_dir=tmp_path,
         db_url=engine.url.render_as_string(hide_password=False),
         public_url=PUBLIC_URL,
@@ -274,7 +275,7 @@ BAD_INPUTS = {
 def test_bad_input_is_a_problem_and_writes_nothing(api: Api, case: str) -> None:
     make, status, words = BAD_INPUTS[case]
     api.record(api.world.merchant, "origin", "OK", "1", origin_data())
-    before, checkpoint = api.size(), api.store.checkpoint()
+    before, checkpoint = api.size(), api.store.issue_checkpoint()
     payload = make(api)
     headers = api.auth(api.world.merchant)
     if isinstance(payload, str):
@@ -284,7 +285,7 @@ def test_bad_input_is_a_problem_and_writes_nothing(api: Api, case: str) -> None:
     body = _problem(r, status)
     assert words.lower() in body["detail"].lower()
     assert api.size() == before
-    assert api.store.checkpoint() == checkpoint
+    assert api.store.issue_checkpoint() == checkpoint
 
 
 def test_second_origin_is_a_conflict(api: Api) -> None:

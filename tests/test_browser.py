@@ -12,7 +12,7 @@ from cli.demo import seed_demo
 from tests.chromium import CHROMIUM
 from tests.chromium import watch_csp as _watch_csp
 from tests.factory import make_world
-from tests.servers import Server, start_server
+from tests.servers import Server, start_server, until_checkpointed
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Chromium is not installed (Debian chromium; make test-deps installs it)"
@@ -35,6 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # a batch longer than a page: 302 events
     world = make_world(store)
     store.append(world.journey("LONG", "1", shipments=75))
+    until_checkpointed(store)
     yield server
     server.stop()
 

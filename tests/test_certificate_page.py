@@ -18,7 +18,7 @@ from ledger.errors import LedgerError
 from ledger.hashing import b64decode
 from tests.chromium import CHROMIUM, watch_csp
 from tests.factory import World, make_world
-from tests.servers import Server, start_server
+from tests.servers import Server, start_server, until_checkpointed
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Chromium is not installed (Debian chromium; make test-deps installs it)"
@@ -37,6 +37,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     world = make_world(server.store)
     world.store.append(world.journey("OIL", "1", shipments=2))
     world.store.append(world.journey("OIL", "9"))
+    until_checkpointed(server.store)
     files: dict[str, bytes] = {}
     with httpx.Client(base_url=server.url) as client:
         for name, path in [
@@ -50,6 +51,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # after its certificate was issued, OIL/9 is recalled and the log grows
     world.store.append([world.merchant.submit("recall", "OIL", "9", {"reason": "Seal failure on lot 9"})])
     world.store.append(world.journey("OIL", "2"))
+    until_checkpointed(server.store)
     yield Site(server, world, files)
     server.stop()
 

@@ -37,7 +37,7 @@ from ledger.note import NoteSigner, NoteVerifier, parse_note, sign_note
 from ledger.signing import generate_private_key
 from ledger.storage import LedgerStore
 from tests.factory import World, add_party, make_world, origin_data, shipment_data
-from tests.servers import start_server
+from tests.servers import start_server, until_checkpointed
 from tests.test_note import _go_notecheck
 
 BASE = "https://trace.example"
@@ -314,7 +314,13 @@ def _pdf_without_attachment(pdf: bytes) -> bytes:
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
     app = create_app(
-        Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log", platform_name="Trace Market")
+        Settings(
+            checkpoint_interval_s=0.05,
+            data_dir=tmp_path,
+            public_url=BASE,
+            log_name="trace.example/log",
+            platform_name="Trace Market",
+        )
     )
     world = make_world(app.state.store)
     world.store.append(world.journey("OIL", "1"))
@@ -381,6 +387,7 @@ def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> Non
     try:
         world = make_world(server.store)
         world.store.append(world.journey("OIL", "1"))
+        until_checkpointed(server.store)
         log_key = str(server.store.signer.verifier)
         state = tmp_path / "state"
         pdf, as_json = tmp_path / "cert.pdf", tmp_path / "cert.json"
@@ -401,9 +408,11 @@ def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> Non
         assert "revocation not revoked at" not in said
 
         world.store.append(world.journey("OIL", "2"))  # the log grows: the certificate stays good
+        until_checkpointed(server.store)
         assert "verified: all holds" in cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key)
 
         world.store.append([world.merchant.submit("recall", "OIL", "1", {"reason": "Seal failure"})])
+        until_checkpointed(server.store)
         revoked = cli("certificate", "verify", pdf, "--server", server.url, "--log-key", log_key, code=1)
         assert "REVOKED" in revoked
         assert "Seal failure" in revoked
@@ -438,7 +447,9 @@ def test_cli_gets_verifies_and_sees_a_later_recall_revoke(tmp_path: Path) -> Non
 def test_the_demo_certificate_that_serve_prints_exists(tmp_path: Path) -> None:
     from cli.demo import DEMO_CERTIFICATE, seed_demo
 
-    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    app = create_app(
+        Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, public_url=BASE, log_name="trace.example/log")
+    )
     seed_demo(app.state.store, tmp_path / "keys")
     with TestClient(app) as client:
         response = client.get(DEMO_CERTIFICATE)

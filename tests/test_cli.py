@@ -27,7 +27,7 @@ def test_db_upgrade_and_verify(tmp_path: Path, monkeypatch) -> None:
     result = runner.invoke(app, ["verify", "--db", url])
     assert result.exit_code == 2  # audits never sign: no checkpoint (nor key) is there to verify against yet
     assert "no log key yet" in result.output
-    store.checkpoint()  # as the server does when a client asks for one
+    store.issue_checkpoint()  # as the server does when a client asks for one
     result = runner.invoke(app, ["verify", "--db", url])
     assert result.exit_code == 0, result.output
     assert "verified: all holds" in result.output

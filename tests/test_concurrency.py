@@ -68,7 +68,7 @@ def test_concurrent_appends(engine: Engine, tmp_path) -> None:
     size = store.size()
     assert size == world.at(written + 1)
     assert [e.stored_index for e in store.iter_entries()] == list(range(size))
-    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint())
     assert report.ok, report.problems[:5]
     assert report.batches == THREADS + 1
 
@@ -111,7 +111,7 @@ def test_group_commit_keeps_each_request_all_or_nothing(engine: Engine, tmp_path
     landed = sum(ok for ok, _ in outcomes)
     assert sum(failed for _, failed in outcomes) == THREADS * 10
     assert store.size() == world.at(landed)
-    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint())
     assert report.ok, report.problems[:5]
     for thread in range(THREADS):  # the shipments of the failed requests are not there, the others are
         shipped = [e.leaf for e in store.batch_entries("GRP", f"G{thread}")][1:]

@@ -19,6 +19,7 @@ from ledger.epcis.event_hash import Prefixes, event_hash
 from ledger.epcis.vocabulary import BIZ_STEPS, DISPOSITIONS
 from ledger.hashing import leaf_hash
 from tests.factory import World, handoff_data, inspection_data, make_world, origin_data, shipment_data
+from tests.servers import until_checkpointed
 
 SCHEMA_FILE = Path(__file__).parent / "vectors" / "epcis" / "EPCIS-JSON-Schema.json"
 BASE = "https://trace.example"
@@ -45,7 +46,9 @@ def check_epcis(document: dict[str, Any]) -> None:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
-    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    app = create_app(
+        Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, public_url=BASE, log_name="trace.example/log")
+    )
     world = make_world(app.state.store)
     with TestClient(app) as client:
         yield client, world
@@ -91,6 +94,7 @@ def _full_batch(world: World) -> None:
 def test_a_batch_exports_as_valid_epcis_with_cbv_vocabulary(site) -> None:
     client, world = site
     _full_batch(world)
+    until_checkpointed(world.store)
     answer = client.get("/v1/batches/OIL/L1/epcis")
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/ld+json"
@@ -155,6 +159,7 @@ def test_a_batch_exports_as_valid_epcis_with_cbv_vocabulary(site) -> None:
 def test_a_batch_without_gtin_uses_the_platforms_own_link(site) -> None:
     client, world = site
     world.store.append(world.journey("COF", "7"))
+    until_checkpointed(world.store)
     document = client.get("/v1/batches/COF/7/epcis").json()
     check_epcis(document)
     assert {e["quantityList"][0]["epcClass"] for e in document["epcisBody"]["eventList"]} == {f"{BASE}/p/COF/7"}
@@ -163,6 +168,7 @@ def test_a_batch_without_gtin_uses_the_platforms_own_link(site) -> None:
 def test_export_refuses_a_unit_it_cannot_code_and_an_unknown_batch(site) -> None:
     client, world = site
     world.store.append([world.merchant.submit("origin", "ODD", "1", origin_data() | {"unit": "sacks"})])
+    until_checkpointed(world.store)
     refused = client.get("/v1/batches/ODD/1/epcis")
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"
@@ -202,6 +208,7 @@ def test_every_demo_batch_exports_and_the_cli_writes_it(tmp_path: Path) -> None:
     server = start_server(tmp_path / "server")
     try:
         seed_demo(server.store, server.settings.data_dir / "keys")
+        until_checkpointed(server.store)
         statements = [parse_leaf(e.leaf).statement for e in server.store.entries(0, server.store.size())]
         batches = {(s["sku"], s["lot"]) for s in statements if not s["sku"].startswith("_")}
         assert len(batches) >= 4

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from cli.main import app as cli_app
 from ledger.signing import generate_private_key, private_key_pem, public_key_bytes
 from tests.factory import World, make_world
-from tests.servers import Server, start_server
+from tests.servers import Server, start_server, until_checkpointed
 from tests.test_epcis_export import _full_batch
 
 BASE = "https://trace.example"
@@ -70,6 +70,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 
 def _export(server: Server, sku: str, lot: str) -> dict[str, Any]:
+    until_checkpointed(server.store)  # what the test appended through the store
     answer = httpx.get(f"{server.url}/v1/batches/{sku}/{lot}/epcis")
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -77,6 +78,7 @@ def _export(server: Server, sku: str, lot: str) -> dict[str, Any]:
 
 def _import(pair: Pair, path: Path, *extra: str, importer: Importer | None = None) -> Any:
     who = importer or pair.admin
+    until_checkpointed(pair.target.store)  # the actors the test registered through the store
     return runner.invoke(
         cli_app,
         ["epcis", "import", str(path), "--key", str(who.key), "--token-file", str(who.token),

@@ -18,6 +18,7 @@ from api.app import create_app
 from api.settings import Settings
 from tests.conftest import postgresql_database
 from tests.factory import World, handoff_data, inspection_data, make_world, origin_data, shipment_data
+from tests.servers import until_checkpointed
 from tests.test_epcis_export import VALIDATOR
 
 BASE = "https://trace.example"
@@ -32,7 +33,11 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestC
 
 
 def _site(tmp_path: Path, db_url: str | None) -> Iterator[tuple[TestClient, World]]:
-    app = create_app(Settings(data_dir=tmp_path, db_url=db_url, public_url=BASE, log_name="trace.example/log"))
+    app = create_app(
+        Settings(
+            checkpoint_interval_s=0.05, data_dir=tmp_path, db_url=db_url, public_url=BASE, log_name="trace.example/log"
+        )
+    )
     world = make_world(app.state.store)
     m, lab, c1 = world.merchant, world.inspector, world.carrier
     # Batch A (GTIN, lot A1): origin 11-01 06:00, inspection 11-02 10:00, order 11-03 09:00, handoff 11-04 12:00,
@@ -134,7 +139,8 @@ def test_paging_across_a_page_boundary_reads_one_checkpoint(site) -> None:
         assert params["perPage"] == "3"
     assert pages == 3
     assert seen == ALL
-    # a fresh query sees the new order
+    # a fresh query sees the new order, once a checkpoint covers it
+    until_checkpointed(world.store)
     again, _d, _a = _query(client, EQ_bizStep="shipping", MATCH_anyEPCClass=f"{BASE}/p/TEA/B1")
     assert [t for _b, _s, t in again] == ["2026-11-03T09:00", "2026-11-05T00:00"]
 

@@ -85,7 +85,7 @@ def test_the_first_append_after_a_restart_reads_heads_not_chains(world: World) -
     with pytest.raises(RuleError, match="already has its origin"):
         again.append([world.merchant.submit("origin", "BIG", "1", origin_data())])
     assert _differences(store) == []
-    assert verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint()).ok
+    assert verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint()).ok
 
 
 @pytest.mark.parametrize("doctoring", ["deleted", "stale", "unreadable", "shipment-deleted"])
@@ -111,7 +111,7 @@ def test_a_head_that_disagrees_with_the_log_cannot_fork_a_chain(world: World, do
     )
     with pytest.raises(RuleError, match="already has its origin"):  # a fresh state would have let it in
         LedgerStore(store.engine, store.signer).append([world.merchant.submit("origin", "F", "1", origin_data())])
-    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint())
     assert report.ok, report.problems
     assert _differences(store) == []  # and the head was written back as the log says
 
@@ -149,7 +149,7 @@ def _cli(*args: str | Path, code: int = 0, env: dict[str, str] | None = None) ->
 def test_verify_db_names_a_doctored_head_and_db_rebuild_mends_it(world: World, tmp_path: Path) -> None:
     store = world.store
     store.append(world.journey("D", "1", shipments=2))
-    store.checkpoint()
+    store.issue_checkpoint()
     store.append(world.journey("D", "2"))  # after the checkpoint: its heads are checked too
     url = store.engine.url.render_as_string(hide_password=False)
     key = ["--log-key", str(store.signer.verifier), "--state", str(tmp_path / "state")]

@@ -79,7 +79,7 @@ def test_rows_written_outside_the_log_authorize_nothing_and_are_named(
     forged = [r.index for r in store.append([lab.submit("inspection", "TEA", "1", inspection_data())])]
     forged += [r.index for r in store.append([extra.submit("inspection", "TEA", "1", inspection_data())])]
     monkeypatch.undo()
-    store.checkpoint()
+    store.issue_checkpoint()
     url = store.engine.url.render_as_string(hide_password=False)
     key = ["--log-key", str(store.signer.verifier), "--state", str(tmp_path / "state")]
     result = runner.invoke(app, ["verify", "--db", url, *key, "--format", "json"])
@@ -128,7 +128,7 @@ def test_db_upgrade_moves_an_old_directory_into_the_log_keeping_its_times(
     store.append([shop.submit("origin", "OLD", "1", origin_data())])
     revoked_use = store.append([old.submit("shipment", "OLD", "1", shipment_data("S1"))])[0].index
     monkeypatch.undo()
-    store.checkpoint()
+    store.issue_checkpoint()
     with pytest.raises(LedgerError, match="chainproof db upgrade"):
         open_log_store(engine, key_file, None, None)
     env = {"CHAINPROOF_LOG_KEY_FILE": str(key_file), "CHAINPROOF_DATA_DIR": str(tmp_path)}
@@ -139,7 +139,7 @@ def test_db_upgrade_moves_an_old_directory_into_the_log_keeping_its_times(
     upgraded.append([shop.submit("shipment", "OLD", "1", shipment_data("S2"))])
     with pytest.raises(RuleError, match="revoked"):
         upgraded.append([old.submit("shipment", "OLD", "1", shipment_data("S3"))])
-    upgraded.checkpoint()
+    upgraded.issue_checkpoint()
     again = runner.invoke(app, ["db", "upgrade", "--db", url], env=env)
     assert "registrations" not in again.output  # once only
     result = runner.invoke(
@@ -175,7 +175,7 @@ def test_auditors_list_identities_and_catch_look_alike_names(tmp_path: Path) -> 
         genuine = parties["SGS Test Lab"]
         revoked = store.add_key(genuine.id, public_key_bytes(generate_private_key()))
         store.revoke_key(revoked.key_id, "test")
-        store.checkpoint()
+        store.issue_checkpoint()
         registry = store.registry()
         watch = tmp_path / "watch.txt"
         watch.write_text(f"# labs we work with\nSGS Test Lab @{genuine.id}\n")
@@ -227,14 +227,14 @@ def test_a_fork_of_the_directory_is_caught_like_any_fork(tmp_path: Path) -> None
     migrate(engine)
     store = LedgerStore(engine, load_or_create_log_signer(key_file, "chainproof.test/log"))
     store.add_actor("Ops", Role.ADMIN, public_key_bytes(generate_private_key()))
-    store.checkpoint()
+    store.issue_checkpoint()
     engine.dispose()
     views = []
     for view, lab_name in (("a", "SGS Test Lab"), ("b", "SGS Test Lab (Shenzhen)")):
         shutil.copytree(base, tmp_path / view)
         forked = LedgerStore(create_db_engine(default_sqlite_url(tmp_path / view)), store.signer)
         forked.add_actor(lab_name, Role.INSPECTOR, public_key_bytes(generate_private_key()), actor_id="act_lab")
-        forked.checkpoint()
+        forked.issue_checkpoint()
         forked.engine.dispose()
         views.append(default_sqlite_url(tmp_path / view))
     state = ("--state", tmp_path / "auditor", "--log-key", str(store.signer.verifier))

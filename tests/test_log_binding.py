@@ -27,7 +27,7 @@ from ledger.storage import LedgerStore, read_log_meta
 from ledger.storage.opening import default_log_name, open_log_store
 from ledger.verify import verify_ledger
 from tests.factory import make_world
-from tests.servers import Server, start_server
+from tests.servers import Server, start_server, until_checkpointed
 
 runner = CliRunner()
 
@@ -50,10 +50,10 @@ def _files_digest(directory: Path) -> dict[str, str]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path / "server")
+    server = start_server(tmp_path / "server", checkpoint_interval_s=3600)  # its issuer ticks at start only
     world = make_world(server.store)
     server.store.append(world.journey("AUD", "1"))
-    server.store.checkpoint()
+    server.store.issue_checkpoint()
     server.store.append(world.journey("AUD", "2"))  # logged after the latest checkpoint
     yield server
     server.stop()
@@ -77,7 +77,7 @@ def test_an_audit_from_another_directory_writes_nothing(served: Server, tmp_path
     with served.store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar() == checkpoints_before
     # and the served checkpoint still verifies with the log's key
-    note = served.store.checkpoint()
+    note = served.store.issue_checkpoint()
     open_checkpoint(note, served.store.signer.verifier, served.store.origin)
 
 
@@ -103,7 +103,7 @@ def test_another_log_key_is_refused_naming_both(engine: Engine, tmp_path: Path) 
     assert read_log_meta(engine).verifier_key == recorded  # type: ignore[union-attr]
     stray = LedgerStore(engine, load_or_create_log_signer(tmp_path / "stray.pem", "trace.example/log"))
     with pytest.raises(WrongLogKeyError) as refused:
-        stray.checkpoint()  # whatever path a process took to a store, it never signs with a foreign key
+        stray.issue_checkpoint()  # whatever path a process took to a store, it never signs with a foreign key
     assert recorded in str(refused.value)
     assert str(stray.signer.verifier) in str(refused.value)
     with pytest.raises(WrongLogKeyError, match="no key file at"):
@@ -116,10 +116,10 @@ def test_another_log_key_is_refused_naming_both(engine: Engine, tmp_path: Path) 
 
 
 def test_the_server_refuses_a_foreign_key_at_start(tmp_path: Path) -> None:
-    create_app(Settings(data_dir=tmp_path, public_url="https://trace.example"))
+    create_app(Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, public_url="https://trace.example"))
     load_or_create_log_signer(tmp_path / "other.pem", "trace.example/log")
     with pytest.raises(WrongLogKeyError, match="refusing to sign"):
-        create_app(Settings(data_dir=tmp_path, log_key_file=tmp_path / "other.pem"))
+        create_app(Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, log_key_file=tmp_path / "other.pem"))
 
 
 def test_log_names_follow_the_public_host_or_are_unique(tmp_path: Path) -> None:
@@ -128,11 +128,11 @@ def test_log_names_follow_the_public_host_or_are_unique(tmp_path: Path) -> None:
     assert len(local) == 4  # each a name of its own
     assert all(name.startswith("chainproof-") and name.endswith(".local/log") for name in local)
     # two installs on one machine (or make clean && make run) never share a log name
-    first = create_app(Settings(data_dir=tmp_path / "a")).state.store.origin
-    second = create_app(Settings(data_dir=tmp_path / "b")).state.store.origin
+    first = create_app(Settings(checkpoint_interval_s=0.05, data_dir=tmp_path / "a")).state.store.origin
+    second = create_app(Settings(checkpoint_interval_s=0.05, data_dir=tmp_path / "b")).state.store.origin
     assert first != second
     # ... and one install keeps its name across restarts
-    assert create_app(Settings(data_dir=tmp_path / "a")).state.store.origin == first
+    assert create_app(Settings(checkpoint_interval_s=0.05, data_dir=tmp_path / "a")).state.store.origin == first
 
 
 def test_a_changed_log_key_says_how_to_trust_the_new_one(tmp_path: Path) -> None:
@@ -141,6 +141,7 @@ def test_a_changed_log_key_says_how_to_trust_the_new_one(tmp_path: Path) -> None
     try:
         world = make_world(first.store)
         first.store.append(world.journey("K", "1"))
+        until_checkpointed(first.store)
         cli("verify", "--server", first.url, "--state", state)
         log_name = first.store.origin
     finally:
@@ -150,6 +151,7 @@ def test_a_changed_log_key_says_how_to_trust_the_new_one(tmp_path: Path) -> None
     try:
         world = make_world(second.store)
         second.store.append(world.journey("K", "1"))
+        until_checkpointed(second.store)
         out = cli("verify", "--server", second.url, "--state", state, code=1)
         assert "log-key-changed" in out
         new_key = str(second.store.signer.verifier)
@@ -175,7 +177,7 @@ def test_verify_db_against_stored_checkpoints_only(engine: Engine, tmp_path: Pat
     store.append(world.journey("S", "1"))
     url = engine.url.render_as_string(hide_password=False)
     assert "no checkpoint" in cli("verify", "--db", url, "--state", tmp_path / "st", code=2)
-    store.checkpoint()
+    store.issue_checkpoint()
     out = cli("verify", "--db", url, "--state", tmp_path / "st", "--format", "json")
     assert json.loads(out)["ok"] is True
     report = verify_ledger(store.iter_entries(), store.signer.verifier, store.latest_checkpoint())

@@ -24,7 +24,9 @@ BASE = "https://trace.example"
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    app = create_app(
+        Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, public_url=BASE, log_name="trace.example/log")
+    )
     seed_demo(app.state.store, tmp_path / "keys")
     with TestClient(app) as client:
         yield client
@@ -157,6 +159,7 @@ def test_page_is_safe_from_what_actors_write(site: TestClient) -> None:
     """Recorded text is data: escaped in HTML, never a script or a javascript: link; query strings stay encoded."""
     from ledger.errors import ValidationError
     from tests.factory import add_party, inspection_data, origin_data
+    from tests.servers import until_checkpointed
 
     store = site.app.state.store  # type: ignore[attr-defined]
     merchant = add_party(store, "<script>alert(1)</script> Foods", "merchant")
@@ -166,6 +169,7 @@ def test_page_is_safe_from_what_actors_write(site: TestClient) -> None:
     bad["report"]["url"] = "javascript:alert(1)"
     with pytest.raises(ValidationError, match="url"):
         store.append([inspector.submit("inspection", "XSS", "1", bad)])
+    until_checkpointed(store)
     html = site.get("/p/XSS/1?shipment=a%26b%3Dc").text
     assert "<script>alert(1)</script>" not in html
     assert "<img src=x" not in html
@@ -211,7 +215,9 @@ def test_the_page_says_which_signers_the_operator_registered(tmp_path: Path) -> 
     from ledger.storage import Submission
     from tests.factory import Party, make_world, origin_data, signed_now
 
-    app = create_app(Settings(data_dir=tmp_path, public_url=BASE, log_name="trace.example/log"))
+    app = create_app(
+        Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, public_url=BASE, log_name="trace.example/log")
+    )
     site_world = make_world(app.state.store)
     store = site_world.store
     admin = RegistrationSigner(site_world.admin.id, site_world.admin.private_key, site_world.admin.key.key_id)

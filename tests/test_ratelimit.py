@@ -41,6 +41,7 @@ def _redis_reachable() -> bool:
 @pytest.fixture
 def limited(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
     settings = Settings(
+        checkpoint_interval_s=0.05,
         data_dir=tmp_path,
         rate_limit_writes="3/minute",
         rate_limit_failed_auth="3/minute",
@@ -122,7 +123,9 @@ def test_pages_and_qr_codes_are_limited_per_address(limited: tuple[TestClient, W
 
 
 def test_limits_can_be_switched_off(tmp_path: Path) -> None:
-    app = create_app(Settings(data_dir=tmp_path, rate_limits=False, rate_limit_pages="1/minute"))
+    app = create_app(
+        Settings(checkpoint_interval_s=0.05, data_dir=tmp_path, rate_limits=False, rate_limit_pages="1/minute")
+    )
     with TestClient(app) as client:
         for _ in range(3):
             response = client.get("/p/NOPE/1")

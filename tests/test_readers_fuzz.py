@@ -51,7 +51,7 @@ def _ledger() -> tuple[LedgerStore, Any]:
 
 
 _STORE, _WORLD = _ledger()
-_CHECKPOINT = _STORE.checkpoint()
+_CHECKPOINT = _STORE.issue_checkpoint()
 _BUNDLE = _DIR / "valid.cpb"
 write_export(
     Snapshot(

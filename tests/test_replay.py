@@ -23,7 +23,7 @@ from tests.factory import World, inspection_data, make_world, origin_data, shipm
 
 
 def _verify(store: LedgerStore):
-    return verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
+    return verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint())
 
 
 def test_the_store_refuses_a_replay_naming_the_first_index(world: World) -> None:
@@ -153,7 +153,7 @@ def test_the_verifier_reports_an_entry_beyond_the_leaf_limit(world: World) -> No
         world.at(1), "2026-11-20T08:00:00.000000Z", None, b"\0" * 64, b'{"pad":"' + b"x" * MAX_LEAF_BYTES + b'"}'
     )
     entries = [*store.iter_entries(), LogEntry(big)]
-    report = verify_ledger(entries, store.signer.verifier, store.checkpoint())
+    report = verify_ledger(entries, store.signer.verifier, store.issue_checkpoint())
     assert [(p.index, p.code) for p in report.problems if p.code == "leaf-too-large"] == [
         (world.at(1), "leaf-too-large")
     ]

@@ -20,7 +20,7 @@ from ledger.verify import verify_ledger
 from tests.factory import inspection_data, make_world, origin_data
 
 _DIR = Path(tempfile.mkdtemp(prefix="chainproof-schemathesis-"))
-_APP = create_app(Settings(data_dir=_DIR, rate_limits=False))
+_APP = create_app(Settings(checkpoint_interval_s=0.05, data_dir=_DIR, rate_limits=False))
 _WORLD = make_world(_APP.state.store)
 _APP.state.store.append(_WORLD.journey("COF", "L1"))
 _TOKEN = _APP.state.store.issue_token(_WORLD.admin.id)
@@ -44,7 +44,7 @@ def test_no_server_errors(case: schemathesis.Case) -> None:
 # -- stateful: sequences of calls that follow the OpenAPI links, with validly signed statements -----------------
 
 _STATE_DIR = Path(tempfile.mkdtemp(prefix="chainproof-stateful-"))
-_STATE_APP = create_app(Settings(data_dir=_STATE_DIR, rate_limits=False))
+_STATE_APP = create_app(Settings(checkpoint_interval_s=0.05, data_dir=_STATE_DIR, rate_limits=False))
 _STATE_WORLD = make_world(_STATE_APP.state.store)
 _STATE_TOKENS = {
     party.id: _STATE_APP.state.store.issue_token(party.id)
@@ -165,5 +165,5 @@ def test_stateful_sequences_with_signed_statements() -> None:
     )
     store = _STATE_APP.state.store
     assert store.size() > before, "no signed statement was ever appended: the run exercised nothing but refusals"
-    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
+    report = verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint())
     assert report.ok, report.problems  # whatever sequence ran, the log it left verifies

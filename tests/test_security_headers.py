@@ -17,7 +17,7 @@ from cli.demo import seed_demo
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     directory = tmp_path_factory.mktemp("headers")
-    app = create_app(Settings(data_dir=directory))
+    app = create_app(Settings(checkpoint_interval_s=0.05, data_dir=directory))
     seed_demo(app.state.store, directory / "keys")
     with TestClient(app) as client:
         yield client

@@ -11,6 +11,7 @@ import pytest
 
 from tests import sla_scenario
 from tests.factory import origin_data
+from tests.servers import until_checkpointed
 from tests.test_api import Api, _problem, api  # noqa: F401 (the fixture)
 
 AS_OF = sla_scenario.AS_OF
@@ -20,6 +21,7 @@ HOUR = 3600
 @pytest.fixture
 def sla_api(api: Api) -> Api:  # noqa: F811
     sla_scenario.build(api.world)
+    until_checkpointed(api.store)
     return api
 
 
@@ -111,6 +113,7 @@ def test_an_id_in_two_batches_asks_for_the_batch(sla_api: Api) -> None:
     sla_api.store.append([w.merchant.submit("origin", "COF", "L9", origin_data())])
     shipment = sla_scenario.shipment("S1", "2026-11-09T08:00:00Z", "2026-11-11T08:00:00Z")
     sla_api.store.append([w.merchant.submit("shipment", "COF", "L9", shipment)])
+    until_checkpointed(sla_api.store)
     problem = _problem(_get(sla_api, "/v1/sla/shipments/S1"), 409)
     assert "COF/L1, COF/L9" in problem["detail"]
     assert _get(sla_api, "/v1/sla/shipments/S1", sku="COF", lot="L9").json()["lot"] == "L9"
@@ -201,7 +204,11 @@ def test_a_server_reads_the_shipments_at_start_not_at_its_first_report(tmp_path:
     world = make_world(LedgerStore(engine, load_or_create_log_signer(tmp_path / "log.key", "trace.example/log")))
     sla_scenario.build(world)
     engine.dispose()
-    app = create_app(Settings(data_dir=tmp_path, log_name="trace.example/log", public_url="http://testserver"))
+    app = create_app(
+        Settings(
+            checkpoint_interval_s=0.05, data_dir=tmp_path, log_name="trace.example/log", public_url="http://testserver"
+        )
+    )
     with TestClient(app):
         store = app.state.store
         deadline = time.monotonic() + 10

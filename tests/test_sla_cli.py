@@ -51,7 +51,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     server = start_server(tmp / "server")
     world = make_world(server.store)
     sla_scenario.build(world)
-    server.store.checkpoint()
+    server.store.issue_checkpoint()
     bundle = tmp / "ledger.cpb"
     cli("export", "--server", server.url, "--out", bundle)
     yield Setup(server, world, bundle, f"sqlite:///{tmp / 'server' / 'chainproof.db'}", tmp)

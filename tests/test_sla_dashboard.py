@@ -36,7 +36,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server = start_server(tmp_path_factory.mktemp("sla-site"))
     world = make_world(server.store)
     sla_scenario.build(world)
-    server.store.checkpoint()
+    server.store.issue_checkpoint()
     tokens = {
         name: server.store.issue_token(getattr(world, name).id)
         for name in ("admin", "merchant", "other_merchant", "carrier", "inspector")

@@ -44,7 +44,7 @@ def _projected(store: LedgerStore) -> list[ShipmentRecord]:
 def test_verify_db_names_a_doctored_shipment_row_and_rebuild_mends_it(world: World, tmp_path: Path) -> None:
     store = world.store
     sla_scenario.build(world)
-    store.checkpoint()
+    store.issue_checkpoint()
     url = store.engine.url.render_as_string(hide_password=False)
     key = ["--log-key", str(store.signer.verifier), "--state", str(tmp_path / "state")]
     assert json.loads(_cli("verify", "--db", url, *key, "--format", "json"))["ok"] is True

@@ -26,7 +26,7 @@ from tests.factory import World, add_party, handoff_data, inspection_data, origi
 
 
 def _verify(store: LedgerStore):
-    return verify_ledger(store.iter_entries(), store.signer.verifier, store.checkpoint())
+    return verify_ledger(store.iter_entries(), store.signer.verifier, store.issue_checkpoint())
 
 
 def test_full_journey_appends_and_verifies(world: World) -> None:
@@ -51,10 +51,10 @@ def test_proofs_from_storage_verify_against_the_checkpoint(world: World) -> None
     store = world.store
     for n in range(5):
         store.append(world.journey("SKU", f"L{n}"))
-    first_note = store.checkpoint()
+    first_note = store.issue_checkpoint()
     first = open_checkpoint(first_note, store.signer.verifier).checkpoint
     store.append(world.journey("SKU", "L9"))
-    second = open_checkpoint(store.checkpoint(), store.signer.verifier).checkpoint
+    second = open_checkpoint(store.issue_checkpoint(), store.signer.verifier).checkpoint
     assert second.size == first.size + 6
     for entry in store.entries(0, second.size):
         assert entry.stored_index is not None
@@ -74,10 +74,11 @@ def test_proofs_from_storage_verify_against_the_checkpoint(world: World) -> None
         store.checkpoint_at(3)
 
 
-def test_checkpoint_is_stable_and_reissued_only_when_the_log_grows(world: World) -> None:
+def test_checkpoint_is_stable_and_reissued_only_when_the_log_grows(plain_world: World) -> None:
+    world = plain_world
     store = world.store
     store.append(world.journey("A", "1"))
-    assert store.checkpoint() == store.checkpoint()
+    assert store.issue_checkpoint() == store.issue_checkpoint()
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM checkpoints")).scalar() == 1
 
@@ -222,7 +223,7 @@ def test_triggers_reject_update_and_delete(world: World, table: str) -> None:
 
     world.store.append_idempotent(world.journey("F", "1"), Idempotency(world.merchant.id, "k1", b"digest"))
     world.store.append([world.merchant.submit("origin", "G", "1", origin_data(gtin="4006381333931"))])
-    world.store.checkpoint()
+    world.store.issue_checkpoint()
     world.store.revoke_key(world.auditor.key.key_id)
     world.store.revoke_token(world.store.issue_token(world.auditor.id))
     world.store.add_cosignatures(world.store.size(), [("witness.example/w+00000000+AA==", 1, "\u2014 w AAAA\n")])
@@ -443,7 +444,7 @@ def test_a_checkpoint_covers_every_entry(world: World) -> None:
     store = world.store
     for lot in ("1", "2", "3"):
         store.append(world.journey("CP", lot))
-        checkpoint = open_checkpoint(store.checkpoint(), store.signer.verifier, store.origin).checkpoint
+        checkpoint = open_checkpoint(store.issue_checkpoint(), store.signer.verifier, store.origin).checkpoint
         leaves = [leaf_hash(entry.leaf) for entry in store.iter_entries()]
         assert checkpoint.size == len(leaves) == store.size()
         assert checkpoint.root_hash == merkle.root_of(leaves)
@@ -534,10 +535,11 @@ def test_a_commit_that_fails_before_or_after_persisting_leaves_the_true_state(
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_checkpoint_write_that_fails_before_or_after_persisting_leaves_the_true_state(
-    world: World, monkeypatch: pytest.MonkeyPatch, when: str
+    plain_world: World, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     """Issuing a checkpoint fails as its row is written, or after it was written. The next checkpoint of the same
     size is the same note (Ed25519 is deterministic; one stored, never two), appends go on, and the log verifies."""
+    world = plain_world
     store = world.store
     store.append(world.journey("K", "1"))
     store.bind_log_key()  # its own transaction: the fault is injected into the checkpoint's
@@ -551,13 +553,13 @@ def test_a_checkpoint_write_that_fails_before_or_after_persisting_leaves_the_tru
 
     monkeypatch.setattr(dialect, "do_commit", commit)
     with pytest.raises(_InjectedError):
-        store.checkpoint()
+        store.issue_checkpoint()
     monkeypatch.undo()
     with store.engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one()
     assert stored == (1 if when == "after" else 0)
-    note = store.checkpoint()
-    assert store.checkpoint() == note
+    note = store.issue_checkpoint()
+    assert store.issue_checkpoint() == note
     assert store.latest_checkpoint() == note
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM checkpoints")).scalar_one() == 1

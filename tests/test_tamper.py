@@ -38,7 +38,7 @@ def _verify(store: LedgerStore, checkpoint: str) -> Report:
 def ledger(world: World) -> tuple[World, str]:
     for lot in ("L1", "L2", "L3"):
         world.store.append(world.journey("TEA", lot))
-    checkpoint = world.store.checkpoint()  # what the auditor saw before the attack
+    checkpoint = world.store.issue_checkpoint()  # what the auditor saw before the attack
     assert _verify(world.store, checkpoint).ok
     return world, checkpoint
 

@@ -21,7 +21,7 @@ from cli.main import app as cli_app
 from ledger.storage.db import default_sqlite_url
 from ledger.tiles import bundles_of, tiles_of
 from tests.factory import World, make_world
-from tests.servers import Server, start_server
+from tests.servers import Server, start_server, until_checkpointed
 
 runner = CliRunner()
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -42,7 +42,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     world = make_world(server.store)
     for n in range(50):  # past 256 entries: full and partial tiles, a level-1 tile
         world.store.append(world.journey("TEA", str(n)))
-    server.store.checkpoint()
+    server.store.issue_checkpoint()
     try:
         yield Site(server, world, default_sqlite_url(tmp_path / "server"), tmp_path / "published",
                    str(server.store.signer.verifier))  # fmt: skip
@@ -67,7 +67,7 @@ def test_publish_is_incremental_and_the_api_serves_the_same_bytes(site: Site) ->
     every = [*tiles_of(size), *bundles_of(size)]
     said = _publish(site)
     assert f"published tree size {size} to {site.out}: {len(every)} tiles written, 0 already there" in said
-    assert (site.out / "checkpoint").read_text() == site.server.store.checkpoint()
+    assert (site.out / "checkpoint").read_text() == site.server.store.issue_checkpoint()
     for tile in every:
         served = httpx.get(f"{site.server.url}/tlog/{tile.path}")
         assert served.status_code == 200, tile.path
@@ -80,7 +80,7 @@ def test_publish_is_incremental_and_the_api_serves_the_same_bytes(site: Site) ->
     # again: nothing new to write; after more entries and a checkpoint, only the tiles that changed
     assert f"0 tiles written, {len(every)} already there" in _publish(site)
     site.world.store.append(site.world.journey("TEA", "new"))
-    site.server.store.checkpoint()
+    site.server.store.issue_checkpoint()
     grown = site.server.store.size()
     new = {t.path for t in [*tiles_of(grown), *bundles_of(grown)]} - {t.path for t in every}
     assert f"published tree size {grown} to {site.out}: {len(new)} tiles written" in _publish(site)
@@ -228,7 +228,7 @@ def test_db_restore_refills_the_lost_tail_so_witnesses_see_no_fork(tmp_path: Pat
         backup_url = _backup(live, tmp_path / "backup")  # the nightly backup: the tail below is lost with the disk
         fork_url = _backup(live, tmp_path / "fork")
         world.store.append(world.journey("LOST", "1", shipments=3))
-        published = world.store.checkpoint()
+        published = world.store.issue_checkpoint()
         size = Checkpoint.parse_body(parse_note(published).text).size
         out = tmp_path / "published"
         said = runner.invoke(cli_app, ["tiles", "publish", "--db", default_sqlite_url(tmp_path / "server"),
@@ -262,7 +262,7 @@ def test_db_restore_refills_the_lost_tail_so_witnesses_see_no_fork(tmp_path: Pat
     assert "nothing to restore" in again.output
     later_world = make_world(store)
     later_world.store.append(later_world.journey("NEW", "1"))
-    later = store.checkpoint()
+    later = store.issue_checkpoint()
     grown = Checkpoint.parse_body(parse_note(later).text).size
     proof = "".join(b64 + "\n" for b64 in _b64(store.consistency_proof(size, grown)))
     assert witness.add_checkpoint(f"old {size}\n{proof}\n{later}".encode()).status == 200
@@ -301,6 +301,7 @@ def test_product_pages_can_build_their_proofs_from_tiles(tmp_path: Path, browser
         world = make_world(server.store)
         for n in range(30):  # past 256 entries: proofs from a level-1 tile and partial tiles
             world.store.append(world.journey("TILE", str(n)))
+        until_checkpointed(server.store)
         html = httpx.get(f"{server.url}/p/TILE/29").text
         data = json_module.loads(html.split('id="ledger-data">', 1)[1].split("</script>", 1)[0])
         assert data["tiles"] == "/tlog"

@@ -16,9 +16,9 @@ from tests.factory import World
 @pytest.fixture
 def grown(world: World) -> tuple[World, str, str]:
     world.store.append(world.journey("OIL", "1"))
-    older = world.store.checkpoint()
+    older = world.store.issue_checkpoint()
     world.store.append(world.journey("OIL", "2", shipments=3))
-    return world, older, world.store.checkpoint()
+    return world, older, world.store.issue_checkpoint()
 
 
 def _run(store: LedgerStore, checkpoint: str | None, older: str | None = None, entries=None, workers: int = 2):
@@ -105,7 +105,7 @@ def test_check_consistency_between_checkpoints(grown) -> None:
 
 
 def _batch_inputs(store: LedgerStore, sku: str, lot: str):
-    checkpoint = store.checkpoint()
+    checkpoint = store.issue_checkpoint()
     size = store.size()
     entries = [(e.stored_index, e.leaf) for e in store.batch_entries(sku, lot)]
     proofs = {index: store.inclusion_proof(index, size) for index, _leaf in entries}
@@ -223,7 +223,7 @@ def test_worker_processes_report_exactly_what_one_process_does(long_log, monkeyp
     real_pool = verify_module.signature_process_pool
     monkeypatch.setattr(verify_module, "signature_process_pool", lambda n: started.append(n) or real_pool(n))
     world, entries, broken = long_log
-    checkpoint = world.store.checkpoint()
+    checkpoint = world.store.issue_checkpoint()
     alone = _run(world.store, checkpoint, entries=entries, workers=1)
     assert started == []
     pooled = _run(world.store, checkpoint, entries=entries, workers=2)
@@ -247,7 +247,7 @@ def test_a_dead_signature_pool_changes_nothing_but_speed(long_log, monkeypatch: 
 
     monkeypatch.setattr(verify_module, "signature_process_pool", lambda workers: DeadPool())
     world, entries, broken = long_log
-    report = _run(world.store, world.store.checkpoint(), entries=entries, workers=2)
+    report = _run(world.store, world.store.issue_checkpoint(), entries=entries, workers=2)
     assert _bad_signatures(report) == broken
 
 

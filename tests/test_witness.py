@@ -90,7 +90,7 @@ def test_policy_files_and_quorums(cosigner: Cosigner) -> None:
 def test_the_witness_answers_as_the_spec_says(world: World, cosigner: Cosigner, tmp_path: Path) -> None:
     store = world.store
     witness = _witness(store, cosigner, tmp_path / "state")
-    first = store.checkpoint()
+    first = store.issue_checkpoint()
     size = Checkpoint.parse_body(parse_note(first).text).size
     answer = witness.add_checkpoint(_request(0, [], first))
     assert answer.status == 200, answer.body
@@ -102,7 +102,7 @@ def test_the_witness_answers_as_the_spec_says(world: World, cosigner: Cosigner, 
     assert (stale.status, stale.body, stale.content_type) == (409, f"{size}\n".encode(), "text/x.tlog.size")
     # the log grows: cosigned with a consistency proof from the size it holds
     store.append(world.journey("W", "1"))
-    second = store.checkpoint()
+    second = store.issue_checkpoint()
     grown = Checkpoint.parse_body(parse_note(second).text).size
     proof = store.consistency_proof(size, grown)
     bad_proof = [bytes(32), *proof[1:]]
@@ -116,7 +116,7 @@ def test_the_witness_answers_as_the_spec_says(world: World, cosigner: Cosigner, 
 def test_what_it_refuses(world: World, cosigner: Cosigner, tmp_path: Path) -> None:
     store = world.store
     witness = _witness(store, cosigner, tmp_path / "state")
-    note = store.checkpoint()
+    note = store.issue_checkpoint()
     assert witness.add_checkpoint(b"old 0\n" + note.encode()).status == 400  # no empty line
     assert witness.add_checkpoint(b"old 01\n\n" + note.encode()).status == 400
     assert witness.add_checkpoint(_request(0, [], note.replace(store.origin, "other.example/log"))).status in (403, 404)
@@ -134,7 +134,7 @@ def test_what_it_refuses(world: World, cosigner: Cosigner, tmp_path: Path) -> No
 
 def test_a_fork_is_never_cosigned_not_even_after_a_restart(world: World, cosigner: Cosigner, tmp_path: Path) -> None:
     store = world.store
-    note = store.checkpoint()
+    note = store.issue_checkpoint()
     size = Checkpoint.parse_body(parse_note(note).text).size
     assert _witness(store, cosigner, tmp_path / "state").add_checkpoint(_request(0, [], note)).status == 200
     # the same log key signs another tree of the same size (a split view)
@@ -149,13 +149,13 @@ def test_racing_submissions_cosign_one_history(world: World, cosigner: Cosigner,
     learns the new size (the spec's rollback race cannot happen)."""
     store = world.store
     witness = _witness(store, cosigner, tmp_path / "state")
-    base = store.checkpoint()
+    base = store.issue_checkpoint()
     size = Checkpoint.parse_body(parse_note(base).text).size
     assert witness.add_checkpoint(_request(0, [], base)).status == 200
     store.append(world.journey("R", "1"))
-    middle = store.checkpoint()
+    middle = store.issue_checkpoint()
     store.append(world.journey("R", "2"))
-    top = store.checkpoint()
+    top = store.issue_checkpoint()
     requests = []
     for note in (middle, top):
         grown = Checkpoint.parse_body(parse_note(note).text).size
@@ -211,7 +211,7 @@ def test_witness_keygen_and_serve_over_http(world: World, tmp_path: Path) -> Non
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        note = world.store.checkpoint()
+        note = world.store.issue_checkpoint()
         answer = httpx.post(url + "/add-checkpoint", content=_request(0, [], note))
         assert answer.status_code == 200, answer.text
         assert vkey.timestamp_of(note + answer.text) is not None

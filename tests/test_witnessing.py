@@ -6,12 +6,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ledger.cosignature import Cosigner, parse_policy
+from ledger.logkey import load_or_create_log_signer
 from ledger.note import Checkpoint, parse_note
 from ledger.signing import generate_private_key
 from ledger.witness import Witness, WitnessState
 from ledger.witnessing import LogWitnessing
-from tests.factory import World
+from tests.factory import World, make_world
+
+
+@pytest.fixture
+def world(plain_world: World) -> World:
+    """Over the store as deployed: nothing but the issuer signs a checkpoint."""
+    return plain_world
 
 
 class Clock:
@@ -42,7 +51,6 @@ def _setup(world: World, tmp_path: Path, clock: Clock) -> tuple[LogWitnessing, C
         answer = witness.add_checkpoint(body)
         return answer.status, answer.body
 
-    store.sign_on_read = False
     return LogWitnessing(store, policy, freshness_s=600, post=post, clock=clock), up, calls
 
 
@@ -101,7 +109,6 @@ def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from cli.main import app as cli_app
-    from ledger.logkey import load_or_create_log_signer
     from tests.factory import make_world
     from tests.servers import LOG, free_port, start_server
 
@@ -210,7 +217,6 @@ def test_the_browser_checks_cosignatures_as_the_log_does(tmp_path: Path) -> None
 def test_the_product_page_shows_its_witnesses_and_warns_when_they_are_old(tmp_path: Path, browser) -> None:
     """In Chromium: a witnessed log's product page says how many witnesses vouch for it and how recently; when the
     newest cosignature is older than the bound, it warns that a recent recall could be missing."""
-    from tests.factory import make_world
     from tests.servers import start_server
 
     up = Cosigner("witness.example/up", generate_private_key())
@@ -260,3 +266,111 @@ def test_a_witness_that_was_down_is_asked_again_after_a_pause(world: World, tmp_
     clock.now += 30
     assert witnessing.tick() == world.store.size()  # after the pause it is asked again, the other is not
     assert calls == ["https://down.example/add-checkpoint"]
+
+
+def test_three_witnesses_refuse_a_forked_log_and_a_quorum_of_two_rejects_it(tmp_path: Path) -> None:
+    """Three `witness serve` processes witness a log. Its database is restored from a backup and different entries
+    are appended (a fork: the same key, another history). Every witness that saw the original refuses the fork's
+    checkpoint (a consistency proof from the size it holds cannot verify), so the fork serves its checkpoint with
+    no cosignature, and a verifier whose policy needs 2 of the 3 rejects it, as it accepted the original."""
+    import shutil
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from cli.main import app as cli_app
+    from ledger.hashing import b64encode
+    from ledger.logkey import load_or_create_log_signer
+    from tests.servers import LOG, free_port, start_server
+
+    runner = CliRunner()
+    log_signer = load_or_create_log_signer(tmp_path / "log.pem", LOG)
+    (tmp_path / "witness.policy").write_text(f"log {log_signer.verifier}\nquorum none\n")
+    chainproof = str(Path(sys.executable).parent / "chainproof")
+    witnesses, lines, processes = [], [], []
+    for n in range(3):
+        made = runner.invoke(cli_app, ["witness", "keygen", "--name", f"witness.example/f{n}",
+                                       "--out", str(tmp_path / f"w{n}.pem")])  # fmt: skip
+        assert made.exit_code == 0, made.output
+        port = free_port()
+        witnesses.append(f"http://127.0.0.1:{port}")
+        lines.append(f"witness F{n} {made.output.strip()} http://127.0.0.1:{port}\n")
+        processes.append(subprocess.Popen(
+            [chainproof, "witness", "serve", "--key", str(tmp_path / f"w{n}.pem"), "--port", str(port),
+             "--policy", str(tmp_path / "witness.policy"), "--state", str(tmp_path / f"state-{n}")],
+            stdout=subprocess.DEVNULL,
+        ))  # fmt: skip
+    policy = f"log {log_signer.verifier}\n" + "".join(lines) + "group TWO 2 F0 F1 F2\nquorum TWO\n"
+    (tmp_path / "log.policy").write_text(policy)
+
+    def cosigned_by(url: str, size: int) -> int:
+        note = httpx.get(f"{url}/v1/log/checkpoint").text
+        return sum(f"— witness.example/f{n} " in note for n in range(3)) if f"\n{size}\n" in note else -1
+
+    def audit(url: str, state: str) -> tuple[int, str]:
+        said = runner.invoke(cli_app, ["verify", "--server", url, "--policy", str(tmp_path / "log.policy"),
+                                       "--state", str(tmp_path / state)])  # fmt: skip
+        return said.exit_code, said.output
+
+    try:
+        for url in witnesses:
+            for _ in range(400):
+                try:
+                    httpx.get(f"{url}/")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+        original = start_server(tmp_path / "original", key_file=tmp_path / "log.pem",
+                                policy_file=tmp_path / "log.policy", checkpoint_interval_s=0.05)  # fmt: skip
+        try:
+            world = make_world(original.store)
+            world.store.append(world.journey("ORIG", "1"))
+            backup = tmp_path / "fork"
+            backup.mkdir()
+            with sqlite3.connect(tmp_path / "original" / "chainproof.db") as live, \
+                    sqlite3.connect(backup / "chainproof.db") as copy:  # fmt: skip
+                live.backup(copy)
+            world.store.append(world.journey("ORIG", "2"))
+            seen = original.store.size()
+            deadline = time.monotonic() + 30
+            while cosigned_by(original.url, seen) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert cosigned_by(original.url, seen) == 3  # every witness saw the original at its size
+            assert audit(original.url, "auditor-original")[0] == 0
+        finally:
+            original.stop()
+
+        shutil.copy(tmp_path / "log.pem", backup / "log-key.pem")
+        fork = start_server(backup, key_file=tmp_path / "log.pem", policy_file=tmp_path / "log.policy",
+                            checkpoint_interval_s=0.05)  # fmt: skip
+        try:
+            other = make_world(fork.store)
+            for lot in ("1", "2", "3"):  # another history, longer than what the witnesses hold
+                other.store.append(other.journey("FORK", lot))
+            forked = fork.store.size()
+            assert forked > seen
+            deadline = time.monotonic() + 10
+            while f"\n{forked}\n" not in httpx.get(f"{fork.url}/v1/log/checkpoint").text:
+                assert time.monotonic() < deadline, "the fork's issuer issued no checkpoint"
+                time.sleep(0.05)
+            time.sleep(0.5)  # its issuer has asked every witness by now
+            assert cosigned_by(fork.url, forked) == 0
+            # each witness, asked directly from the size it holds with the fork's own proof, refuses it
+            note = fork.store.checkpoint()
+            proof = "".join(b64encode(h) + "\n" for h in fork.store.consistency_proof(seen, forked))
+            for url in witnesses:
+                answer = httpx.post(f"{url}/add-checkpoint", content=f"old {seen}\n{proof}\n{note}".encode())
+                assert answer.status_code == 422, (url, answer.status_code, answer.text)
+            code, said = audit(fork.url, "auditor-fresh")  # an auditor who never saw the original
+            assert code == 1, said
+            assert "not the policy's quorum" in said
+        finally:
+            fork.stop()
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)

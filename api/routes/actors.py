@@ -21,13 +21,14 @@ from api.schemas import (
     TokenInfoOut,
     TokenOut,
 )
+from api.visibility import CheckpointWaiter
 from ledger.errors import NotFoundError
 from ledger.events import Role, format_time
 from ledger.hashing import b64encode, sha256_hex
 from ledger.identities import RegisteredActor, RegisteredKey, Registry
 from ledger.rules import Actor
 from ledger.signing import parse_public_key_text
-from ledger.storage import Submission
+from ledger.storage import AppendResult, Submission
 
 router = APIRouter(prefix="/v1", tags=["actors"])
 
@@ -124,8 +125,14 @@ def _signed(
     return submissions
 
 
+def _appended(request: Request, results: list[AppendResult]) -> None:
+    """Answered once readers can see the registrations (api/visibility.py)."""
+    waiter: CheckpointWaiter = request.app.state.checkpoints
+    waiter.wait_blocking(max(result.index for result in results) + 1)
+
+
 @router.post("/actors", status_code=201, response_model=ActorCreated, summary="Register an actor (admins only)")
-def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> ActorCreated:
+def create_actor(request: Request, body: ActorCreate, caller: CurrentActor, store: StoreDep) -> ActorCreated:
     """Appends the actor's `actor` and `key_add` registrations, signed by the admin, and issues its first token."""
     require_admin(caller)
     public_key = b64encode(parse_public_key_text(body.public_key))
@@ -140,24 +147,24 @@ def create_actor(body: ActorCreate, caller: CurrentActor, store: StoreDep) -> Ac
         ],
         "registrations: [actor, key_add]",
     )
-    store.append_queued(submissions)
+    _appended(request, store.append_queued(submissions)[0])
     key_id = str(submissions[1].statement["data"]["key_id"])
     return ActorCreated(id=str(actor_id), key_id=key_id, token=store.issue_token(str(actor_id)))
 
 
 @router.post("/actors/{actor_id}/keys", status_code=201, response_model=KeyOut, summary="Add a key (rotation)")
-def add_key(actor_id: ActorIdPath, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
+def add_key(request: Request, actor_id: ActorIdPath, body: KeyCreate, caller: CurrentActor, store: StoreDep) -> KeyOut:
     """Appends the key's `key_add` registration, signed by the actor itself or an admin."""
     _self_or_admin(caller, actor_id)
     public_key = b64encode(parse_public_key_text(body.public_key))
     events = None if body.registration is None else [body.registration]
     submissions = _signed(events, caller, [("key_add", {"actor": actor_id, "public_key": public_key})], "registration")
-    store.append_queued(submissions)
+    _appended(request, store.append_queued(submissions)[0])
     return key_out(store.registry().keys[str(submissions[0].statement["data"]["key_id"])])
 
 
 @router.post("/keys/{key_id}/revoke", status_code=204, summary="Revoke a key: it signs nothing from now on")
-def revoke_key(key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
+def revoke_key(request: Request, key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: StoreDep) -> None:
     """Appends the key's `key_revoke` registration, signed by the key's actor or an admin."""
     key = store.registry().keys.get(key_id)
     if key is None:
@@ -167,7 +174,7 @@ def revoke_key(key_id: KeyIdPath, body: KeyRevoke, caller: CurrentActor, store: 
     fields: dict[str, Any] = {"actor": key.actor_id, "key_id": key_id} | (
         {"reason": body.reason} if body.reason else {}
     )
-    store.append_queued(_signed(events, caller, [("key_revoke", fields)], "registration"))
+    _appended(request, store.append_queued(_signed(events, caller, [("key_revoke", fields)], "registration"))[0])
 
 
 @router.post("/actors/{actor_id}/tokens", status_code=201, response_model=TokenOut, summary="Issue an API token")

@@ -18,6 +18,7 @@ from api.problems import ProblemError
 from api.schemas import Recorded, RecordedBatch, SignedEvent
 from api.settings import Settings
 from api.urls import product_url
+from api.visibility import CheckpointWaiter
 from ledger.canonical import parse_json
 from ledger.errors import EncodingError
 from ledger.hashing import b64decode, sha256
@@ -126,6 +127,8 @@ async def _record(
         results, replayed = outcome.unwrap()
     else:
         results, replayed = await run_in_threadpool(store.append_queued, submissions, idempotency)
+    waiter: CheckpointWaiter = request.app.state.checkpoints
+    await waiter.wait(max(result.index for result in results) + 1)  # readers can see it (api/visibility.py)
     return results, {"Idempotent-Replayed": "true"} if replayed else {}
 
 

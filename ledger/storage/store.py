@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ledger.epcis.query import EventQuery
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -38,6 +38,7 @@ from ledger.errors import (
     DuplicateStatementError,
     IdempotencyKeyReusedError,
     LedgerError,
+    NoCheckpointYetError,
     NotFoundError,
     ProofError,
     RuleError,
@@ -451,7 +452,6 @@ class LedgerStore:
         # the latest evaluation, and of what: the columns' arrays and the view
         self._sla_last: tuple[object, tuple[Any, ...], Evaluation] | None = None
         self.sla_projection = True  # bench/sla_bench.py turns it off to measure what the projection costs appends
-        self.sign_on_read = True  # off in a witnessed log: reads serve the latest issued checkpoint, never sign
 
     @property
     def signer(self) -> NoteSigner:
@@ -1576,15 +1576,16 @@ class LedgerStore:
 
     # -- checkpoints --------------------------------------------------------------------------------------------
 
-    def checkpoint(self, *, now: datetime | None = None) -> str:
-        """The signed checkpoint of the current tree, issued (and recorded) if it is new; in a witnessed log
-        (`sign_on_read` off) the latest issued one: there only the issuer signs (`issue_checkpoint`), on its
-        cadence, so that every checkpoint goes to the witnesses."""
-        if not self.sign_on_read:
-            latest = self.latest_checkpoint()
-            if latest is not None:
-                return latest
-        return self.issue_checkpoint(now=now)
+    def checkpoint(self) -> str:
+        """The latest checkpoint the log has issued. A read never signs one: only the issuer does
+        (`issue_checkpoint`, ledger/witnessing.py), on its cadence, so that every checkpoint anyone is shown is
+        one the log's witnesses were asked to cosign. NoCheckpointYetError before the first one."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            raise NoCheckpointYetError(
+                f"the log {self.origin} has issued no checkpoint yet: its issuer signs one within seconds of starting"
+            )
+        return latest
 
     def issue_checkpoint(self, *, now: datetime | None = None) -> str:
         """Sign (and record) the checkpoint of the current tree if it has none; return it."""
@@ -1687,6 +1688,12 @@ class LedgerStore:
                 newest[str(witness)] = (int(timestamp), str(line))
         lines = [line if line.endswith("\n") else line + "\n" for _t, line in (newest[w] for w in sorted(newest))]
         return note + "".join(lines)
+
+    def checkpointed_size(self) -> int | None:
+        """The tree size of the latest issued checkpoint (None before the first): what readers are shown."""
+        with self.engine.connect() as conn:
+            size = conn.execute(select(func.max(checkpoints.c.tree_size))).scalar()
+        return None if size is None else int(size)
 
     def latest_checkpoint(self) -> str | None:
         """The largest checkpoint the log has issued, as stored (no key needed)."""
