@@ -148,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(_await_current_checkpoint, store, stop)
         yield
         stop.set()
+        # let a tick in progress finish (it may be asking a witness) before its connections go
+        await run_in_threadpool(issuer.join, 5.0)
         engine.dispose()
 
     witnessing = _issuer(store, settings)
