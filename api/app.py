@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # one process (among every worker) issues checkpoints and asks the witnesses; reads never sign one
         issuer = threading.Thread(
             target=run_issuer,
-            args=(witnessing, settings.checkpoint_interval_s, stop, settings.data_dir / "checkpoint-issuer.lock"),
+            args=(witnessing, settings.checkpoint_interval_s, stop, settings.data_dir / "checkpoint-issuer.lock", wake),
             name="chainproof-checkpoint-issuer",
             daemon=True,
         )
@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(_await_current_checkpoint, store, stop)
         yield
         stop.set()
+        wake.set()
         # let a tick in progress finish (it may be asking a witness) before its connections go
         await run_in_threadpool(issuer.join, 5.0)
         engine.dispose()
@@ -165,7 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.policy = witnessing.policy if settings.policy_file is not None else None
-    app.state.checkpoints = CheckpointWaiter(store, settings.append_wait_s)
+    wake = threading.Event()  # set by appends: the issuer, if it runs in this process, issues sooner
+    app.state.checkpoints = CheckpointWaiter(store, settings.append_wait_s, wake)
     app.state.token_cache = TokenCache()
     problems.install(app)
     for module in _API_MODULES:

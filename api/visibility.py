@@ -2,7 +2,8 @@
 
 Only the issuer signs checkpoints (ledger/witnessing.py), on its cadence, and readers are shown the log up to the
 latest one: an append answered at once would be invisible to its own recorder for up to a cadence. So the API
-answers an append when the latest checkpoint covers it, or after `append_wait_s` if none does by then (the issuer
+answers an append when the latest checkpoint covers it (and wakes the issuer, if it runs in this process, so that
+a lone append waits a moment rather than a cadence), or after `append_wait_s` if none does by then (the issuer
 is down: the append is recorded all the same, and readers see it with the next checkpoint). The issuer may be in
 another worker or on another machine, so the latest checkpoint's size is read from the database, once per
 `poll_s` for all the appends then waiting in this process.
@@ -24,8 +25,11 @@ logger = logging.getLogger("chainproof.api")
 
 
 class CheckpointWaiter:
-    def __init__(self, store: LedgerStore, wait_s: float, poll_s: float = 0.02) -> None:
+    def __init__(
+        self, store: LedgerStore, wait_s: float, wake: threading.Event | None = None, poll_s: float = 0.02
+    ) -> None:
         self._store, self._wait_s, self._poll_s = store, wait_s, poll_s
+        self._wake = wake
         self._size = 0  # the largest checkpointed tree size seen; it only grows
         self._read_at = -1.0
         self._reading: asyncio.Future[None] | None = None
@@ -40,6 +44,8 @@ class CheckpointWaiter:
     async def wait(self, size: int) -> bool:
         """Until the latest checkpoint covers `size` entries (True), or `append_wait_s` has passed (False)."""
         deadline = time.monotonic() + self._wait_s
+        if self._wake is not None and self._size < size:
+            self._wake.set()
         while self._size < size:
             if time.monotonic() >= deadline:
                 self._late.note(TimeoutError(f"none in {self._wait_s:g} s: is the checkpoint issuer running?"))
@@ -55,6 +61,8 @@ class CheckpointWaiter:
     def wait_blocking(self, size: int) -> bool:
         """`wait`, for a route that runs on a worker thread."""
         deadline = time.monotonic() + self._wait_s
+        if self._wake is not None and self._size < size:
+            self._wake.set()
         while self._size < size:
             if time.monotonic() >= deadline:
                 self._late.note(TimeoutError(f"none in {self._wait_s:g} s: is the checkpoint issuer running?"))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chainproof.witnessing")
 Post = Callable[[str, bytes], tuple[int, bytes]]
 RETRY_PAUSE_S = 30.0
+MIN_GAP_S = 0.25  # the issuer signs at most this often, however often appends wake it
 TAKEOVER_PAUSE_S = 2.0  # how often a worker that is not the issuer checks whether the issuer's process is gone
 _PG_ISSUER_LOCK = 0x6973737565  # "issue": the advisory lock key of the one checkpoint issuer of this database
 
@@ -144,18 +145,33 @@ def issuer_lock(engine: Engine, lock_path: Path) -> Iterator[bool]:
         os.close(handle)
 
 
-def run_issuer(witnessing: LogWitnessing, interval_s: float, stop: threading.Event, lock_path: Path) -> None:
+def run_issuer(
+    witnessing: LogWitnessing,
+    interval_s: float,
+    stop: threading.Event,
+    lock_path: Path,
+    wake: threading.Event | None = None,
+) -> None:
     """Tick every `interval_s` until `stop`, in the one process that holds the issuer lock. Every worker starts
-    this; the others try again now and then, so that one of them takes over when the issuer's process ends."""
+    this; the others try again now and then, so that one of them takes over when the issuer's process ends.
+    `wake`, set by an append in this process, brings the next tick forward, to no sooner than `min_gap` after the
+    last: a lone append waits a moment, not a whole cadence, and a busy log still gets few checkpoints."""
+    min_gap = min(MIN_GAP_S, interval_s)
     while not stop.is_set():
         try:
             with issuer_lock(witnessing.store.engine, lock_path) as held:
                 while held and not stop.is_set():
+                    ticked_at = time.monotonic()
                     try:
                         witnessing.tick()
                     except Exception:
                         log.exception("issuing or witnessing a checkpoint failed; trying again in %.1f s", interval_s)
-                    stop.wait(interval_s)
+                    if wake is None:
+                        stop.wait(interval_s)
+                        continue
+                    wake.wait(max(0.0, ticked_at + interval_s - time.monotonic()))
+                    stop.wait(max(0.0, ticked_at + min_gap - time.monotonic()))
+                    wake.clear()  # before the tick: an append after it wakes the one after
         except Exception:  # the database cannot be reached: try again later
             log.exception("cannot take the checkpoint issuer's lock; trying again in %.1f s", TAKEOVER_PAUSE_S)
         stop.wait(TAKEOVER_PAUSE_S)

@@ -13,11 +13,12 @@ import httpx
 from sqlalchemy import Engine, text
 
 from ledger.cosignature import Policy
+from ledger.logkey import load_or_create_log_signer
 from ledger.note import Checkpoint, parse_note
-from ledger.storage import LedgerStore, create_db_engine
+from ledger.storage import LedgerStore, create_db_engine, default_sqlite_url, migrate
 from ledger.witnessing import LogWitnessing, issuer_lock, run_issuer
 from tests.factory import Party, World, make_world, origin_data
-from tests.servers import Server, start_server
+from tests.servers import LOG, Server, start_server
 
 
 def _post(server: Server, party: Party, sku: str) -> httpx.Response:
@@ -37,25 +38,56 @@ def _checkpoint_rows(store: LedgerStore) -> int:
 
 
 def test_a_read_never_signs_and_an_append_waits_for_the_issuer_then_gives_up(tmp_path: Path) -> None:
-    """An unwitnessed log whose issuer ticks at start and then not for an hour: reads keep serving the checkpoint
-    it issued, however many there are; an append is answered after the bound, recorded, and shown with the next
-    checkpoint. (Before, a read of an unwitnessed log signed the current tree.)"""
-    server = start_server(tmp_path / "server", checkpoint_interval_s=3600, append_wait_s=0.3)
+    """The issuer is elsewhere and down: another process holds its lock and issues nothing. Reads keep serving
+    the checkpoint issued before, however many there are, and sign none; an append is answered at the bound,
+    recorded, and not shown before a checkpoint covers it. (Before, a read of an unwitnessed log signed the
+    current tree.)"""
+    data_dir = tmp_path / "server"
+    data_dir.mkdir()
+    engine = create_db_engine(default_sqlite_url(data_dir))
+    migrate(engine)
+    LedgerStore(engine, load_or_create_log_signer(data_dir / "log-key.pem", LOG)).issue_checkpoint()
+    engine.dispose()
+    with issuer_lock(engine, data_dir / "checkpoint-issuer.lock") as held:  # the issuer's process, hung
+        assert held
+        server = start_server(data_dir, append_wait_s=0.3)
+        try:
+            world = make_world(server.store)  # registrations appended through the store: not yet shown
+            started = _size(httpx.get(f"{server.url}/v1/log/checkpoint").text)
+            rows = _checkpoint_rows(server.store)
+            began = time.monotonic()
+            answer = _post(server, world.merchant, "WAIT")
+            waited = time.monotonic() - began
+            assert answer.status_code == 201, answer.text
+            assert waited >= 0.3  # no checkpoint came: answered at the bound, not before
+            assert server.store.size() == answer.json()["index"] + 1  # recorded all the same
+            for path in (
+                "/v1/log/checkpoint",
+                "/tlog/checkpoint",
+                "/p/WAIT/1",
+                "/v1/batches/WAIT/1",
+                "/v1/epcis/events",
+            ):
+                httpx.get(f"{server.url}{path}")
+            assert _size(httpx.get(f"{server.url}/v1/log/checkpoint").text) == started
+            assert httpx.get(f"{server.url}/v1/batches/WAIT/1").status_code == 404  # not shown before a checkpoint
+            assert _checkpoint_rows(server.store) == rows  # no read signed one
+        finally:
+            server.stop()
+
+
+def test_an_append_wakes_an_issuer_in_its_own_process(tmp_path: Path) -> None:
+    """An issuer on an hour's cadence, in the process that takes the append: the append wakes it, and is answered
+    as soon as its checkpoint is issued, not at the bound."""
+    server = start_server(tmp_path / "server", checkpoint_interval_s=3600, append_wait_s=30)
     try:
-        world = make_world(server.store)  # registrations appended through the store, after the start-up tick
-        started = _size(httpx.get(f"{server.url}/v1/log/checkpoint").text)
-        rows = _checkpoint_rows(server.store)
-        began = time.monotonic()
-        answer = _post(server, world.merchant, "WAIT")
-        waited = time.monotonic() - began
-        assert answer.status_code == 201, answer.text
-        assert waited >= 0.3  # no checkpoint came: answered at the bound, not before
-        assert server.store.size() == answer.json()["index"] + 1  # recorded all the same
-        for path in ("/v1/log/checkpoint", "/tlog/checkpoint", "/p/WAIT/1", "/v1/batches/WAIT/1", "/v1/epcis/events"):
-            httpx.get(f"{server.url}{path}")
-        assert _size(httpx.get(f"{server.url}/v1/log/checkpoint").text) == started
-        assert httpx.get(f"{server.url}/v1/batches/WAIT/1").status_code == 404  # not shown before a checkpoint
-        assert _checkpoint_rows(server.store) == rows  # no read signed one
+        world = make_world(server.store)
+        for n in range(3):
+            began = time.monotonic()
+            answer = _post(server, world.merchant, f"WAKE{n}")
+            assert answer.status_code == 201, answer.text
+            assert time.monotonic() - began < 10  # not the 30 s bound
+            assert _size(httpx.get(f"{server.url}/v1/log/checkpoint").text) > answer.json()["index"]
     finally:
         server.stop()
 
