@@ -41,14 +41,23 @@ class CheckpointWaiter:
         self._size = max(self._size, size)
         self._read_at = time.monotonic()
 
-    async def wait(self, size: int) -> bool:
-        """Until the latest checkpoint covers `size` entries (True), or `append_wait_s` has passed (False)."""
-        deadline = time.monotonic() + self._wait_s
+    def _begin(self, size: int) -> float:
+        """Wake the issuer if this process runs it; the deadline of a wait for `size` entries."""
         if self._wake is not None and self._size < size:
             self._wake.set()
+        return time.monotonic() + self._wait_s
+
+    def _given_up(self, deadline: float) -> bool:
+        if time.monotonic() < deadline:
+            return False
+        self._late.note(TimeoutError(f"none in {self._wait_s:g} s: is the checkpoint issuer running?"))
+        return True
+
+    async def wait(self, size: int) -> bool:
+        """Until the latest checkpoint covers `size` entries (True), or `append_wait_s` has passed (False)."""
+        deadline = self._begin(size)
         while self._size < size:
-            if time.monotonic() >= deadline:
-                self._late.note(TimeoutError(f"none in {self._wait_s:g} s: is the checkpoint issuer running?"))
+            if self._given_up(deadline):
                 return False
             if time.monotonic() - self._read_at >= self._poll_s:
                 if self._reading is None or self._reading.done():  # one read serves every append then waiting
@@ -60,12 +69,9 @@ class CheckpointWaiter:
 
     def wait_blocking(self, size: int) -> bool:
         """`wait`, for a route that runs on a worker thread."""
-        deadline = time.monotonic() + self._wait_s
-        if self._wake is not None and self._size < size:
-            self._wake.set()
+        deadline = self._begin(size)
         while self._size < size:
-            if time.monotonic() >= deadline:
-                self._late.note(TimeoutError(f"none in {self._wait_s:g} s: is the checkpoint issuer running?"))
+            if self._given_up(deadline):
                 return False
             with self._lock:
                 if time.monotonic() - self._read_at >= self._poll_s:

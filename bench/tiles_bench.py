@@ -44,6 +44,7 @@ from ledger.storage import LedgerStore, default_sqlite_url  # noqa: E402
 from ledger.tiles import WIDTH, Tile, TileReader, entry_bundle, parse_path, tile_bytes  # noqa: E402
 from ledger.witness import Witness, WitnessState  # noqa: E402
 from ledger.witnessing import LogWitnessing  # noqa: E402
+from tests.servers import free_port, until_listening  # noqa: E402
 
 SIM_LOG = "bench.example/simulated"
 
@@ -54,8 +55,10 @@ def _real_log(entries: int, data_dir: Path) -> tuple[LedgerStore, str]:
     print(f"filling {entries} entries (not timed) ...", file=sys.stderr)
     append_all(store, chunks(world, entries, "TILES"))
     store.issue_checkpoint()
-    database = data_dir / "chainproof.db"
-    print(f"the SQLite database: {database.stat().st_size / store.size():,.0f} bytes per entry (all tables, indexes)")
+    with store.engine.connect() as conn:  # everything into the database file, none left in its write-ahead log
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    stored = sum(path.stat().st_size for path in data_dir.glob("chainproof.db*"))
+    print(f"the SQLite database: {stored / store.size():,.0f} bytes per entry (all tables, indexes)")
     return store, db_url
 
 
@@ -90,14 +93,6 @@ def publish_and_verify(store: LedgerStore, db_url: str, data_dir: Path, rounds: 
         f"verify --tiles: median {statistics.median(verify_ratios):.3f} x the Ed25519 reference "
         f"(range {min(verify_ratios):.3f}-{max(verify_ratios):.3f}, {rounds} runs)"
     )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def witness_rounds(store: LedgerStore, data_dir: Path, rounds: int = 50) -> None:
@@ -155,17 +150,12 @@ def witness_rounds(store: LedgerStore, data_dir: Path, rounds: int = 50) -> None
                 capture_output=True,
                 text=True,
             )
-            port = _free_port()
+            port = free_port()
             command = [CHAINPROOF, "witness", "serve", "--key", str(key), "--port", str(port)]
             command += ["--policy", str(data_dir / "witness.policy"), "--state", str(data_dir / f"http-state-{n}")]
             processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             lines.append(f"witness H{n} {made.stdout.strip()} http://127.0.0.1:{port}\n")
-            for _ in range(400):
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+            until_listening(f"http://127.0.0.1:{port}/")
         with httpx.Client() as client:
 
             def over_http(url: str, body: bytes) -> tuple[int, bytes]:

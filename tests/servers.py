@@ -34,6 +34,21 @@ def listening_sockets(port: int) -> int:
     return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
 
 
+def until_listening(url: str, timeout_s: float = 20.0) -> None:
+    """Until something answers HTTP at `url` (a process started beside the test, such as `witness serve`)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing answered at {url} within {timeout_s} s") from None
+            time.sleep(0.05)
+
+
 def until_checkpointed(store: Any, timeout_s: float = 10.0) -> None:
     """Until the server's checkpoint issuer has covered everything appended so far (a test that appends through
     the store, not the API, whose answer would have waited for it)."""

@@ -110,7 +110,7 @@ def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
 
     from cli.main import app as cli_app
     from tests.factory import make_world
-    from tests.servers import LOG, free_port, start_server
+    from tests.servers import LOG, free_port, start_server, until_listening
 
     runner = CliRunner()
     log_signer = load_or_create_log_signer(tmp_path / "log.pem", LOG)
@@ -129,12 +129,8 @@ def test_a_witnessed_server_end_to_end(tmp_path: Path) -> None:
          "--state", str(tmp_path / "witness-state"), "--port", str(witness_port)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    for _ in range(400):  # up before the log's first checkpoint (one asked while it starts is asked again later)
-        try:
-            httpx.get(f"http://127.0.0.1:{witness_port}/")
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    # up before the log's first checkpoint (one asked while it starts is asked again later)
+    until_listening(f"http://127.0.0.1:{witness_port}/")
     server = start_server(
         tmp_path / "server", key_file=tmp_path / "log.pem", policy_file=tmp_path / "log.policy",
         checkpoint_interval_s=0.2,
@@ -285,7 +281,7 @@ def test_three_witnesses_refuse_a_forked_log_and_a_quorum_of_two_rejects_it(tmp_
     from cli.main import app as cli_app
     from ledger.hashing import b64encode
     from ledger.logkey import load_or_create_log_signer
-    from tests.servers import LOG, free_port, start_server
+    from tests.servers import LOG, free_port, start_server, until_listening
 
     runner = CliRunner()
     log_signer = load_or_create_log_signer(tmp_path / "log.pem", LOG)
@@ -318,12 +314,7 @@ def test_three_witnesses_refuse_a_forked_log_and_a_quorum_of_two_rejects_it(tmp_
 
     try:
         for url in witnesses:
-            for _ in range(400):
-                try:
-                    httpx.get(f"{url}/")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+            until_listening(f"{url}/")
         original = start_server(tmp_path / "original", key_file=tmp_path / "log.pem",
                                 policy_file=tmp_path / "log.policy", checkpoint_interval_s=0.05)  # fmt: skip
         try:
